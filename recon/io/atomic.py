@@ -1,0 +1,38 @@
+"""Atomic output: write to a temporary file beside the target, then rename over it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, inputs=()):
+    """Yield a temporary path in ``path``'s folder; on success rename it to ``path``.
+
+    An interrupted or failed write leaves no partial file. ``inputs`` are paths the
+    caller read from: writing over one of them is refused, so an input is never lost.
+    """
+    from recon.errors import InputError
+
+    path = Path(path)
+    for src in inputs:
+        try:
+            if Path(src).resolve() == path.resolve():
+                raise InputError(f"refusing to overwrite the input {src}: choose another output path")
+        except OSError:
+            pass
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"output folder does not exist: {parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

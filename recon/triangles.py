@@ -1,0 +1,60 @@
+"""The triangle mesh passed between meshing, file writers, metrics, rendering and the viewer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recon.errors import InputError
+
+
+@dataclass
+class TriangleMesh:
+    """An indexed triangle mesh in the user's own units.
+
+    vertices       : (V, 3) float64, input units
+    faces          : (F, 3) int64 indices into vertices, counter-clockwise seen from outside
+    vertex_normals : (V, 3) float32 unit vectors, or None
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_normals: np.ndarray | None = None
+
+    def __post_init__(self):
+        v = np.asarray(self.vertices)
+        f = np.asarray(self.faces)
+        if v.ndim != 2 or v.shape[1] != 3:
+            raise InputError(f"vertices must be (V, 3), got {v.shape}")
+        if f.size == 0:
+            f = f.reshape(0, 3)
+        if f.ndim != 2 or f.shape[1] != 3:
+            raise InputError(f"faces must be (F, 3) triangles, got {f.shape}")
+        self.vertices = np.ascontiguousarray(v, dtype=np.float64)
+        self.faces = np.ascontiguousarray(f, dtype=np.int64)
+        if self.vertex_normals is not None:
+            self.vertex_normals = np.ascontiguousarray(self.vertex_normals, dtype=np.float32)
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self.vertices)
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+    def to_trimesh(self):
+        """A ``trimesh.Trimesh`` view (imports trimesh)."""
+        import trimesh
+
+        return trimesh.Trimesh(
+            vertices=self.vertices,
+            faces=self.faces,
+            vertex_normals=self.vertex_normals,
+            process=False,
+        )
+
+    @classmethod
+    def from_trimesh(cls, tm) -> "TriangleMesh":
+        return cls(np.asarray(tm.vertices), np.asarray(tm.faces))
