@@ -1,0 +1,66 @@
+"""Run code under numba's CUDA simulator, inside the ordinary test run.
+
+``NUMBA_ENABLE_CUDASIM=1`` only takes effect if it is set before numba is first
+imported, and the main pytest process has already imported numba for the CPU kernels.
+So a CUDA test hands its code to a fresh Python process with the variable set::
+
+    from cuda_sim import run_in_cuda_simulator
+
+    def test_trilinear_cuda_matches_cpu():
+        out = run_in_cuda_simulator('''
+            import numpy as np
+            from recon.kernels.trilinear import trilinear_value
+            ...
+            print("ok")
+        ''')
+        assert out.strip().endswith("ok")
+
+The child also gets ``RECON_CUDA_THREADS_PER_BLOCK`` (default 4): a tiny block, so
+multi-block edge cases show up in small tests. ``tests/`` is on ``sys.path``
+(see ``conftest.py``), so ``from cuda_sim import ...`` works in any test module.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_in_cuda_simulator(
+    code: str,
+    *,
+    timeout: float = 300.0,
+    threads_per_block: int = 4,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run ``code`` (Python source, dedented) in a child process under the CUDA simulator.
+
+    Returns the child's stdout. A non-zero exit fails the calling test with the child's
+    stderr, so an assertion inside ``code`` reads like any other test failure.
+    """
+    child_env = dict(os.environ)
+    child_env["NUMBA_ENABLE_CUDASIM"] = "1"
+    child_env["RECON_CUDA_THREADS_PER_BLOCK"] = str(int(threads_per_block))
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    if env:
+        child_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"code under the CUDA simulator exited with {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-8000:]}"
+        )
+    return proc.stdout
