@@ -15,8 +15,9 @@ So a CUDA test hands its code to a fresh Python process with the variable set::
         ''')
         assert out.strip().endswith("ok")
 
-The child also gets ``RECON_CUDA_THREADS_PER_BLOCK`` (default 4): a tiny block, so
-multi-block edge cases show up in small tests. ``tests/`` is on ``sys.path``
+Before ``code`` runs, the child sets ``recon.kernels.config.THREADS_PER_BLOCK`` to
+``threads_per_block`` (default 4): a tiny block, so multi-block edge cases show up in
+small tests. ``tests/`` is on ``sys.path``
 (see ``conftest.py``), so ``from cuda_sim import ...`` works in any test module.
 """
 
@@ -45,12 +46,15 @@ def run_in_cuda_simulator(
     """
     child_env = dict(os.environ)
     child_env["NUMBA_ENABLE_CUDASIM"] = "1"
-    child_env["RECON_CUDA_THREADS_PER_BLOCK"] = str(int(threads_per_block))
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if env:
         child_env.update(env)
+    prelude = (
+        "import recon.kernels.config as _recon_kernel_config\n"
+        f"_recon_kernel_config.THREADS_PER_BLOCK = {int(threads_per_block)}\n"
+    )
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
         cwd=REPO,
         env=child_env,
         capture_output=True,
