@@ -21,6 +21,26 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from recon import __version__
+
+        typer.echo(f"recon {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Point clouds to surfaces and pictures: fit a field, mesh it, render it, measure it.
+
+    Exit codes: 0 success, 1 failure, 2 bad input or usage.
+    """
+
+
 def _register_all() -> None:
     for name in COMMANDS:
         try:
@@ -35,8 +55,32 @@ def _register_all() -> None:
 _register_all()
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``recon`` script: run the app, exit 0 / 1 / 2.
+
+    Usage errors (an unknown option, a missing argument, a bad value) are printed as one
+    line, not click's boxed usage text, and exit 2 like any other bad input.
+    """
+    from typer.exceptions import TyperException
+
+    try:
+        rv = app(args=argv, prog_name="recon", standalone_mode=False)
+    except TyperException as exc:  # click's usage errors and ClickException
+        code = int(getattr(exc, "exit_code", 2) or 2)
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            raise SystemExit(0) from None
+        fmt = getattr(exc, "format_message", None)
+        message = " ".join((fmt() if fmt else str(exc)).split())
+        where = ctx.command_path if ctx is not None else "recon"
+        hint = f" (see '{where} --help')" if code == 2 else ""
+        typer.echo(f"{where}: error: {message}{hint}", err=True)
+        raise SystemExit(code) from None
+    except typer.Abort:
+        typer.echo("recon: aborted", err=True)
+        raise SystemExit(1) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":
