@@ -1,0 +1,52 @@
+"""Voxel down-sampling and statistical outlier removal on clouds with known answers."""
+
+import numpy as np
+import pytest
+
+from recon.cloud import Cloud
+from recon.errors import InputError
+from recon.preprocess import remove_statistical_outliers, voxel_downsample
+
+
+def test_voxel_downsample_means_per_voxel():
+    # two points in voxel (0,0,0), one in voxel (1,0,0), voxel size 1, corner at 0
+    pts = np.array([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5], [1.5, 0.5, 0.5]])
+    nrm = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], np.float32)
+    col = np.array([[0, 0, 0], [255, 100, 1], [7, 7, 7]], np.uint8)
+    out = voxel_downsample(Cloud(pts, normals=nrm, colors=col), voxel_size=1.0)
+    assert len(out) == 2
+    np.testing.assert_allclose(out.points, [[0.2, 0.3, 0.4], [1.5, 0.5, 0.5]])
+    np.testing.assert_allclose(out.normals[0], [0, 2**-0.5, 2**-0.5], atol=1e-6)
+    np.testing.assert_array_equal(out.colors, [[128, 50, 0], [7, 7, 7]])
+
+
+def test_voxel_downsample_of_a_dense_grid_keeps_one_point_per_voxel():
+    g = np.stack(np.meshgrid(*[np.arange(10) * 0.1] * 3, indexing="ij"), -1).reshape(-1, 3)
+    out = voxel_downsample(Cloud(g), voxel_size=0.2 + 1e-9)
+    assert len(out) == 5**3
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_voxel_downsample_refuses_bad_size(bad):
+    with pytest.raises(InputError, match="voxel_size must be a positive length"):
+        voxel_downsample(Cloud(np.zeros((3, 3))), voxel_size=bad)
+
+
+def test_outlier_removal_drops_the_far_points_only():
+    gen = np.random.default_rng(0)
+    sphere = gen.normal(size=(2000, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    far = np.array([[10.0, 0, 0], [0, -12.0, 0], [0, 0, 15.0]])
+    cloud = Cloud(np.vstack([sphere, far]))
+    out = remove_statistical_outliers(cloud, neighbors=10, std_ratio=2.0)
+    assert np.abs(out.points).max() < 1.0 + 1e-9  # all three outliers gone
+    assert len(out) >= 0.95 * len(sphere)  # and few inliers lost
+
+
+def test_outlier_removal_leaves_tiny_clouds_alone_and_checks_options():
+    c = Cloud(np.random.default_rng(1).normal(size=(5, 3)))
+    assert len(remove_statistical_outliers(c, neighbors=20)) == 5
+    with pytest.raises(InputError, match="neighbors"):
+        remove_statistical_outliers(c, neighbors=0)
+    with pytest.raises(InputError, match="std_ratio"):
+        remove_statistical_outliers(c, std_ratio=-1.0)
