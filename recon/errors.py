@@ -14,3 +14,7 @@ class ReconError(Exception):
 
 class InputError(ReconError, ValueError):
     """The input (a file, an array, an option) cannot be used as given."""
+
+
+class ReconWarning(RuntimeWarning):
+    """The input was changed to be usable (rows dropped, values clipped); the run goes on."""

@@ -1,0 +1,47 @@
+"""Helpers every reader shares: opening a path with one-line errors, the extension."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from recon.errors import InputError
+
+
+def extension(path) -> str:
+    """The file's extension, lower-cased, with its dot ('' when there is none).
+
+    Dispatch is on this alone, never on substrings of the name.
+    """
+    return Path(path).suffix.lower()
+
+
+def check_readable(path) -> Path:
+    """Return ``path`` as a Path after checking it is an existing, readable regular file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied")
+    return path
+
+
+def read_bytes(path) -> bytes:
+    """The whole file as bytes, with missing / directory / permission errors as InputError."""
+    path = check_readable(path)
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as ``ClassName: message`` squeezed onto one line."""
+    text = " ".join(str(exc).split())
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
