@@ -80,13 +80,20 @@ class Cloud:
         return len(self.points)
 
     def subset(self, mask_or_index: np.ndarray) -> "Cloud":
-        """A new Cloud with the rows selected by a boolean mask or an index array."""
+        """A new Cloud with the rows selected by a boolean mask or an index array.
+
+        Per-point arrays in ``extra`` (first dimension N) are selected too; other entries are copied.
+        """
+        n = len(self.points)
         return Cloud(
             points=self.points[mask_or_index],
             normals=None if self.normals is None else self.normals[mask_or_index],
             colors=None if self.colors is None else self.colors[mask_or_index],
             source=self.source,
-            extra=dict(self.extra),
+            extra={
+                k: (v[mask_or_index] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n else v)
+                for k, v in self.extra.items()
+            },
         )
 
     def bounds(self) -> np.ndarray:

@@ -21,7 +21,8 @@ def voxel_downsample(cloud: Cloud, *, voxel_size: float) -> Cloud:
     corner. Normals are averaged and re-normalised (a voxel whose normals cancel keeps
     the first point's normal); colours are averaged and rounded. Output points are
     float64, ordered by voxel index (x slowest), so the result does not depend on the
-    input's order except through floating-point summation.
+    input's order except through floating-point summation. Per-point arrays in
+    ``cloud.extra`` are dropped (a voxel mean of labels means nothing); others are kept.
     """
     if not (isinstance(voxel_size, (int, float, np.floating)) and math.isfinite(voxel_size) and voxel_size > 0):
         raise InputError(f"voxel_size must be a positive length, got {voxel_size!r}")
@@ -30,7 +31,13 @@ def voxel_downsample(cloud: Cloud, *, voxel_size: float) -> Cloud:
         return cloud
     pts = cloud.points
     keys = np.floor((pts - pts.min(axis=0)) / float(voxel_size)).astype(np.int64)
-    _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    dims = keys.max(axis=0) + 1
+    if float(dims[0]) * float(dims[1]) * float(dims[2]) < 2.0**62:
+        # One int64 per voxel, ordered like the rows (x slowest): a 1-D unique is ~10x faster.
+        linear = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+        _, first, inverse, counts = np.unique(linear, return_index=True, return_inverse=True, return_counts=True)
+    else:
+        _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     m = len(counts)
     out_pts = np.empty((m, 3), np.float64)
@@ -52,7 +59,9 @@ def voxel_downsample(cloud: Cloud, *, voxel_size: float) -> Cloud:
         for d in range(3):
             col[:, d] = np.bincount(inverse, weights=cloud.colors[:, d].astype(np.float64), minlength=m) / counts
         colors = np.clip(np.rint(col), 0, 255).astype(np.uint8)
-    return Cloud(points=out_pts, normals=normals, colors=colors, source=cloud.source, extra=dict(cloud.extra))
+    # Per-point extras (intensity, labels) have no meaningful voxel mean: they are dropped.
+    extra = {k: v for k, v in cloud.extra.items() if not (isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n)}
+    return Cloud(points=out_pts, normals=normals, colors=colors, source=cloud.source, extra=extra)
 
 
 def remove_statistical_outliers(cloud: Cloud, *, neighbors: int = 20, std_ratio: float = 2.0) -> Cloud:

@@ -50,3 +50,31 @@ def test_outlier_removal_leaves_tiny_clouds_alone_and_checks_options():
         remove_statistical_outliers(c, neighbors=0)
     with pytest.raises(InputError, match="std_ratio"):
         remove_statistical_outliers(c, std_ratio=-1.0)
+
+
+def test_voxel_downsample_does_not_depend_on_point_order():
+    gen = np.random.default_rng(3)
+    pts = gen.random((5000, 3)) * 10.0
+    nrm = gen.normal(size=(5000, 3)).astype(np.float32)
+    a = voxel_downsample(Cloud(pts, normals=nrm), voxel_size=0.7)
+    perm = gen.permutation(5000)
+    b = voxel_downsample(Cloud(pts[perm], normals=nrm[perm]), voxel_size=0.7)
+    np.testing.assert_allclose(a.points, b.points, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a.normals, b.normals, atol=1e-5)
+
+
+def test_voxel_downsample_with_a_huge_extent_takes_the_2d_unique_path():
+    # 1e9 voxels per axis: the one-int64 voxel key would overflow, so rows are compared.
+    pts = np.array([[0.0, 0.0, 0.0], [1e-4, 0.0, 0.0], [1e6, 1e6, 1e6 + 1e-4], [1e6, 1e6, 1e6 + 3e-4]])
+    out = voxel_downsample(Cloud(pts), voxel_size=1e-3)
+    np.testing.assert_allclose(out.points, [[5e-5, 0, 0], [1e6, 1e6, 1e6 + 2e-4]], rtol=0, atol=1e-9)
+
+
+def test_per_point_extras_follow_the_points():
+    pts = np.array([[0.1, 0.1, 0.1], [0.2, 0.2, 0.2], [5.0, 5.0, 5.0]])
+    cloud = Cloud(pts, extra={"intensity": np.array([1.0, 2.0, 3.0]), "units": "mm"})
+    down = voxel_downsample(cloud, voxel_size=1.0)
+    assert "intensity" not in down.extra and down.extra["units"] == "mm"
+    sub = cloud.subset(np.array([True, False, True]))
+    np.testing.assert_array_equal(sub.extra["intensity"], [1.0, 3.0])
+    assert sub.extra["units"] == "mm"
