@@ -42,10 +42,18 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import warnings
+
         from recon.errors import ReconError
 
+        def show(message, category, filename, lineno, file=None, line=None):
+            # a warning is one line too: what was changed, not where in the code
+            typer.echo(f"recon: warning: {' '.join(str(message).split())}", err=True)
+
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = show
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except ReconError as exc:
@@ -125,7 +133,7 @@ def mesh_suffixes() -> set[str] | None:
         import recon.io as rio
     except ImportError:
         return None
-    for name in ("MESH_WRITE_SUFFIXES", "MESH_WRITE_FORMATS", "WRITE_MESH_SUFFIXES"):
+    for name in ("MESH_OUTPUT_EXTENSIONS", "MESH_WRITE_SUFFIXES"):
         value = getattr(rio, name, None)
         if value:
             return {s.lower() if s.startswith(".") else "." + s.lower() for s in value}

@@ -78,7 +78,7 @@ def build_command(options, *, methods):
         _param("output", Optional[Path], typer.Option(None, "--output", "-o", help="Mesh to write (.ply .obj .stl .glb ...). Default: <stem>.mesh.ply next to the input.", show_default=False)),
         _param("save_field", Optional[Path], typer.Option(None, "--save-field", help="Also save the fitted field (.npz), for `recon mesh` and `recon render`.", show_default=False)),
         _param("method", str, typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"Fitting method: {known}.")),
-        _param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Input is a mesh: fit N points sampled uniformly on its surface.", show_default=False, rich_help_panel="Input")),
+        _param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Fit N points drawn from the input: area-uniform on a mesh's surface (a mesh otherwise gives its vertices), a random subset of a cloud.", show_default=False, rich_help_panel="Input")),
         _param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
         _param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
         _param("min_component", float, typer.Option(0.0, "--min-component", min=0.0, max=1.0, help="Drop mesh pieces with fewer faces than this fraction of the largest.")),
@@ -196,7 +196,6 @@ def run_fit(
 
     # 4. mesh, then write (each file atomically; an input is never overwritten)
     from recon.io import write_mesh
-    from recon.io.atomic import atomic_path
     from recon.mesh import extract_mesh
 
     t_mesh = time.perf_counter()
@@ -208,8 +207,7 @@ def run_fit(
             f"Try another --resolution or check the input",
             1,
         )
-    with atomic_path(output, inputs=[source]) as tmp:
-        write_mesh(mesh, tmp)
+    write_mesh(mesh, output, inputs=[source])  # atomic: a temporary file, then a rename
     if save_field is not None:
         field.save(save_field)
     seconds = time.perf_counter() - t_start
@@ -236,17 +234,11 @@ def run_fit(
 
 
 def _read_input(path: Path, *, sample: int | None, seed: int):
-    """The cloud to fit: the file's points, or ``sample`` points on the file's mesh."""
-    import recon.io as rio
-    from recon.cloud import Cloud
+    """The cloud to fit: the file's points, or ``sample`` points drawn from it (area-uniform
+    on a mesh's surface, a random subset of a cloud)."""
+    from recon.io import read_cloud
 
-    if sample is None:
-        return rio.read_cloud(path)
-    from recon.metrics import sample_surface
-
-    mesh = rio.read_mesh(path)
-    points, face = sample_surface(mesh, sample, seed=seed)
-    return Cloud(points=points, source=str(path))
+    return read_cloud(path, sample=sample, seed=seed)
 
 
 def _describe_input(source: Path, n_in: int, n_used: int, method: str, device: str) -> str:
@@ -255,17 +247,16 @@ def _describe_input(source: Path, n_in: int, n_used: int, method: str, device: s
 
 
 def _print_summary(s: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    points = f"{s['points_in']:,}" + ("" if s["points_fitted"] == s["points_in"] else f" ({s['points_fitted']:,} fitted)")
-    table.add_row("points in", points)
-    table.add_row("seconds", f"{s['seconds']:.2f} (fit {s['fit_seconds']:.2f}, mesh {s['mesh_seconds']:.2f})")
-    table.add_row("faces out", f"{s['faces']:,} ({s['vertices']:,} vertices)")
-    table.add_row("output", s["output"])
+    points = f"{s['points_in']:,}"
+    if s["points_fitted"] != s["points_in"]:
+        points += f" ({s['points_fitted']:,} fitted)"
+    rows = [
+        ("points in", points),
+        ("seconds", f"{s['seconds']:.2f} (fit {s['fit_seconds']:.2f}, mesh {s['mesh_seconds']:.2f})"),
+        ("faces out", f"{s['faces']:,} ({s['vertices']:,} vertices)"),
+        ("output", s["output"]),
+    ]
     if s["field"]:
-        table.add_row("field", s["field"])
-    Console(highlight=False, soft_wrap=True).print(table)
+        rows.append(("field", s["field"]))
+    for label, value in rows:  # plain lines: a path is never cut to the terminal's width
+        typer.echo(f"{label:<10} {value}")

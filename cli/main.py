@@ -12,13 +12,10 @@ import typer
 
 COMMANDS = ["info", "fit", "mesh", "eval", "render", "bench", "view", "normals"]
 
-app = typer.Typer(
-    name="recon",
-    help="Point clouds to surfaces and pictures: fit a field, mesh it, render it, measure it.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+ROOT_HELP = """Point clouds to surfaces and pictures: fit a field, mesh it, render it, measure it.
+
+Exit codes: 0 success, 1 failure, 2 bad input or usage.
+"""
 
 
 def _version(value: bool) -> None:
@@ -29,19 +26,28 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Point clouds to surfaces and pictures: fit a field, mesh it, render it, measure it.
+    pass
 
-    Exit codes: 0 success, 1 failure, 2 bad input or usage.
+
+def make_app() -> typer.Typer:
+    """A new ``recon`` app with every built subcommand registered.
+
+    The ``fit`` options come from the fitter registry at this moment, so a test that
+    registers a fitter builds its own app with this.
     """
-
-
-def _register_all() -> None:
+    new = typer.Typer(
+        name="recon",
+        help=ROOT_HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    new.callback()(_root)
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"recon.cli.{name}")
@@ -49,38 +55,45 @@ def _register_all() -> None:
             if exc.name == f"recon.cli.{name}":
                 continue  # command not built yet
             raise
-        module.register(app)
+        module.register(new)
+    return new
 
 
-_register_all()
+app = make_app()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``recon`` script: run the app, exit 0 / 1 / 2.
+def run(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int:
+    """Run the app on ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
 
     Usage errors (an unknown option, a missing argument, a bad value) are printed as one
-    line, not click's boxed usage text, and exit 2 like any other bad input.
+    line, not click's boxed usage text, and exit 2 like any other bad input. ``cli``
+    replaces the app (tests build one with extra fitters registered).
     """
     from typer.exceptions import TyperException
 
     try:
-        rv = app(args=argv, prog_name="recon", standalone_mode=False)
+        rv = (cli or app)(args=argv, prog_name="recon", standalone_mode=False)
     except TyperException as exc:  # click's usage errors and ClickException
         code = int(getattr(exc, "exit_code", 2) or 2)
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
             typer.echo(ctx.get_help())
-            raise SystemExit(0) from None
+            return 0
         fmt = getattr(exc, "format_message", None)
         message = " ".join((fmt() if fmt else str(exc)).split())
         where = ctx.command_path if ctx is not None else "recon"
         hint = f" (see '{where} --help')" if code == 2 else ""
         typer.echo(f"{where}: error: {message}{hint}", err=True)
-        raise SystemExit(code) from None
+        return code
     except typer.Abort:
         typer.echo("recon: aborted", err=True)
-        raise SystemExit(1) from None
-    raise SystemExit(rv if isinstance(rv, int) else 0)
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``recon`` script: exit 0 ok, 1 failure, 2 bad input or usage."""
+    raise SystemExit(run(argv))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def mesh(
     field_path: Path = typer.Argument(..., metavar="FIELD", help="A field saved by `recon fit --save-field` (.npz).", show_default=False),
     output: Path = typer.Option(None, "--output", "-o", help="Mesh file to write (.ply .obj .stl .glb ...). Default: <field stem>.mesh.ply next to the field.", show_default=False),
-    resolution: int = typer.Option(None, "--resolution", min=2, help="Cells along the longest side of the bounds; default: the field's own grid.", show_default=False),
+    resolution: int = typer.Option(None, "--resolution", help="Cells along the longest side of the bounds; default: the field's own grid.", show_default=False),
     level: float = typer.Option(None, "--level", help="Iso-level; default: the field's own (0 for distances, 0.5 for occupancy).", show_default=False),
     min_component: float = typer.Option(0.0, "--min-component", min=0.0, max=1.0, help="Drop connected pieces with fewer faces than this fraction of the largest."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (and --json)."),
@@ -27,7 +27,6 @@ def mesh(
     """Extract a triangle mesh from a saved field (.npz) by marching cubes."""
     from recon.field import load_field
     from recon.io import write_mesh
-    from recon.io.atomic import atomic_path
     from recon.mesh import extract_mesh
 
     t0 = time.perf_counter()
@@ -37,8 +36,7 @@ def mesh(
     output = output_file(output, inputs=[field_path], suffixes=mesh_suffixes(), what="mesh")
     field = load_field(field_path)
     result = extract_mesh(field, resolution=resolution, level=level, min_component_fraction=min_component)
-    with atomic_path(output, inputs=[field_path]) as tmp:
-        write_mesh(result, tmp)
+    write_mesh(result, output, inputs=[field_path])  # atomic; never over the input
     seconds = time.perf_counter() - t0
     summary = {
         "field": str(field_path),
