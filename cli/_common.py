@@ -193,6 +193,7 @@ class FitProgress:
         self._task = None
         self._next_report = 0.0
         self._t0 = time.perf_counter()
+        self._first = None
         self.steps = 0
         self.last_losses: dict[str, float] = {}
 
@@ -231,10 +232,15 @@ class FitProgress:
                 self._task = self._progress.add_task(self.description, total=total, loss=loss)
             self._progress.update(self._task, completed=step, total=total, loss=loss)
             return
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = (step, now)  # the rate comes from steps, not from the set-up before them
         fraction = step / total if total else 1.0
         if fraction + 1e-9 >= self._next_report or step >= total:
-            elapsed = time.perf_counter() - self._t0
-            eta = elapsed / fraction * (1.0 - fraction) if fraction > 0 else float("nan")
+            elapsed = now - self._t0
+            first_step, first_time = self._first
+            rate = (now - first_time) / (step - first_step) if step > first_step else 0.0
+            eta = rate * max(total - step, 0)
             typer.echo(
                 f"{self.description}: iteration {step}/{total}  loss {loss}  "
                 f"elapsed {elapsed:.1f}s  ETA {eta:.1f}s",
@@ -244,12 +250,11 @@ class FitProgress:
 
     @staticmethod
     def _loss_text(losses: dict[str, float]) -> str:
+        """``total`` (or ``loss``) when the fitter reports one, else every term by name:
+        terms in different units are not summed."""
         if not losses:
             return "-"
-        if "total" in losses:
-            value = losses["total"]
-        elif "loss" in losses:
-            value = losses["loss"]
-        else:
-            value = sum(float(v) for v in losses.values())
-        return f"{float(value):.4g}"
+        for key in ("total", "loss"):
+            if key in losses:
+                return f"{float(losses[key]):.4g}"
+        return " ".join(f"{name}={float(value):.4g}" for name, value in losses.items())

@@ -495,3 +495,29 @@ def test_gridpull_end_to_end_on_a_tiny_cloud(recon, tmp_path):
     assert summary["method"] == "gridpull" and summary["faces"] > 100 and summary["output"] == str(out)
     r = np.linalg.norm(ply_vertices(out), axis=1)
     assert abs(np.median(r) - 1.0) < 0.05
+
+
+# ----------------------------------------------------------------------------- progress display
+
+
+def test_progress_without_a_terminal_prints_a_line_every_tenth(capsys):
+    from recon.cli._common import FitProgress
+
+    with FitProgress("fit", tty=False) as progress:
+        for step in range(1, 101):
+            progress(step, 100, {"pull": 0.5, "surface": 0.25})
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 11  # the first step (the fit has started), then every 10 %
+    assert [line.split()[2] for line in lines] == ["1/100"] + [f"{k}/100" for k in range(10, 101, 10)]
+    assert "pull=0.5 surface=0.25" in lines[-1] and "ETA 0.0s" in lines[-1]
+
+
+def test_progress_quiet_prints_nothing_and_a_total_loss_wins(capsys):
+    from recon.cli._common import FitProgress
+
+    with FitProgress("fit", quiet=True, tty=False) as progress:
+        for step in range(1, 4):
+            progress(step, 3, {"total": 1.0})
+    assert capsys.readouterr().err == ""
+    assert FitProgress._loss_text({"total": 0.125, "pull": 9.0}) == "0.125"
+    assert FitProgress._loss_text({}) == "-"

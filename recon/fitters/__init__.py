@@ -13,6 +13,15 @@ A fitter is one module in this package that calls :func:`register` at import tim
 
 Every module here is imported by :func:`load_all_fitters`, so the CLI's ``--method``,
 the bench and the registry smoke test pick a new fitter up with no other edit.
+
+Config convention, read by ``recon fit`` (``recon.cli._config_options``): every field of
+every registered config becomes an option ``--field-name`` (underscores to dashes), its
+type from the annotation (int, float, str, bool -> ``--x/--no-x``, ``Literal[...]`` of
+strings -> a choice, ``X | None`` -> X, fixed-length tuples), its help from the string
+literal on the line after the field, or from ``dataclasses.field(metadata={"help": ...})``
+(which wins). Fields named ``seed`` and ``device`` are fed by the command's own ``--seed``
+and ``--device``. Keep module-level imports light (no numba, torch, open3d): the registry
+is loaded whenever the ``recon`` command starts.
 """
 
 from __future__ import annotations
