@@ -69,11 +69,9 @@ def run(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int
     line, not click's boxed usage text, and exit 2 like any other bad input. ``cli``
     replaces the app (tests build one with extra fitters registered).
     """
-    from typer.exceptions import TyperException
-
     try:
         rv = (cli or app)(args=argv, prog_name="recon", standalone_mode=False)
-    except TyperException as exc:  # click's usage errors and ClickException
+    except _usage_errors() as exc:  # click's usage errors and ClickException
         code = int(getattr(exc, "exit_code", 2) or 2)
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -89,6 +87,25 @@ def run(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int
         typer.echo("recon: aborted", err=True)
         return 1
     return rv if isinstance(rv, int) else 0
+
+
+def _usage_errors() -> tuple[type, ...]:
+    # typer >= 0.2x vendors click (its errors derive from TyperException); older typer
+    # raises click's own ClickException. Catch whichever this install has.
+    kinds: list[type] = []
+    try:
+        from typer.exceptions import TyperException
+
+        kinds.append(TyperException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        kinds.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
 
 
 def main(argv: list[str] | None = None) -> None:
