@@ -77,10 +77,8 @@ def load_with_trimesh(path):
     except Exception as exc:  # trimesh raises many types on malformed files
         raise InputError(f"{path}: cannot read this {ext} file ({one_line(exc)})") from None
     if isinstance(loaded, trimesh.Scene):
-        if len(loaded.geometry) == 0:
-            return np.zeros((0, 3)), np.zeros((0, 3), np.int64), None
         try:
-            loaded = loaded.to_geometry()
+            return _flatten_scene(loaded)
         except Exception as exc:
             raise InputError(f"{path}: cannot combine the scene's meshes ({one_line(exc)})") from None
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
@@ -91,13 +89,47 @@ def load_with_trimesh(path):
         loaded.merge_vertices()
         vertices = np.asarray(loaded.vertices, dtype=np.float64)
         faces = np.asarray(loaded.faces, dtype=np.int64)
-    normals = None
-    try:
-        if "vertex_normals" in loaded._cache:  # present only when the file held normals
-            normals = np.asarray(loaded.vertex_normals, dtype=np.float32)
-    except Exception:
-        normals = None
+    normals = np.asarray(loaded.vertex_normals, dtype=np.float32) if _has_file_normals(loaded) else None
     return vertices, faces, normals
+
+
+def _has_file_normals(geometry) -> bool:
+    try:
+        return "vertex_normals" in geometry._cache  # present only when the file held normals
+    except Exception:
+        return False
+
+
+def _flatten_scene(scene):
+    """Concatenate every mesh instance of a trimesh Scene, transforms applied.
+
+    Vertex normals are kept when every instance has them; a mirroring transform flips
+    the triangles' winding so they still face outwards.
+    """
+    verts, faces, normals, offset = [], [], [], 0
+    for node in scene.graph.nodes_geometry:
+        transform, name = scene.graph[node]
+        geom = scene.geometry.get(name)
+        if geom is None or not hasattr(geom, "vertices"):
+            continue
+        m = np.asarray(transform, dtype=np.float64)
+        v = np.asarray(geom.vertices, dtype=np.float64).reshape(-1, 3)
+        verts.append(v @ m[:3, :3].T + m[:3, 3])
+        f = np.asarray(getattr(geom, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+        if np.linalg.det(m[:3, :3]) < 0:
+            f = f[:, ::-1]
+        faces.append(f + offset)
+        offset += len(v)
+        if normals is not None and len(f) and _has_file_normals(geom):
+            n = np.asarray(geom.vertex_normals, dtype=np.float64) @ np.linalg.inv(m[:3, :3])
+            length = np.linalg.norm(n, axis=1, keepdims=True)
+            normals.append(np.divide(n, length, out=np.zeros_like(n), where=length > 0))
+        else:
+            normals = None
+    if not verts:
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int64), None
+    nrm = np.concatenate(normals).astype(np.float32) if normals else None
+    return np.concatenate(verts), np.concatenate(faces), nrm
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, *, seed: int = 0, path="<mesh>"):

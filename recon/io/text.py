@@ -72,7 +72,7 @@ class _no_empty_warning:
 
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
-        warnings.filterwarnings("ignore", message=".*[Ee]mpty input file.*")
+        warnings.filterwarnings("ignore", message=".*(input contained no data|[Ee]mpty input file).*")
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)
