@@ -794,12 +794,25 @@ def test_every_bench_input_reads(bench_data):
 
 
 def test_demo_cloud_asset():
+    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "assets" / "demo_cloud.ply"
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    path = assets / "demo_cloud.ply"
     if not path.exists():
-        pytest.skip(f"{path} not built")
+        pytest.skip(f"{path} not built (run assets/make_demo_cloud.py)")
     assert path.stat().st_size < 1_000_000
     c = read_cloud(path)
-    assert 15_000 <= len(c) <= 25_000 and c.normals is None
-    assert 50.0 < np.linalg.norm(np.ptp(c.points, axis=0)) < 500.0  # millimetres
+    assert len(c) == 20_000 and c.normals is None and c.colors is None
+    spec = importlib.util.spec_from_file_location("make_demo_cloud", assets / "make_demo_cloud.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # every point is on the analytic surface, up to the 0.08 mm noise (5 sigma = 0.4 mm)
+    assert np.abs(module.demo_sdf(c.points - module.OFFSET)).max() < 0.5
+    # closed with a clear inside: inside the tube and the bulb negative, the ring's hole outside
+    probe = np.array([[-30.0, 0, 0], [0, 30.0, 0], [30.0, 0, 0], [0, 0, 0], [0, 0, 30.0]])
+    assert np.all(np.sign(module.demo_sdf(probe)) == [-1, -1, -1, 1, 1])
+    # millimetres, in the file's own frame (not re-centred)
+    centre = (c.points.min(axis=0) + c.points.max(axis=0)) / 2
+    assert np.linalg.norm(centre - module.OFFSET) < 15.0
+    assert 100.0 < np.linalg.norm(np.ptp(c.points, axis=0)) < 150.0
