@@ -12,15 +12,11 @@ from recon.cli._common import info, print_json, user_errors
 
 HELP = """Benchmark every method (recon fitters and Open3D baselines) on benchmark cases.
 
-A case is a folder with input.* (a point cloud), an optional gt.* ground-truth mesh and an
-optional meta.json. Without --cases, the shared cases in <repository>/../shared/data/bench
-are used. Each (case, method, repeat) runs in its own child process: a crash, a time-out or
-running out of memory is recorded as that run's failure and the bench carries on.
+A case is a folder with input.* (a point cloud), an optional gt.* ground-truth mesh and an optional meta.json. Without --cases, the shared cases in <repository>/../shared/data/bench are used.
 
-Writes into --out: results.json (every figure, settings, library versions, machine),
-results.md (one table per measure), quality_vs_time.png and meshes/<case>/<method>.ply.
-Quality is measured point-to-surface against gt.* (Chamfer-L1/L2, normal consistency,
-F-score at 0.2 %, 0.5 %, 1 % of the GT diagonal), or against the input points without it.
+Each (case, method, repeat) runs in its own child process: a crash, a time-out or running out of memory is recorded as that run's failure and the bench carries on. Wall time is measured around the method call inside the child (start-up, imports, reading and one untimed warm-up excluded).
+
+Writes into --out: results.json (every figure, settings, library versions, machine), results.md (one table per measure), quality_vs_time.png and meshes/<case>/<method>.ply. Quality is measured point-to-surface against gt.* (Chamfer-L1/L2, normal consistency, F-score at 0.2 %, 0.5 %, 1 % of the GT diagonal), or against the input points where there is none.
 """
 
 
@@ -65,7 +61,7 @@ def bench(
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated case names to run (default: all).", show_default=False),
     out: Path = typer.Option(Path("bench-results"), "--out", "-o", help="Output folder (created; files in it are replaced)."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Runs per case and method; timings give median and min-max. Method order rotates per repeat."),
-    timeout: float = typer.Option(600.0, "--timeout", min=0.001, help="Seconds before a run's child process is killed and recorded as 'timeout'."),
+    timeout: float = typer.Option(600.0, "--timeout", min=0.001, help="Seconds a method call may run; past it its child is killed and the run recorded as 'timeout'."),
     memory_limit: Optional[float] = typer.Option(None, "--memory-limit", min=0.001, help="GiB of address space per child; past it a run fails 'out of memory'. Default: half the machine's memory.", show_default=False),
     samples: int = typer.Option(100_000, "--samples", min=1, help="Surface samples per mesh for the metrics."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the metric sampling."),

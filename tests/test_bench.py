@@ -1,0 +1,244 @@
+"""The bench: method registry, failure isolation, a tiny end-to-end smoke run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recon.bench.methods import BenchMethod, all_methods, register_method, select_methods, unregister_method
+from recon.errors import InputError
+
+FAKES = {
+    "fake-sphere": ("bench_fakes:sphere_fit", {}),
+    "fake-raise": ("bench_fakes:raise_error", {}),
+    "fake-hang": ("bench_fakes:hang", {}),
+    "fake-alloc": ("bench_fakes:allocate", {}),
+    "fake-segv": ("bench_fakes:segfault", {}),
+    "fake-notmesh": ("bench_fakes:not_a_mesh", {}),
+}
+
+
+@pytest.fixture
+def fakes():
+    for name, (target, options) in FAKES.items():
+        register_method(BenchMethod(name, target, f"test fake {name}", options=options, warmup_options=None))
+    yield {name: m for name, m in all_methods().items() if name in FAKES}
+    for name in FAKES:
+        unregister_method(name)
+
+
+def _sphere_points(n: int, radius: float = 1.0, seed: int = 0) -> np.ndarray:
+    gen = np.random.default_rng(seed)
+    v = gen.normal(size=(n, 3))
+    return radius * v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _write_case(folder: Path, *, n: int = 2000, gt: bool = True) -> Path:
+    import trimesh
+
+    folder.mkdir(parents=True)
+    trimesh.PointCloud(_sphere_points(n) + [5.0, -2.0, 1.0]).export(folder / "input.ply")
+    if gt:
+        sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+        sphere.apply_translation([5.0, -2.0, 1.0])
+        sphere.export(folder / "gt.ply")
+    (folder / "meta.json").write_text(json.dumps({"kind": "closed", "points": n}))
+    return folder
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_has_every_fitter_and_the_baselines():
+    from recon.fitters import load_all_fitters
+
+    methods = all_methods()
+    assert {"o3d-poisson", "o3d-bpa"} <= set(methods)
+    for name in load_all_fitters():
+        assert methods[name].kind == "fitter"
+        assert methods[name].target == "recon.bench.methods:run_fitter"
+        assert methods[name].options == {"fitter": name}
+    assert methods["o3d-poisson"].kind == "baseline"
+
+
+def test_gridpull_is_a_bench_method():
+    pytest.importorskip("recon.fitters.gridpull")
+    m = all_methods()["gridpull"]
+    assert m.kind == "fitter"
+    # the warm-up shrinks the grid and the iterations (compiles the kernels, fits nothing real)
+    assert m.warmup_options == {"overrides": {"resolution": 32, "iterations": 2}}
+
+
+def test_a_new_fitter_appears_with_no_edit_to_the_bench():
+    from dataclasses import dataclass
+
+    from recon.fitters import FitterSpec, _REGISTRY, register
+
+    @dataclass
+    class TinyConfig:
+        iterations: int = 5
+
+    spec = register(FitterSpec("tiny-test-fitter", TinyConfig, lambda cloud, config, progress=None: None, "tiny"))
+    try:
+        m = all_methods()["tiny-test-fitter"]
+        assert m.kind == "fitter" and m.warmup_options == {"overrides": {"iterations": 2}}
+    finally:
+        _REGISTRY.pop(spec.name)
+
+
+def test_select_methods_order_and_unknown(fakes):
+    assert [m.name for m in select_methods(["o3d-bpa", "fake-raise", "o3d-bpa"])] == ["o3d-bpa", "fake-raise"]
+    with pytest.raises(InputError, match="unknown method.*nope.*known: .*o3d-poisson"):
+        select_methods(["nope"])
+
+
+# ----------------------------------------------------------------------------- isolation
+
+
+def test_failures_are_isolated_and_recorded(tmp_path, fakes):
+    from recon.bench.runner import run_one
+
+    case = _write_case(tmp_path / "case", n=300, gt=False)
+    inp = case / "input.ply"
+    limit = 3 * 1024**3
+
+    t0 = time.perf_counter()
+    hung = run_one(fakes["fake-hang"], inp, timeout_s=2.0, memory_limit_bytes=limit)
+    assert hung.status == "timeout" and "2 s time-out" in hung.error
+    assert time.perf_counter() - t0 < 30
+
+    raised = run_one(fakes["fake-raise"], inp, timeout_s=30, memory_limit_bytes=limit)
+    assert raised.status == "error"
+    assert raised.error == "RuntimeError: this fake method fails on purpose"
+
+    oom = run_one(fakes["fake-alloc"], inp, timeout_s=30, memory_limit_bytes=limit)
+    assert oom.status == "out of memory"
+    assert "limit 3 GiB" in oom.error
+    assert oom.peak_rss_mb < 3 * 1024  # the cap held
+
+    crashed = run_one(fakes["fake-segv"], inp, timeout_s=30, memory_limit_bytes=limit)
+    assert crashed.status == "crashed" and "SIGSEGV" in crashed.error
+
+    wrong = run_one(fakes["fake-notmesh"], inp, timeout_s=30, memory_limit_bytes=limit)
+    assert wrong.status == "error" and "not a TriangleMesh" in wrong.error
+
+    good = run_one(fakes["fake-sphere"], inp, timeout_s=30, memory_limit_bytes=limit)
+    assert good.ok and good.mesh.n_faces == 1280
+    assert good.wall_s > 0 and good.peak_rss_mb > 10
+
+
+def test_bench_carries_on_past_failures(tmp_path, fakes):
+    from recon.bench.cases import discover_cases
+    from recon.bench.runner import BenchSettings, run_bench
+
+    _write_case(tmp_path / "cases" / "ball", n=300)
+    cases = discover_cases(tmp_path / "cases")
+    methods = select_methods(["fake-hang", "fake-raise", "fake-sphere"])
+    lines = []
+    data = run_bench(
+        cases, methods, out_dir=tmp_path / "out",
+        settings=BenchSettings(timeout_s=3.0, memory_limit_bytes=3 * 1024**3, n_samples=2000),
+        log=lines.append,
+    )
+    res = data["results"]["ball"]
+    assert res["fake-hang"]["ok"] is False and res["fake-hang"]["status"] == "timeout"
+    assert res["fake-raise"]["ok"] is False and res["fake-raise"]["status"] == "error"
+    assert res["fake-sphere"]["ok"] is True and res["fake-sphere"]["n_ok"] == 1
+    # the sphere fit of a noiseless sphere cloud is close to the GT sphere
+    assert res["fake-sphere"]["metrics"]["chamfer_l1"] < 2e-3
+    assert (tmp_path / "out" / res["fake-sphere"]["mesh"]).is_file()
+    assert len(lines) == 3 and "FAILED (timeout)" in lines[0] and "FAILED (error)" in lines[1]
+
+
+def test_method_order_rotates_per_repeat():
+    from recon.bench.runner import run_order
+
+    assert [run_order(["a", "b", "c"], r) for r in range(4)] == [
+        ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"],
+    ]
+
+
+# ----------------------------------------------------------------------------- smoke
+
+
+def test_smoke_poisson_and_fake_write_every_output(tmp_path, fakes):
+    import recon.bench
+    from recon.bench.runner import BenchSettings
+
+    _write_case(tmp_path / "cases" / "ball", n=2000)
+    _write_case(tmp_path / "cases" / "ball_nogt", n=2000, gt=False)
+    out = tmp_path / "results"
+    data = recon.bench.run(
+        tmp_path / "cases",
+        out_dir=out,
+        methods=["o3d-poisson", "fake-sphere"],
+        settings=BenchSettings(n_samples=5000, timeout_s=120),
+        command="recon bench --smoke",
+    )
+    for name in ("results.json", "results.md", "quality_vs_time.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert (out / "quality_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved) >= {"settings", "versions", "machine", "cases", "results", "runs", "command", "date"}
+    assert saved["command"] == "recon bench --smoke"
+    assert saved["machine"]["cores"] >= 1 and saved["machine"]["cpu"]
+    assert saved["versions"]["open3d"]
+    for method in ("o3d-poisson", "fake-sphere"):
+        e = saved["results"]["ball"][method]
+        assert e["ok"], e
+        assert set(e) >= {"wall_s", "peak_rss_mb", "faces", "vertices", "watertight", "metrics", "mesh"}
+        assert set(e["metrics"]["fscore"]) == {"0.2%", "0.5%", "1%"}
+        assert (out / e["mesh"]).is_file()
+        nogt = saved["results"]["ball_nogt"][method]["metrics"]
+        assert set(nogt) >= {"input_to_mesh_mean", "mesh_to_input_mean", "mesh_to_input_p95"}
+    assert saved["results"]["ball"]["fake-sphere"]["watertight"] is True
+    # Poisson on a clean sphere: close to the truth
+    assert saved["results"]["ball"]["o3d-poisson"]["metrics"]["chamfer_l1"] < 5e-3
+    md = (out / "results.md").read_text()
+    assert "| case | o3d-poisson | fake-sphere |" in md
+    assert "Chamfer-L1" in md and "*median*" in md and "*wins*" in md and "**" in md
+    assert "recon bench --smoke" in md
+
+
+def test_watertight_check():
+    import trimesh
+
+    from recon.bench.runner import is_watertight
+    from recon.triangles import TriangleMesh
+
+    sphere = TriangleMesh.from_trimesh(trimesh.creation.icosphere(subdivisions=2))
+    assert is_watertight(sphere)
+    assert not is_watertight(TriangleMesh(sphere.vertices, sphere.faces[1:]))
+    # the same sphere with every face's corners duplicated ("triangle soup") is still closed
+    soup = TriangleMesh(sphere.vertices[sphere.faces.reshape(-1)], np.arange(sphere.n_faces * 3).reshape(-1, 3))
+    assert is_watertight(soup)
+
+
+def test_cases_discovery_errors(tmp_path):
+    from recon.bench.cases import discover_cases
+
+    with pytest.raises(InputError, match="is not a folder"):
+        discover_cases(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no case"):
+        discover_cases(tmp_path / "empty")
+    _write_case(tmp_path / "cases" / "a", n=50)
+    (tmp_path / "cases" / "a" / "input.xyz").write_text("0 0 0\n")
+    with pytest.raises(InputError, match="several input"):
+        discover_cases(tmp_path / "cases")
+    _write_case(tmp_path / "one", n=50)
+    cases = discover_cases(tmp_path / "one")  # a case folder itself
+    assert [c.name for c in cases] == ["one"] and cases[0].gt is not None and cases[0].meta["kind"] == "closed"
+    with pytest.raises(InputError, match="--only: unknown case"):
+        discover_cases(tmp_path / "one", only=["two"])
+
+
+def test_cli_bench_bad_input_is_one_line(tmp_path):
+    from recon.cli.main import run
+
+    assert run(["bench", "--cases", str(tmp_path / "nope")]) == 2
+    assert run(["bench", "--cases", str(tmp_path), "--methods", "nope"]) == 2
