@@ -597,6 +597,25 @@ def test_upper_case_extension_is_accepted(tmp_path):
     assert len(read_cloud(tmp_path / "C.PLY")) == 10
 
 
+def test_permission_denied_is_an_input_error(tmp_path, monkeypatch):
+    import recon.io._common as common
+
+    path = tmp_path / "locked.ply"
+    write_cloud(sample_cloud(n=10), path)
+    monkeypatch.setattr(common.os, "access", lambda p, mode: False)
+    assert exact_error(read_cloud, path) == f"{path}: permission denied"
+
+
+def test_header_comments_may_hold_any_bytes_and_end_header_trailing_space(tmp_path):
+    cloud = sample_cloud(n=10, normals=False, colors=False)
+    write_cloud(cloud, tmp_path / "c.ply")
+    data = (tmp_path / "c.ply").read_bytes()
+    data = data.replace(b"comment written by recon", "comment auteur: Jérôme".encode("utf-8"))
+    data = data.replace(b"end_header\n", b"end_header \r\n")
+    (tmp_path / "c.ply").write_bytes(data)
+    assert_points_close(read_cloud(tmp_path / "c.ply").points, cloud.points)
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
 def test_permission_denied(tmp_path):
     path = tmp_path / "locked.ply"

@@ -98,10 +98,7 @@ def _parse_header(path, data: bytes) -> tuple[dict, int]:
         nl = data.find(b"\n", pos)
         if nl < 0:
             raise _header_error(path, "no DATA line")
-        try:
-            line = data[pos:nl].decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise _header_error(path, "the header is not ASCII text") from None
+        line = data[pos:nl].decode("latin-1").strip()
         pos = nl + 1
         if not line or line.startswith("#"):
             continue

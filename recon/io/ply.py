@@ -95,16 +95,15 @@ def parse_header(data: bytes, path) -> PlyHeader:
     if end <= 0:
         raise _header_error(path, "no 'end_header' line")
     body = end + len(b"end_header")
+    while data[body:body + 1] in (b" ", b"\t"):
+        body += 1
     if data[body:body + 2] == b"\r\n":
         body += 2
     elif data[body:body + 1] in (b"\n", b"\r"):
         body += 1
     elif body < len(data):
         raise _header_error(path, "'end_header' is not followed by a line break")
-    try:
-        text = data[:end].decode("ascii")
-    except UnicodeDecodeError:
-        raise _header_error(path, "the header is not ASCII text") from None
+    text = data[:end].decode("latin-1")  # comments may hold any bytes; keywords are ASCII
 
     fmt = None
     elements: list[PlyElement] = []
