@@ -239,7 +239,7 @@ def test_missing_input_file(recon, tmp_path):
 def test_unknown_input_extension(recon, tmp_path):
     bad = tmp_path / "scan.xyzzy"
     bad.write_text("1 2 3\n")
-    line = assert_one_line_error(recon("fit", bad), ".xyzzy")
+    line = assert_one_line_error(recon("fit", bad, "--method", "toy"), ".xyzzy")
     assert "scan.xyzzy" in line
 
 
