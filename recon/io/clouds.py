@@ -73,7 +73,7 @@ def _finish(path, raw: dict, *, sample, seed):
     n = len(points)
     keep = np.isfinite(points).all(axis=1)
     if normals is not None:
-        normals = np.asarray(normals, dtype=np.float64)
+        normals = np.asarray(normals, dtype=np.float32)
         keep &= np.isfinite(normals).all(axis=1)
     dropped = int(n - keep.sum())
     if dropped:
@@ -96,10 +96,19 @@ def _finish(path, raw: dict, *, sample, seed):
         colors = None if colors is None else colors[idx]
         extra = {k: (v[idx] if v.ndim >= 1 and len(v) == m else v) for k, v in extra.items()}
     if normals is not None:
-        length = np.linalg.norm(normals, axis=1, keepdims=True)
-        normals = np.divide(normals, length, out=normals.copy(), where=length > 0)
+        normals = _unit_rows(normals)
     cloud = Cloud(points=points, normals=normals, colors=colors, source=str(path), extra=extra)
     return cloud, dropped, n
+
+
+def _unit_rows(normals: np.ndarray) -> np.ndarray:
+    """Rescale the rows that are not unit length (zero rows stay zero); float32."""
+    sq = np.einsum("ij,ij->i", normals, normals)
+    off = np.flatnonzero((np.abs(sq - 1.0) > 1e-6) & (sq > 0))
+    if len(off):
+        normals = np.array(normals, dtype=np.float32, copy=True)
+        normals[off] /= np.sqrt(sq[off])[:, None]
+    return normals
 
 
 # ---------------------------------------------------------------------------- readers

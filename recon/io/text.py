@@ -34,15 +34,15 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|nan|
 
 def read_text_points(path, data: bytes, ext: str) -> dict:
     """Parse a text point list. Returns a dict with points, normals, colors, extra."""
-    text = data.decode("utf-8", errors="replace")
-    if "," in text:
-        text = text.replace(",", " ")
-    text = _drop_first_line_if(text, lambda words: not all(_NUMBER.match(w) for w in words))
+    # Work on bytes: a StringIO of a large text costs more than parsing it.
+    if b"," in data:
+        data = data.replace(b",", b" ")
+    data = _drop_first_line_if(data, lambda words: not all(_NUMBER.match(w) for w in words))
     if ext == ".pts":
-        text = _drop_first_line_if(text, lambda words: len(words) == 1 and words[0].isdigit())
+        data = _drop_first_line_if(data, lambda words: len(words) == 1 and words[0].isdigit())
     try:
         with _no_empty_warning():
-            table = np.loadtxt(io.StringIO(text), dtype=np.float64, comments="#", ndmin=2)
+            table = np.loadtxt(io.BytesIO(data), dtype=np.float64, comments="#", ndmin=2, encoding="latin-1")
     except ValueError as exc:
         msg = str(exc).split(";")[0].strip()
         raise InputError(f"{path}: malformed text point list: {msg}") from None
@@ -51,17 +51,17 @@ def read_text_points(path, data: bytes, ext: str) -> dict:
     return _columns(path, table, ext)
 
 
-def _drop_first_line_if(text: str, test) -> str:
+def _drop_first_line_if(data: bytes, test) -> bytes:
     """Remove the first non-blank, non-comment line when ``test(words)`` holds."""
     pos = 0
-    while pos < len(text):
-        nl = text.find("\n", pos)
-        end = len(text) if nl < 0 else nl
-        words = text[pos:end].split()
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        end = len(data) if nl < 0 else nl
+        words = data[pos:end].decode("latin-1").split()
         if words and not words[0].startswith("#"):
-            return text[:pos] + text[end:] if test(words) else text
+            return data[:pos] + data[end:] if test(words) else data
         pos = end + 1
-    return text
+    return data
 
 
 class _no_empty_warning:
