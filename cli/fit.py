@@ -25,6 +25,7 @@ from recon.cli._common import (
     mesh_suffixes,
     output_file,
     print_json,
+    same_file,
     user_errors,
 )
 from recon.cli._config_options import collect_options, to_typer
@@ -172,7 +173,9 @@ def run_fit(
     if save_field is not None:
         if Path(save_field).suffix.lower() != ".npz":
             raise InputError(f"--save-field must end in .npz, got {Path(save_field).name!r}")
-        save_field = output_file(save_field, inputs=[source, output], what="--save-field")
+        if same_file(save_field, output):
+            raise InputError(f"--save-field and --output both name {output}: give the field its own .npz path")
+        save_field = output_file(save_field, inputs=[source], what="--save-field")
 
     # 2. read and pre-process
     cloud = _read_input(source, sample=sample, seed=0 if seed is None else seed)

@@ -287,6 +287,16 @@ def test_output_equal_to_input_is_refused_and_the_input_kept(recon, cloud):
     assert CALLS == []  # refused before any fitting
 
 
+def test_save_field_over_an_npz_input_is_refused(recon, tmp_path):
+    from recon.cloud import Cloud
+    from recon.io import write_cloud
+
+    src = write_cloud(Cloud(sphere_points(100)), tmp_path / "pts.npz")
+    before = Path(src).read_bytes()
+    assert_one_line_error(recon("fit", src, "--method", "toy", "--save-field", src), "refusing to overwrite the input")
+    assert Path(src).read_bytes() == before and CALLS == []
+
+
 def test_bad_output_paths_are_refused_before_fitting(recon, cloud, tmp_path):
     assert_one_line_error(recon("fit", cloud, "--method", "toy", "-o", tmp_path / "out.xyz"), "unknown extension", ".ply")
     assert_one_line_error(recon("fit", cloud, "--method", "toy", "-o", tmp_path / "no" / "out.ply"), "does not exist")
