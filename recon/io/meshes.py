@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.io._common import check_readable, extension, one_line, read_bytes
+from recon.io._common import check_readable, extension, one_line
 from recon.triangles import TriangleMesh
 
 SUPPORTED_MESH_EXTENSIONS = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
