@@ -45,3 +45,11 @@ def segfault(cloud):
 
 def not_a_mesh(cloud):
     return "a string"
+
+
+def touch_memory(cloud, *, mb: int = 300):
+    """Holds ``mb`` MB resident during the call, then returns the sphere fit."""
+    block = np.ones(mb * 1024**2 // 8)
+    mesh = sphere_fit(cloud)
+    del block
+    return mesh

@@ -19,6 +19,7 @@ FAKES = {
     "fake-alloc": ("bench_fakes:allocate", {}),
     "fake-segv": ("bench_fakes:segfault", {}),
     "fake-notmesh": ("bench_fakes:not_a_mesh", {}),
+    "fake-300mb": ("bench_fakes:touch_memory", {"mb": 300}),
 }
 
 
@@ -61,7 +62,7 @@ def test_registry_has_every_fitter_and_the_baselines():
     for name in load_all_fitters():
         assert methods[name].kind == "fitter"
         assert methods[name].target == "recon.bench.methods:run_fitter"
-        assert methods[name].options == {"fitter": name}
+        assert methods[name].options["fitter"] == name
     assert methods["o3d-poisson"].kind == "baseline"
 
 
@@ -88,6 +89,28 @@ def test_a_new_fitter_appears_with_no_edit_to_the_bench():
         assert m.kind == "fitter" and m.warmup_options == {"overrides": {"iterations": 2}}
     finally:
         _REGISTRY.pop(spec.name)
+
+
+def test_a_fitter_runs_through_fit_and_extract_mesh_in_a_child(tmp_path):
+    import bench_fake_fitter
+
+    from recon.bench.runner import run_one
+
+    try:
+        method = all_methods()[bench_fake_fitter.NAME]
+        assert method.options == {"fitter": "fake-sdf", "module": "bench_fake_fitter"}
+        case = _write_case(tmp_path / "case", n=500, gt=False)
+        res = run_one(method, case / "input.ply", timeout_s=60)
+        assert res.ok, res.error
+        assert res.warmup_s is not None  # the untimed warm-up ran (resolution 32, iterations 2)
+        # marching cubes on the sphere SDF: vertices about the unit radius around the centre
+        r = np.linalg.norm(res.mesh.vertices - [5.0, -2.0, 1.0], axis=1)
+        assert res.mesh.n_faces > 1000
+        assert np.abs(r - r.mean()).max() < 0.02 and abs(r.mean() - 1.0) < 0.02
+    finally:
+        from recon.fitters import _REGISTRY
+
+        _REGISTRY.pop(bench_fake_fitter.NAME, None)
 
 
 def test_select_methods_order_and_unknown(fakes):
@@ -128,7 +151,12 @@ def test_failures_are_isolated_and_recorded(tmp_path, fakes):
 
     good = run_one(fakes["fake-sphere"], inp, timeout_s=30, memory_limit_bytes=limit)
     assert good.ok and good.mesh.n_faces == 1280
-    assert good.wall_s > 0 and good.peak_rss_mb > 10
+    assert good.wall_s > 0 and 10 < good.peak_rss_mb < 1000
+
+    # the peak is the child's own: 300 MB held by the method show, on top of the plain run
+    big = run_one(fakes["fake-300mb"], inp, timeout_s=30, memory_limit_bytes=limit)
+    assert big.ok
+    assert big.peak_rss_mb - good.peak_rss_mb == pytest.approx(300, abs=40)
 
 
 def test_bench_carries_on_past_failures(tmp_path, fakes):

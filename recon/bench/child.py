@@ -102,7 +102,10 @@ def main(argv: list[str]) -> int:
             error=f"{exc.__class__.__name__}: {exc}",
             traceback=traceback.format_exc(limit=20),
         )
-    report["child_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would include the
+    # parent's resident size at fork time; VmHWM belongs to this process image alone
+    hwm = _vm_kb("VmHWM")
+    report["peak_rss_mb"] = None if hwm is None else hwm / 1024.0
     _write_json(result_dir / "result.json", report)
     return 0
 

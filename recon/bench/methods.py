@@ -62,7 +62,9 @@ def _fitter_method(spec) -> BenchMethod:
         target="recon.bench.methods:run_fitter",
         description=spec.description,
         kind="fitter",
-        options={"fitter": spec.name},
+        # the module that registers the fitter, so that a child process finds fitters
+        # registered outside recon.fitters (plug-ins, tests) too
+        options={"fitter": spec.name, "module": spec.fit.__module__},
         warmup_options={"overrides": warm},
     )
 
@@ -105,10 +107,16 @@ def resolve_target(target: str) -> Callable[..., Any]:
     return obj
 
 
-def run_fitter(cloud, *, fitter: str, overrides: dict | None = None):
-    """Bench entry for a recon fitter: fit ``cloud`` (defaults + ``overrides``), then extract the mesh."""
+def run_fitter(cloud, *, fitter: str, module: str | None = None, overrides: dict | None = None):
+    """Bench entry for a recon fitter: fit ``cloud`` (defaults + ``overrides``), then extract the mesh.
+
+    ``module`` is imported first when given: the module whose import registers the fitter.
+    """
     from recon.fitters import fit
     from recon.mesh import extract_mesh
+
+    if module:
+        importlib.import_module(module)
 
     field_ = fit(cloud, fitter, **(overrides or {}))
     return extract_mesh(field_)

@@ -281,7 +281,8 @@ def plot_quality_vs_time(data: dict, path: Path, *, inputs=()) -> None:
         ax.set_title(case, fontsize=10)
         ax.set_xlabel("wall time, s", fontsize=8)
         ax.set_ylabel("Chamfer-L1 / diag" if has_gt else "mesh->input mean / diag (no GT)", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
+        ax.margins(0.25)
         ax.grid(True, which="both", alpha=0.3)
     handles = [
         plt.Line2D([], [], color=colors[i % len(colors)], marker=markers[i % len(markers)], linestyle="", label=m)

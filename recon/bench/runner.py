@@ -10,9 +10,11 @@ carries on.
 Measures:
 - ``wall_s``: seconds around the method call alone, inside the child (after interpreter
   start, imports, reading the input and the untimed warm-up).
-- ``peak_rss_mb``: the child's peak resident memory (``wait4`` rusage ``ru_maxrss``),
-  the whole child: interpreter, imports, warm-up and the method; ``rss_before_mb`` is
-  the resident size just before the timed call, so the method's own share is the difference.
+- ``peak_rss_mb``: the child's peak resident memory (``VmHWM`` of its process image,
+  reported by the child at its end, or polled by the parent every ``poll_s`` for a child
+  that is killed): the whole child, interpreter, imports, warm-up and the method;
+  ``rss_before_mb`` is the resident size just before the timed call, so the method's
+  own share is about the difference.
 - faces, vertices, watertight, and the quality metrics of :mod:`recon.metrics`,
   computed in this (parent) process on the first successful repeat's mesh.
 """
@@ -104,6 +106,18 @@ def _child_env() -> dict:
     return env
 
 
+def _peak_rss_kb(pid: int) -> int | None:
+    """VmHWM (peak resident set, kB) of a running process, or None once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -159,11 +173,15 @@ def run_one(
             timed_out = None  # or "method" / "preparation"
             started = tmp / "started"
             t_method = None
+            peak_kb = 0  # VmHWM of the child, polled: the record of a child that is killed
             try:
                 while True:
-                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                    pid, status = os.waitpid(proc.pid, os.WNOHANG)
                     if pid:
                         break
+                    hwm = _peak_rss_kb(proc.pid)
+                    if hwm is not None:
+                        peak_kb = max(peak_kb, hwm)
                     now = time.perf_counter()
                     if t_method is None and started.exists():
                         t_method = now
@@ -173,14 +191,14 @@ def run_one(
                         timed_out = "preparation"
                     if timed_out:
                         os.killpg(proc.pid, signal.SIGKILL)
-                        pid, status, usage = os.wait4(proc.pid, 0)
+                        pid, status = os.waitpid(proc.pid, 0)
                         break
                     time.sleep(poll_s)
             except BaseException:
                 # interrupted (Ctrl-C): take the child down with us
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
-                    os.wait4(proc.pid, 0)
+                    os.waitpid(proc.pid, 0)
                 except (ProcessLookupError, ChildProcessError):
                     pass
                 raise
@@ -190,7 +208,7 @@ def run_one(
             elapsed = time.perf_counter() - t_start
 
         res = RunResult(case=case, method=method.name, repeat=repeat, status="crashed", elapsed_s=elapsed)
-        res.peak_rss_mb = usage.ru_maxrss / 1024.0  # Linux: kilobytes
+        res.peak_rss_mb = peak_kb / 1024.0 if peak_kb else None
         report_path = tmp / "result.json"
         if timed_out == "method":
             res.status = "timeout"
@@ -214,6 +232,8 @@ def run_one(
             return res
         report = json.loads(report_path.read_text())
         res.warmup_s = report.get("warmup_s")
+        if report.get("peak_rss_mb") is not None:
+            res.peak_rss_mb = max(report["peak_rss_mb"], res.peak_rss_mb or 0.0)
         res.rss_before_mb = report.get("rss_before_mb")
         if not report.get("ok"):
             res.status = report.get("status", "error")
@@ -397,7 +417,7 @@ def run_bench(
             },
             "timing": "wall_s = time.perf_counter() around the method call inside the child; interpreter "
             "start, imports, reading the input and one untimed warm-up run on a 600-point sphere excluded",
-            "memory": "peak_rss_mb = the child's ru_maxrss (whole child process, imports and warm-up included)",
+            "memory": "peak_rss_mb = the child's VmHWM (whole child process: interpreter, imports, warm-up and the method)",
         },
         "cases": case_info,
         "results": results,
