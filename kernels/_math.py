@@ -77,4 +77,84 @@ def make_math(jit):
             return f + d, dx / d, dy / d, dz / d
         return f, gx, gy, gz
 
-    return SimpleNamespace(cell_coords=cell_coords, trilinear=trilinear)
+    @jit
+    def pull_site(f, gx, gy, gz, qx, qy, qz, tx, ty, tz):
+        """GridPull's pull loss at one query and its derivatives by f and grad f.
+
+        q' = q - f * g / |g| is the query pulled onto the zero level set; the loss is
+        |q' - t|^2 with t the query's nearest input point. Returns
+        (loss, dL/df, dL/dgx, dL/dgy, dL/dgz).
+        """
+        gn = math.sqrt(gx * gx + gy * gy + gz * gz) + 1e-12
+        nx = gx / gn
+        ny = gy / gn
+        nz = gz / gn
+        rx = qx - f * nx - tx
+        ry = qy - f * ny - ty
+        rz = qz - f * nz - tz
+        rn = rx * nx + ry * ny + rz * nz
+        c = -2.0 * f / gn
+        return (
+            rx * rx + ry * ry + rz * rz,
+            -2.0 * rn,
+            c * (rx - rn * nx),
+            c * (ry - rn * ny),
+            c * (rz - rn * nz),
+        )
+
+    @jit
+    def consistency_site(ax, ay, az, bx, by, bz):
+        """1 - cos(a, b) for two gradients, with its derivatives by a and by b.
+
+        Returns (loss, dL/dax, dL/day, dL/daz, dL/dbx, dL/dby, dL/dbz).
+        """
+        an = math.sqrt(ax * ax + ay * ay + az * az) + 1e-12
+        bn = math.sqrt(bx * bx + by * by + bz * bz) + 1e-12
+        ux = ax / an
+        uy = ay / an
+        uz = az / an
+        vx = bx / bn
+        vy = by / bn
+        vz = bz / bn
+        cos = ux * vx + uy * vy + uz * vz
+        return (
+            1.0 - cos,
+            -(vx - cos * ux) / an,
+            -(vy - cos * uy) / an,
+            -(vz - cos * uz) / an,
+            -(ux - cos * vx) / bn,
+            -(uy - cos * vy) / bn,
+            -(uz - cos * vz) / bn,
+        )
+
+    @jit
+    def site_gradient(m, entry_start, entry_site, entry_w, site_df, site_dg):
+        """d(site losses)/d(value of band node m), gathered over the sites that touch it.
+
+        entry_w[e] = (w, dw/dx, dw/dy, dw/dz): node m's trilinear weight at entry e's site,
+        so the site's dL/df and dL/dgrad reach the node as df * w + dg . grad w.
+        """
+        g = 0.0
+        for e in range(entry_start[m], entry_start[m + 1]):
+            s = entry_site[e]
+            g += (site_df[s] * entry_w[e, 0] + site_dg[s, 0] * entry_w[e, 1]
+                  + site_dg[s, 1] * entry_w[e, 2] + site_dg[s, 2] * entry_w[e, 3])
+        return g
+
+    @jit
+    def adam_update(x, g, m, v, lr, beta1, beta2, eps, bias1, bias2):
+        """One Adam step for one scalar (bias1, bias2 = 1 - beta^step); returns (x, m, v)."""
+        m = beta1 * m + (1.0 - beta1) * g
+        v = beta2 * v + (1.0 - beta2) * g * g
+        mhat = m / bias1
+        vhat = v / bias2
+        return x - lr * mhat / (math.sqrt(vhat) + eps), m, v
+
+    return SimpleNamespace(
+        cell_coords=cell_coords,
+        trilinear=trilinear,
+        pull_site=pull_site,
+        consistency_site=consistency_site,
+        site_gradient=site_gradient,
+        adam_update=adam_update,
+    )

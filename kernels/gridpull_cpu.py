@@ -1,0 +1,432 @@
+"""GridPull kernels on the CPU: grid set-up (band, inside/outside, far values) and the
+per-iteration loss/gradient/Adam passes, parallel over sites and band nodes.
+
+Every pass gathers (no two threads write one location), so a fixed seed gives the same
+field twice on one machine.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from recon.kernels._compile import cpu
+
+_trilinear = cpu.trilinear
+_pull_site = cpu.pull_site
+_consistency_site = cpu.consistency_site
+_site_gradient = cpu.site_gradient
+_adam_update = cpu.adam_update
+_cell_coords = cpu.cell_coords
+
+OUTSIDE = 1
+INSIDE = 2
+
+
+# ---------------------------------------------------------------- set-up (CPU only)
+
+
+@numba.njit(parallel=True, cache=True)
+def rasterize_band(points, radii, origin, h, band):
+    """Mark (band = 1) every node within radii[n] of points[n]. band: (X,Y,Z) uint8, zeroed.
+
+    The ball is symmetric around each point, so the band is too. Concurrent writes all
+    store the same 1, so the result does not depend on thread order.
+    """
+    nx, ny, nz = band.shape
+    for n in numba.prange(points.shape[0]):
+        r = radii[n]
+        gx = (points[n, 0] - origin[0]) / h
+        gy = (points[n, 1] - origin[1]) / h
+        gz = (points[n, 2] - origin[2]) / h
+        rv = r / h
+        r2 = rv * rv
+        i0 = max(int(math.ceil(gx - rv)), 0)
+        i1 = min(int(math.floor(gx + rv)), nx - 1)
+        j0 = max(int(math.ceil(gy - rv)), 0)
+        j1 = min(int(math.floor(gy + rv)), ny - 1)
+        k0 = max(int(math.ceil(gz - rv)), 0)
+        k1 = min(int(math.floor(gz + rv)), nz - 1)
+        for i in range(i0, i1 + 1):
+            dx2 = (i - gx) ** 2
+            for j in range(j0, j1 + 1):
+                dy2 = dx2 + (j - gy) ** 2
+                if dy2 > r2:
+                    continue
+                for k in range(k0, k1 + 1):
+                    if dy2 + (k - gz) ** 2 <= r2:
+                        band[i, j, k] = 1
+
+
+@numba.njit(cache=True)
+def label_regions(band):
+    """Label non-band nodes: OUTSIDE if 6-connected to the grid's boundary, else INSIDE.
+
+    band: (X,Y,Z) uint8 (1 = band). Returns labels (X,Y,Z) uint8: 0 band, 1 outside, 2 inside.
+    """
+    nx, ny, nz = band.shape
+    labels = np.zeros(band.shape, np.uint8)
+    queue = np.empty(nx * ny * nz, np.int32)
+    head = 0
+    tail = 0
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if band[i, j, k] == 0 and (i == 0 or j == 0 or k == 0 or i == nx - 1 or j == ny - 1 or k == nz - 1):
+                    labels[i, j, k] = OUTSIDE
+                    queue[tail] = (i * ny + j) * nz + k
+                    tail += 1
+    while head < tail:
+        c = queue[head]
+        head += 1
+        k = c % nz
+        j = (c // nz) % ny
+        i = c // (ny * nz)
+        for d in range(6):
+            a = i + (1 if d == 0 else (-1 if d == 1 else 0))
+            b = j + (1 if d == 2 else (-1 if d == 3 else 0))
+            e = k + (1 if d == 4 else (-1 if d == 5 else 0))
+            if a < 0 or b < 0 or e < 0 or a >= nx or b >= ny or e >= nz:
+                continue
+            if band[a, b, e] == 0 and labels[a, b, e] == 0:
+                labels[a, b, e] = OUTSIDE
+                queue[tail] = (a * ny + b) * nz + e
+                tail += 1
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if band[i, j, k] == 0 and labels[i, j, k] == 0:
+                    labels[i, j, k] = INSIDE
+    return labels
+
+
+FAR = 1 << 29
+
+
+@numba.njit(parallel=True, cache=True)
+def _l1_pass(d, axis):
+    """Forward then backward min-plus sweep of every grid line along ``axis``."""
+    nx, ny, nz = d.shape
+    n = d.shape[axis]
+    a_len = ny if axis == 0 else nx
+    b_len = ny if axis == 2 else nz
+    for a0 in numba.prange(a_len):
+        a = np.int64(a0)
+        for b0 in range(b_len):
+            b = np.int64(b0)
+            prev = FAR
+            for t0 in range(n):
+                t = np.int64(t0)
+                if axis == 0:
+                    i, j, k = t, a, b
+                elif axis == 1:
+                    i, j, k = a, t, b
+                else:
+                    i, j, k = a, b, t
+                cur = min(d[i, j, k], prev + 1)
+                d[i, j, k] = cur
+                prev = cur
+            prev = FAR
+            for t0 in range(n - 1, -1, -1):
+                t = np.int64(t0)
+                if axis == 0:
+                    i, j, k = t, a, b
+                elif axis == 1:
+                    i, j, k = a, t, b
+                else:
+                    i, j, k = a, b, t
+                cur = min(d[i, j, k], prev + 1)
+                d[i, j, k] = cur
+                prev = cur
+
+
+def l1_distance(source: np.ndarray) -> np.ndarray:
+    """Exact L1 (6-neighbour step) distance, in nodes, from every node to the nearest
+    node where ``source`` is true: separable, so each axis is one parallel sweep.
+    Returns int32 (X,Y,Z); FAR where there is no source at all."""
+    d = np.where(source, np.int32(0), np.int32(FAR))
+    for axis in range(3):
+        _l1_pass(d, axis)
+    return d
+
+
+@numba.njit(cache=True)
+def build_entries(sites, origin, h, band_index, n_nodes):
+    """Transpose the sites' trilinear stencils into per-node lists (CSR), once.
+
+    sites: (S,3) f64 positions; band_index: (X,Y,Z) int32 (-1 = not optimised).
+    Returns entry_start (n_nodes+1,) int64, entry_site (E,) int32, entry_w (E,4) f32 with
+    (w, dw/dx, dw/dy, dw/dz) of the node's trilinear weight at the site. Entries of a
+    node are in increasing site order, so the gather sums in a fixed order.
+    """
+    nx, ny, nz = band_index.shape
+    S = sites.shape[0]
+    counts = np.zeros(n_nodes + 1, np.int64)
+    cells = np.empty((S, 3), np.int32)
+    fracs = np.empty((S, 3), np.float64)
+    for s in range(S):
+        i, tx = _cell_coords(nx, (sites[s, 0] - origin[0]) / h)
+        j, ty = _cell_coords(ny, (sites[s, 1] - origin[1]) / h)
+        k, tz = _cell_coords(nz, (sites[s, 2] - origin[2]) / h)
+        cells[s, 0] = i
+        cells[s, 1] = j
+        cells[s, 2] = k
+        fracs[s, 0] = tx
+        fracs[s, 1] = ty
+        fracs[s, 2] = tz
+        for c in range(8):
+            m = band_index[i + (c & 1), j + ((c >> 1) & 1), k + ((c >> 2) & 1)]
+            if m >= 0:
+                counts[m + 1] += 1
+    for m in range(n_nodes):
+        counts[m + 1] += counts[m]
+    start = counts.copy()
+    fill = counts[:-1].copy()
+    E = start[n_nodes]
+    entry_site = np.empty(E, np.int32)
+    entry_w = np.empty((E, 4), np.float32)
+    for s in range(S):
+        i = cells[s, 0]
+        j = cells[s, 1]
+        k = cells[s, 2]
+        tx = fracs[s, 0]
+        ty = fracs[s, 1]
+        tz = fracs[s, 2]
+        for c in range(8):
+            a = c & 1
+            b = (c >> 1) & 1
+            d = (c >> 2) & 1
+            m = band_index[i + a, j + b, k + d]
+            if m < 0:
+                continue
+            wx = tx if a else 1.0 - tx
+            wy = ty if b else 1.0 - ty
+            wz = tz if d else 1.0 - tz
+            sx = 1.0 if a else -1.0
+            sy = 1.0 if b else -1.0
+            sz = 1.0 if d else -1.0
+            e = fill[m]
+            fill[m] += 1
+            entry_site[e] = s
+            entry_w[e, 0] = wx * wy * wz
+            entry_w[e, 1] = sx * wy * wz / h
+            entry_w[e, 2] = wx * sy * wz / h
+            entry_w[e, 3] = wx * wy * sz / h
+    return start, entry_site, entry_w
+
+
+# ---------------------------------------------------------------- one iteration
+
+
+@numba.njit(parallel=True, cache=True)
+def eval_sites(dense, origin, h, sites, out_f, out_g):
+    """Trilinear value and gradient of the current field at every site."""
+    for s in numba.prange(sites.shape[0]):
+        f, gx, gy, gz = _trilinear(dense, origin[0], origin[1], origin[2], h, sites[s, 0], sites[s, 1], sites[s, 2])
+        out_f[s] = f
+        out_g[s, 0] = gx
+        out_g[s, 1] = gy
+        out_g[s, 2] = gz
+
+
+@numba.njit(parallel=True, cache=True)
+def query_terms(sites, site_f, site_g, n_queries, target, target_pos, w_pull, w_cons,
+                site_df, site_dg, query_dgt, query_loss):
+    """Pull and gradient-consistency terms at each query (sites[0:n_queries]).
+
+    Input points are sites[n_queries:]; target[q] is the input-point index of q's nearest
+    point and target_pos[q] (3,) where the pull should bring q. Writes dL/df, dL/dg at the query, and the consistency term's dL/dg at the
+    target (query_dgt), gathered per point by ``point_terms``.
+    w_pull, w_cons: weights already divided by their term counts (and h^2 for the pull).
+    """
+    for q in numba.prange(n_queries):
+        t = n_queries + target[q]
+        lp, dfp, dgx, dgy, dgz = _pull_site(
+            site_f[q], site_g[q, 0], site_g[q, 1], site_g[q, 2],
+            sites[q, 0], sites[q, 1], sites[q, 2], target_pos[q, 0], target_pos[q, 1], target_pos[q, 2])
+        lc, cax, cay, caz, cbx, cby, cbz = _consistency_site(
+            site_g[q, 0], site_g[q, 1], site_g[q, 2], site_g[t, 0], site_g[t, 1], site_g[t, 2])
+        site_df[q] = w_pull * dfp
+        site_dg[q, 0] = w_pull * dgx + w_cons * cax
+        site_dg[q, 1] = w_pull * dgy + w_cons * cay
+        site_dg[q, 2] = w_pull * dgz + w_cons * caz
+        query_dgt[q, 0] = w_cons * cbx
+        query_dgt[q, 1] = w_cons * cby
+        query_dgt[q, 2] = w_cons * cbz
+        query_loss[q, 0] = lp
+        query_loss[q, 1] = lc
+
+
+@numba.njit(parallel=True, cache=True)
+def point_terms(site_f, n_queries, target_start, w_surf, query_dgt, site_df, site_dg):
+    """Surface term f(p)^2 at each input point, plus the consistency terms of the queries
+    whose target it is (queries are sorted by target: target_start[p]..target_start[p+1])."""
+    n_points = target_start.shape[0] - 1
+    for p in numba.prange(n_points):
+        s = n_queries + p
+        site_df[s] = w_surf * 2.0 * site_f[s]
+        gx = 0.0
+        gy = 0.0
+        gz = 0.0
+        for q in range(target_start[p], target_start[p + 1]):
+            gx += query_dgt[q, 0]
+            gy += query_dgt[q, 1]
+            gz += query_dgt[q, 2]
+        site_dg[s, 0] = gx
+        site_dg[s, 1] = gy
+        site_dg[s, 2] = gz
+
+
+@numba.njit(parallel=True, cache=True)
+def second_differences(values, neighbors, out):
+    """out[m, a] = f[m-e_a] - 2 f[m] + f[m+e_a] for band node m (NaN where a neighbour is
+    not a band node). neighbors: (M, 6) int32 band indices (+x, -x, +y, -y, +z, -z; -1 none)."""
+    for m in numba.prange(values.shape[0]):
+        for a in range(3):
+            p = neighbors[m, 2 * a]
+            q = neighbors[m, 2 * a + 1]
+            if p >= 0 and q >= 0:
+                out[m, a] = values[q] - 2.0 * values[m] + values[p]
+            else:
+                out[m, a] = np.nan
+
+
+@numba.njit(parallel=True, cache=True)
+def update_nodes(values, neighbors, second_diff, entry_start, entry_site, entry_w, site_df, site_dg,
+                 smooth_scale, adam_m, adam_v, lr, beta1, beta2, eps, bias1, bias2):
+    """Gradient of every band node (sites + smoothness) and its Adam step, in place.
+
+    Reads only per-node data computed before this pass (second_diff, site terms), so the
+    result does not depend on thread order. bias1/bias2: Adam's 1 - beta^step.
+    """
+    for m in numba.prange(values.shape[0]):
+        g = _site_gradient(m, entry_start, entry_site, entry_w, site_df, site_dg)
+        for a in range(3):
+            d = second_diff[m, a]
+            if d == d:  # not NaN: m is the centre of a triple
+                g -= smooth_scale * 4.0 * d
+            for side in range(2):
+                nb = neighbors[m, 2 * a + side]
+                if nb >= 0:
+                    d = second_diff[nb, a]
+                    if d == d:  # m is an end of nb's triple
+                        g += smooth_scale * 2.0 * d
+        x, mm, vv = _adam_update(values[m], g, adam_m[m], adam_v[m], lr, beta1, beta2, eps, bias1, bias2)
+        values[m] = x
+        adam_m[m] = mm
+        adam_v[m] = vv
+
+
+@numba.njit(parallel=True, cache=True)
+def neighbor_table(node_ijk, band_index):
+    """(M, 6) int32: band index of each node's +x, -x, +y, -y, +z, -z neighbour, or -1."""
+    nx, ny, nz = band_index.shape
+    out = np.full((node_ijk.shape[0], 6), -1, np.int32)
+    for m in numba.prange(node_ijk.shape[0]):
+        for a in range(3):
+            for side in range(2):
+                step = 1 if side == 0 else -1
+                i = node_ijk[m, 0] + (step if a == 0 else 0)
+                j = node_ijk[m, 1] + (step if a == 1 else 0)
+                k = node_ijk[m, 2] + (step if a == 2 else 0)
+                if 0 <= i < nx and 0 <= j < ny and 0 <= k < nz:
+                    out[m, 2 * a + side] = band_index[i, j, k]
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def scatter_values(node_ijk, values, dense):
+    for m in numba.prange(values.shape[0]):
+        dense[node_ijk[m, 0], node_ijk[m, 1], node_ijk[m, 2]] = values[m]
+
+
+@numba.njit(cache=True)
+def propagate_orientation(normals, neighbors, orientation):
+    """Orient unit normals consistently over a k-nearest-neighbour graph, in place.
+
+    orientation: (N,) int8, +1/-1 where the normal's direction is already known (flip by
+    it), 0 where not. Known points seed a breadth-first walk; each reached neighbour is
+    flipped to agree with the point it was reached from. Points reached from no seed
+    stay 0. neighbors: (N, k) int64 indices.
+    """
+    n = normals.shape[0]
+    queue = np.empty(n, np.int64)
+    tail = 0
+    for i in range(n):
+        if orientation[i] != 0:
+            if orientation[i] < 0:
+                normals[i, 0] = -normals[i, 0]
+                normals[i, 1] = -normals[i, 1]
+                normals[i, 2] = -normals[i, 2]
+                orientation[i] = 1
+            queue[tail] = i
+            tail += 1
+    head = 0
+    while head < tail:
+        i = queue[head]
+        head += 1
+        for t in range(neighbors.shape[1]):
+            j = neighbors[i, t]
+            if j < 0 or j >= n or orientation[j] != 0:
+                continue
+            if normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2] < 0.0:
+                normals[j, 0] = -normals[j, 0]
+                normals[j, 1] = -normals[j, 1]
+                normals[j, 2] = -normals[j, 2]
+            orientation[j] = 1
+            queue[tail] = j
+            tail += 1
+
+
+@numba.njit(cache=True)
+def relabel_enclosed(labels, node_sign):
+    """Turn INSIDE components that the band's signs say are outside into OUTSIDE.
+
+    A closing band seals narrow openings (pits, eye sockets, gaps between fingers), so
+    the region behind them looks enclosed. Each INSIDE component votes with the signs
+    of the band nodes around it (node_sign: (X,Y,Z) int8, -1/+1 on band nodes): if most
+    are positive it lies outside the surface, and is relabelled. Returns the count.
+    """
+    nx, ny, nz = labels.shape
+    comp = np.full(labels.shape, -1, np.int32)
+    queue = np.empty(nx * ny * nz, np.int32)
+    n_relabelled = 0
+    for i0 in range(nx):
+        for j0 in range(ny):
+            for k0 in range(nz):
+                if labels[i0, j0, k0] != INSIDE or comp[i0, j0, k0] >= 0:
+                    continue
+                comp[i0, j0, k0] = 1
+                queue[0] = (i0 * ny + j0) * nz + k0
+                head = 0
+                tail = 1
+                pos = 0
+                neg = 0
+                while head < tail:
+                    c = queue[head]
+                    head += 1
+                    k = c % nz
+                    j = (c // nz) % ny
+                    i = c // (ny * nz)
+                    for d in range(6):
+                        a = i + (1 if d == 0 else (-1 if d == 1 else 0))
+                        b = j + (1 if d == 2 else (-1 if d == 3 else 0))
+                        e = k + (1 if d == 4 else (-1 if d == 5 else 0))
+                        if a < 0 or b < 0 or e < 0 or a >= nx or b >= ny or e >= nz:
+                            continue
+                        if labels[a, b, e] == INSIDE:
+                            if comp[a, b, e] < 0:
+                                comp[a, b, e] = 1
+                                queue[tail] = (a * ny + b) * nz + e
+                                tail += 1
+                        elif labels[a, b, e] == 0:
+                            if node_sign[a, b, e] > 0:
+                                pos += 1
+                            else:
+                                neg += 1
+                if pos > neg:
+                    for t in range(tail):
+                        c = queue[t]
+                        labels[c // (ny * nz), (c // nz) % ny, c % nz] = OUTSIDE
+                    n_relabelled += tail
+    return n_relabelled
