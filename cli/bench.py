@@ -63,6 +63,7 @@ def bench(
     repeat: int = typer.Option(1, "--repeat", min=1, help="Runs per case and method; timings give median and min-max. Method order rotates per repeat."),
     timeout: float = typer.Option(600.0, "--timeout", min=0.001, help="Seconds a method call may run; past it its child is killed and the run recorded as 'timeout'."),
     memory_limit: Optional[float] = typer.Option(None, "--memory-limit", min=0.001, help="GiB of address space per child; past it a run fails 'out of memory'. Default: half the machine's memory.", show_default=False),
+    memory_mode: str = typer.Option("auto", "--memory-mode", help="How --memory-limit is enforced: address-space (RLIMIT_AS in the child), resident (the child is killed once its resident memory passes it) or auto (resident where an NVIDIA GPU is visible, since CUDA needs a large address space)."),
     samples: int = typer.Option(100_000, "--samples", min=1, help="Surface samples per mesh for the metrics."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the metric sampling."),
     list_methods: bool = typer.Option(False, "--list", help="List the methods and the cases, then exit."),
@@ -72,7 +73,7 @@ def bench(
     import recon.bench
     from recon.bench.cases import discover_cases
     from recon.bench.methods import all_methods
-    from recon.bench.runner import BenchSettings
+    from recon.bench.runner import BenchSettings, resolve_memory_mode
 
     method_names = _names(methods, "--methods")
     case_names = _names(only, "--only")
@@ -89,6 +90,7 @@ def bench(
         repeat=repeat,
         timeout_s=timeout,
         memory_limit_bytes=None if memory_limit is None else int(memory_limit * 1024**3),
+        memory_mode=resolve_memory_mode(memory_mode),
         n_samples=samples,
         seed=seed,
     )

@@ -117,8 +117,8 @@ def sample_surface(mesh: TriangleMesh, n: int, *, seed: int = 0) -> tuple[np.nda
     return _sample(mesh, n, rng(seed))
 
 
-def _sample(mesh: TriangleMesh, n: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    corners, area, _ = _face_geometry(mesh)
+def _sample(mesh: TriangleMesh, n: int, gen: np.random.Generator, geometry=None) -> tuple[np.ndarray, np.ndarray]:
+    corners, area, _ = geometry if geometry is not None else _face_geometry(mesh)
     cum = np.cumsum(area)
     total = cum[-1]
     if not total > CONFIG.degenerate_area:
@@ -186,10 +186,10 @@ def closest_point_on_triangles(p, a, b, c) -> np.ndarray:
 class _SurfaceIndex:
     """Exact closest-point queries against one mesh's triangles (Open3D BVH + float64 refinement)."""
 
-    def __init__(self, mesh: TriangleMesh, origin: np.ndarray):
+    def __init__(self, mesh: TriangleMesh, origin: np.ndarray, geometry=None):
         import open3d as o3d
 
-        corners, area, normals = _face_geometry(mesh)
+        corners, area, normals = geometry if geometry is not None else _face_geometry(mesh)
         keep = np.flatnonzero(area > CONFIG.degenerate_area)
         if keep.size == 0:
             raise InputError(f"mesh has {mesh.n_faces} faces but zero surface area: nothing to measure against")
@@ -253,14 +253,15 @@ def compare_meshes(
     diag = _diagonal(ground_truth.vertices[np.unique(ground_truth.faces)], "ground truth")
     origin = 0.5 * (ground_truth.vertices.min(axis=0) + ground_truth.vertices.max(axis=0))
 
+    rec_geo = _face_geometry(reconstruction)
+    gt_geo = _face_geometry(ground_truth)
+    rec_normals, gt_normals = rec_geo[2], gt_geo[2]
     gen = rng(seed)
-    rec_pts, rec_face = _sample(reconstruction, n_samples, gen)
-    gt_pts, gt_face = _sample(ground_truth, n_samples, gen)
-    _, _, rec_normals = _face_geometry(reconstruction)
-    _, _, gt_normals = _face_geometry(ground_truth)
+    rec_pts, rec_face = _sample(reconstruction, n_samples, gen, rec_geo)
+    gt_pts, gt_face = _sample(ground_truth, n_samples, gen, gt_geo)
 
-    gt_index = _SurfaceIndex(ground_truth, origin)
-    rec_index = _SurfaceIndex(reconstruction, origin)
+    gt_index = _SurfaceIndex(ground_truth, origin, gt_geo)
+    rec_index = _SurfaceIndex(reconstruction, origin, rec_geo)
     d_acc, t_acc = gt_index.query(rec_pts)  # reconstruction -> truth
     d_com, t_com = rec_index.query(gt_pts)  # truth -> reconstruction
     d_acc /= diag
@@ -322,8 +323,9 @@ def cloud_to_mesh(points, mesh: TriangleMesh, *, n_samples: int = 100_000, seed:
     diag = _diagonal(pts, "the input cloud")
     origin = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
 
-    d_in, _ = _SurfaceIndex(mesh, origin).query(pts)
-    samples, _ = _sample(mesh, n_samples, rng(seed))
+    geo = _face_geometry(mesh)
+    d_in, _ = _SurfaceIndex(mesh, origin, geo).query(pts)
+    samples, _ = _sample(mesh, n_samples, rng(seed), geo)
     d_out, _ = cKDTree(pts - origin).query(samples - origin, k=1, workers=-1)
     d_in /= diag
     d_out = np.asarray(d_out, dtype=np.float64) / diag

@@ -53,3 +53,12 @@ def touch_memory(cloud, *, mb: int = 300):
     mesh = sphere_fit(cloud)
     del block
     return mesh
+
+
+def grow(cloud, *, step_mb: int = 50, steps: int = 60, pause_s: float = 0.02):
+    """Allocates (and touches) ``step_mb`` MB at a time, up to ``steps`` times, holding them all."""
+    held = []
+    for _ in range(steps):
+        held.append(np.ones(step_mb * 1024**2 // 8))
+        time.sleep(pause_s)
+    return sphere_fit(cloud)

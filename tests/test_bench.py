@@ -20,6 +20,7 @@ FAKES = {
     "fake-segv": ("bench_fakes:segfault", {}),
     "fake-notmesh": ("bench_fakes:not_a_mesh", {}),
     "fake-300mb": ("bench_fakes:touch_memory", {"mb": 300}),
+    "fake-grow": ("bench_fakes:grow", {}),
 }
 
 
@@ -157,6 +158,19 @@ def test_failures_are_isolated_and_recorded(tmp_path, fakes):
     big = run_one(fakes["fake-300mb"], inp, timeout_s=30, memory_limit_bytes=limit)
     assert big.ok
     assert big.peak_rss_mb - good.peak_rss_mb == pytest.approx(300, abs=40)
+
+
+def test_resident_memory_mode_kills_past_the_limit(tmp_path, fakes):
+    # the mode used where a GPU is visible: no RLIMIT_AS, the parent watches the resident set
+    from recon.bench.runner import run_one
+
+    inp = _write_case(tmp_path / "case", n=300, gt=False) / "input.ply"
+    limit = 600 * 1024**2  # the fake would reach 3 GB in ~1.2 s
+    res = run_one(fakes["fake-grow"], inp, timeout_s=30, memory_limit_bytes=limit, memory_mode="resident", poll_s=0.01)
+    assert res.status == "out of memory" and "resident memory passed" in res.error
+    assert 600 <= res.peak_rss_mb < 1500
+    with pytest.raises(InputError, match="--memory-mode must be one of"):
+        run_one(fakes["fake-grow"], inp, memory_mode="rss")
 
 
 def test_bench_carries_on_past_failures(tmp_path, fakes):

@@ -222,7 +222,7 @@ def results_markdown(data: dict) -> str:
         f"{mach.get('memory_gb')} GB memory, GPU: {mach.get('gpu') or 'none'}.",
         "Libraries: " + ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items() if v) + ".",
         f"Repeats: {s['repeat']}; time-out {s['timeout_s']:g} s; memory limit {s['memory_limit_bytes'] / 1024**3:.3g} GiB "
-        f"(address space) per child; metrics on {s['n_samples']:,} samples per mesh, seed {s['seed']}, "
+        f"({'address space' if s.get('memory_mode', 'address-space') == 'address-space' else 'resident set'}) per child; metrics on {s['n_samples']:,} samples per mesh, seed {s['seed']}, "
         "point-to-surface, as in recon.metrics.",
         f"Timing: {s['timing']}.",
         f"Memory: {s['memory']}.",

@@ -51,7 +51,9 @@ class BenchSettings:
     prepare_timeout_s: float = 600.0
     "Limit on a child's start-up before the timed call (imports, reading, warm-up incl. JIT compilation)."
     memory_limit_bytes: int | None = None
-    "Address-space cap of each child (RLIMIT_AS); None: half the machine's physical memory."
+    "Memory cap of each child; None: half the machine's physical memory."
+    memory_mode: str = "auto"
+    "'address-space' (RLIMIT_AS in the child), 'resident' (parent kills past the RSS) or 'auto' (resident when an NVIDIA GPU is visible)."
     n_samples: int = 100_000
     "Surface samples per mesh for the metrics."
     seed: int = 0
@@ -106,16 +108,35 @@ def _child_env() -> dict:
     return env
 
 
-def _peak_rss_kb(pid: int) -> int | None:
-    """VmHWM (peak resident set, kB) of a running process, or None once it has gone."""
+def _rss_kb(pid: int) -> tuple[int | None, int | None]:
+    """(VmRSS, VmHWM) of a running process in kB: current and peak resident set; None once it has gone."""
+    rss = hwm = None
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
     except (OSError, ValueError):
-        return None
-    return None
+        pass
+    return rss, hwm
+
+
+MEMORY_MODES = ("auto", "address-space", "resident")
+
+
+def resolve_memory_mode(mode: str) -> str:
+    """'auto' -> 'resident' where an NVIDIA GPU is visible (CUDA reserves more address space
+    than any sensible RLIMIT_AS), else 'address-space'."""
+    if mode not in MEMORY_MODES:
+        raise InputError(f"--memory-mode must be one of {', '.join(MEMORY_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    import shutil
+
+    gpu = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+    return "resident" if gpu else "address-space"
 
 
 def _signal_name(num: int) -> str:
@@ -142,13 +163,19 @@ def run_one(
     timeout_s: float = 600.0,
     prepare_timeout_s: float = 600.0,
     memory_limit_bytes: int | None = None,
+    memory_mode: str = "address-space",
     poll_s: float = 0.05,
 ) -> RunResult:
     """Run ``method`` on the cloud in ``input_path`` in a child process; never raises for the method's failures.
 
     ``timeout_s`` bounds the timed method call; ``prepare_timeout_s`` bounds what comes
     before it in the child (interpreter start, imports, reading the input, warm-up).
+    ``memory_mode`` 'address-space': the child caps its own address space at
+    ``memory_limit_bytes`` (RLIMIT_AS; an allocation past it raises MemoryError);
+    'resident': the parent kills the child once its resident memory passes the limit
+    (checked every ``poll_s``; for CUDA, whose driver needs a huge address space).
     """
+    memory_mode = resolve_memory_mode(memory_mode)
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
         tmp = Path(tmp)
         job = {
@@ -157,7 +184,7 @@ def run_one(
             "warmup_options": method.warmup_options,
             "input": str(Path(input_path).resolve()),
             "result_dir": str(tmp),
-            "memory_limit_bytes": memory_limit_bytes,
+            "memory_limit_bytes": memory_limit_bytes if memory_mode == "address-space" else None,
         }
         (tmp / "job.json").write_text(json.dumps(job))
         with open(tmp / "stdout.txt", "wb") as out, open(tmp / "stderr.txt", "wb") as err:
@@ -170,7 +197,7 @@ def run_one(
                 env=_child_env(),
                 start_new_session=True,  # its own process group: a kill reaches anything it started
             )
-            timed_out = None  # or "method" / "preparation"
+            killed_for = None  # or "method" / "preparation" / "memory"
             started = tmp / "started"
             t_method = None
             peak_kb = 0  # VmHWM of the child, polled: the record of a child that is killed
@@ -179,17 +206,21 @@ def run_one(
                     pid, status = os.waitpid(proc.pid, os.WNOHANG)
                     if pid:
                         break
-                    hwm = _peak_rss_kb(proc.pid)
+                    rss, hwm = _rss_kb(proc.pid)
                     if hwm is not None:
                         peak_kb = max(peak_kb, hwm)
                     now = time.perf_counter()
+                    if memory_mode == "resident" and memory_limit_bytes and (rss or 0) * 1024 > memory_limit_bytes:
+                        killed_for = "memory"
                     if t_method is None and started.exists():
                         t_method = now
-                    if t_method is not None and now - t_method > timeout_s:
-                        timed_out = "method"
+                    if killed_for:
+                        pass
+                    elif t_method is not None and now - t_method > timeout_s:
+                        killed_for = "method"
                     elif t_method is None and now - t_start > prepare_timeout_s:
-                        timed_out = "preparation"
-                    if timed_out:
+                        killed_for = "preparation"
+                    if killed_for:
                         os.killpg(proc.pid, signal.SIGKILL)
                         pid, status = os.waitpid(proc.pid, 0)
                         break
@@ -210,11 +241,15 @@ def run_one(
         res = RunResult(case=case, method=method.name, repeat=repeat, status="crashed", elapsed_s=elapsed)
         res.peak_rss_mb = peak_kb / 1024.0 if peak_kb else None
         report_path = tmp / "result.json"
-        if timed_out == "method":
+        if killed_for == "method":
             res.status = "timeout"
             res.error = f"the method ran past the {timeout_s:g} s time-out (killed)"
             return res
-        if timed_out == "preparation":
+        if killed_for == "memory":
+            res.status = "out of memory"
+            res.error = f"out of memory: resident memory passed the {memory_limit_bytes / 1024**3:.3g} GiB limit (killed)"
+            return res
+        if killed_for == "preparation":
             res.status = "timeout"
             res.error = f"start-up (imports, reading, warm-up) ran past {prepare_timeout_s:g} s (killed)"
             return res
@@ -317,6 +352,7 @@ def run_bench(
         raise InputError("no methods to run")
     log = log or (lambda s: None)
     memory_limit = settings.memory_limit_bytes or default_memory_limit()
+    memory_mode = resolve_memory_mode(settings.memory_mode)
     out_dir = Path(out_dir)
     total = len(cases) * len(methods) * settings.repeat
     done = 0
@@ -348,6 +384,7 @@ def run_bench(
                     timeout_s=settings.timeout_s,
                     prepare_timeout_s=settings.prepare_timeout_s,
                     memory_limit_bytes=memory_limit,
+                    memory_mode=memory_mode,
                     poll_s=settings.poll_s,
                 )
                 done += 1
@@ -408,6 +445,7 @@ def run_bench(
             "timeout_s": settings.timeout_s,
             "prepare_timeout_s": settings.prepare_timeout_s,
             "memory_limit_bytes": memory_limit,
+            "memory_mode": memory_mode,
             "n_samples": settings.n_samples,
             "seed": settings.seed,
             "thresholds": list(settings.thresholds),
