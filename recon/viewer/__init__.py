@@ -1,0 +1,16 @@
+"""The interactive viewer: a cloud, a mesh, a field's slices and the error, in one pyvista scene.
+
+    from recon.viewer import ViewerScene
+    scene = ViewerScene(off_screen=True)
+    scene.add_cloud(cloud)
+    scene.add_mesh(mesh)
+    scene.screenshot("shot.png")
+
+The scene is built separately from any window, so it renders offscreen (tests, machines
+without a display) exactly as it shows on screen or in a browser (``recon.viewer.web``).
+pyvista is imported on first use, not by ``import recon.viewer``.
+"""
+
+from recon.viewer.scene import KEYS, ViewerConfig, ViewerScene, display_available
+
+__all__ = ["ViewerScene", "ViewerConfig", "KEYS", "display_available"]

@@ -1,0 +1,106 @@
+"""Drive a real headless Chromium (Debian's ``chromium``) over the DevTools protocol.
+
+Small on purpose: open a page, wait until a condition on its screenshot holds, return the
+PNG. Uses aiohttp's websocket client (aiohttp comes with the [web] extra's trame).
+
+    png = screenshot_when("http://127.0.0.1:8080/", ready=lambda img: ..., timeout=60)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _decode_png(data: bytes):
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+async def _drive(port: int, url: str, ready, timeout: float, width: int, height: int):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"http://127.0.0.1:{port}/json/new?about:blank") as resp:
+            target = json.loads(await resp.text())
+        async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            counter = 0
+
+            async def call(method, **params):
+                nonlocal counter
+                counter += 1
+                my_id = counter
+                await ws.send_json({"id": my_id, "method": method, "params": params})
+                while True:
+                    msg = json.loads((await ws.receive()).data)
+                    if msg.get("id") == my_id:
+                        if "error" in msg:
+                            raise RuntimeError(f"{method}: {msg['error']}")
+                        return msg.get("result", {})
+
+            await call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                       mobile=False)
+            await call("Page.enable")
+            await call("Page.navigate", url=url)
+            deadline = time.monotonic() + timeout
+            last = None
+            while time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+                shot = await call("Page.captureScreenshot", format="png")
+                last = base64.b64decode(shot["data"])
+                if ready(_decode_png(last)):
+                    return last, True
+            return last, False
+
+
+def screenshot_when(url: str, *, ready, timeout: float = 60.0, width: int = 1024, height: int = 768):
+    """(PNG bytes, whether ``ready(image (H, W, 3) uint8)`` became true before ``timeout`` s)."""
+    exe = find_chromium()
+    if exe is None:
+        raise FileNotFoundError("no chromium on PATH")
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen(
+            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            port = None
+            start = time.monotonic()
+            while port is None and time.monotonic() - start < 30:
+                line = proc.stderr.readline()
+                if not line and proc.poll() is not None:
+                    raise RuntimeError(f"chromium exited with {proc.returncode}")
+                m = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
+                if m:
+                    port = int(m.group(1))
+            if port is None:
+                raise RuntimeError("chromium did not report its DevTools port")
+            return asyncio.run(_drive(port, url, ready, timeout, width, height))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
