@@ -9,11 +9,13 @@
 #   PYTHON=/path/to/python3.11   the interpreter for the venv (default: python3.11, python3)
 #   RECON_VENV=.venv             where the venv goes
 #   RECON_SKIP_APT=1             never call apt-get (only report missing libraries)
+#   RECON_EXTRAS=test            the optional-dependency groups to install (comma-separated)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 VENV="${RECON_VENV:-$ROOT/.venv}"
+EXTRAS="${RECON_EXTRAS:-test}"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -87,13 +89,13 @@ fi
 # fitter brings it as an optional extra (`.[torch]`) pinned to a CPU build where one exists.
 # open3d comes as `open3d-cpu` on x86_64 (see pyproject.toml) for the same reason.
 STAMP="$VENV/.recon-setup"
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+want="$( (cat pyproject.toml scripts/setup.sh; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] && "$VENV/bin/python" -c 'import recon.cli.main' >/dev/null 2>&1; then
     say "recon already installed in $VENV (pyproject.toml unchanged)"
 else
     say "installing recon (editable) and its dependencies into $VENV"
     export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" </dev/null
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRAS]" </dev/null
     echo "$want" >"$STAMP"
 fi
 

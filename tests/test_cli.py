@@ -248,8 +248,7 @@ def test_unknown_option_is_a_one_line_usage_error(recon, cloud):
 
 
 def test_option_of_another_method_is_refused(recon, cloud):
-    if not _has_gridpull():
-        pytest.skip("needs a second fitter (gridpull) registered")
+    assert _has_gridpull()  # the second registered fitter, beside the toy
     line = assert_one_line_error(recon("fit", cloud, "--method", "toy", "--learning-rate", "0.1"))
     assert "--learning-rate is not an option of method 'toy'" in line and "gridpull" in line
     line = assert_one_line_error(recon("fit", cloud, "--method", "gridpull", "--shrink", "0.5"))
@@ -495,8 +494,6 @@ def test_info_on_a_cloud_and_a_field(recon, cloud, tmp_path):
 
 
 def test_gridpull_end_to_end_on_a_tiny_cloud(recon, tmp_path):
-    if not _has_gridpull():
-        pytest.skip("the gridpull fitter is not in this tree")
     path = write_ply_cloud(tmp_path / "ball.ply", sphere_points(1500, radius=1.0, center=(0.0, 0.0, 0.0)))
     out = tmp_path / "ball.mesh.ply"
     res = recon("fit", path, "--resolution", "24", "--iterations", "5", "--device", "cpu", "--json")

@@ -14,12 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
 
-def _has_gridpull() -> bool:
-    from recon.fitters import load_all_fitters
-
-    return "gridpull" in load_all_fitters()
-
-
 def test_quick_start_commands_are_the_ones_ci_runs():
     assert "bash scripts/setup.sh && .venv/bin/recon fit assets/demo_cloud.ply" in README
     assert "bash scripts/setup.sh && .venv/bin/pytest" in README
@@ -29,8 +23,6 @@ def test_quick_start_commands_are_the_ones_ci_runs():
 
 
 def test_python_api_block_runs(tmp_path, monkeypatch):
-    if not _has_gridpull():
-        pytest.skip("the gridpull fitter is not in this tree")
     block = re.search(r"## Python API\s+```python\n(.*?)```", README, re.S).group(1)
     d = np.random.default_rng(0).normal(size=(2000, 3))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
@@ -62,10 +54,7 @@ def test_layout_names_what_the_package_installs():
 
 def test_demo_asset_fits_quickly(tmp_path):
     demo = REPO / "assets" / "demo_cloud.ply"
-    if not demo.is_file():
-        pytest.skip("assets/demo_cloud.ply is not in this tree yet")
-    if not _has_gridpull():
-        pytest.skip("the gridpull fitter is not in this tree")
+    assert demo.is_file(), "the README's quick start fits assets/demo_cloud.ply"
     out = tmp_path / "demo.mesh.ply"
     proc = subprocess.run(
         [sys.executable, "-m", "recon.cli.main", "fit", str(demo), "-o", str(out),
