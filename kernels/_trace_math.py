@@ -1,0 +1,333 @@
+"""Sphere tracing of one ray through a grid-backed field, written once for CPU and CUDA.
+
+``make_trace_math(jit, m)`` compiles the functions below with ``jit`` (``numba.njit`` for
+the CPU kernel, ``numba.cuda.jit(device=True)`` for the CUDA kernel) on top of ``m``, the
+shared grid math of ``_math.py`` compiled for the same target (``m.trilinear``). They take
+scalars and arrays only and allocate nothing.
+
+Field modes (``mode``):
+
+- ``MODE_SIGNED``: ``values`` is a signed distance grid; the surface is ``values == level``.
+  March by the value (at least a fraction of the pixel footprint), refine the hit by
+  bisection on the sign change.
+- ``MODE_UNSIGNED``: ``values`` is an unsigned distance grid. No sign change: march by
+  ``safety * value``, hit when the value drops under a threshold tied to the pixel
+  footprint (and, for a grid, to the voxel: its interpolant never reaches 0), then step
+  onto the local tangent plane (closest point ``p - f * grad / |grad|``).
+- ``MODE_OCCUPANCY``: ``values`` is an occupancy grid (inside > ``level``, usually 0.5).
+  Fixed conservative steps to the first crossing, then bisection.
+- ``MODE_CLOSEST``: ``cp`` (3, X, Y, Z) holds, per node, the offset from the node to its
+  closest surface point; the distance is the offset's length. March like ``MODE_UNSIGNED``,
+  then step onto the tangent plane at the closest point (repeated ``refine`` times).
+
+Every ray is first clipped to the grid's box. ``params`` is a float64 array indexed by the
+``P_*`` constants (see ``recon.render.trace`` for what each means and its default).
+Returned status: ``STATUS_MISS``, ``STATUS_HIT`` or ``STATUS_NOT_CONVERGED`` (the step
+budget ran out first).
+"""
+
+import math
+
+MODE_SIGNED = 0
+MODE_UNSIGNED = 1
+MODE_OCCUPANCY = 2
+MODE_CLOSEST = 3
+
+STATUS_MISS = 0
+STATUS_HIT = 1
+STATUS_NOT_CONVERGED = 2
+
+P_HIT_DIST = 0  # absolute hit distance (input units)
+P_MISS_T = 1  # rays end at this distance from the eye (input units; inf: the box decides)
+P_PIX = 2  # pixel footprint per unit of ray length: 2 tan(fov / 2) / height
+P_HIT_PIX = 3  # unsigned: hit when the distance < this many pixel footprints
+P_MIN_STEP_PIX = 4  # signed / occupancy: smallest step, in pixel footprints
+P_SAFETY = 5  # unsigned: step = safety * distance (< 1)
+P_BISECT = 6  # bisection iterations after a sign change
+P_REFINE = 7  # unsigned: tangent-plane steps after a hit
+P_OCC_STEP = 8  # occupancy: step length (input units)
+P_HIT_FLOOR = 9  # unsigned: hit threshold never below this (input units)
+P_NORMAL_EPS = 10  # half-width of the central differences for normals (input units)
+P_MAX_STEPS = 11  # step budget of the march
+P_STEP_SCALE = 12  # signed: step = scale * value
+P_MIN_COS = 13  # unsigned: tangent-plane step uses max(|dir . n|, this)
+P_RESIDUAL_PIX = 14  # unsigned: after refinement, a hit must be this close (pixel footprints)
+N_PARAMS = 15
+
+
+def make_trace_math(jit, m):
+    """Compile the per-ray functions with ``jit`` over the grid math namespace ``m``."""
+    trilinear = m.trilinear
+
+    @jit
+    def clip_box(ex, ey, ez, dx, dy, dz, lx, ly, lz, hx, hy, hz):
+        """Slab test: (t_enter, t_exit) of the ray e + t d with the box [l, h]; t_enter >= 0."""
+        t0 = 0.0
+        t1 = math.inf
+        for a in range(3):
+            if a == 0:
+                e, d, lo, hi = ex, dx, lx, hx
+            elif a == 1:
+                e, d, lo, hi = ey, dy, ly, hy
+            else:
+                e, d, lo, hi = ez, dz, lz, hz
+            if d == 0.0:
+                if e < lo or e > hi:
+                    return 1.0, 0.0
+            else:
+                ta = (lo - e) / d
+                tb = (hi - e) / d
+                if ta > tb:
+                    ta, tb = tb, ta
+                if ta > t0:
+                    t0 = ta
+                if tb < t1:
+                    t1 = tb
+        return t0, t1
+
+    @jit
+    def sample(values, cp, mode, level, ox, oy, oz, h, x, y, z):
+        """The march quantity at (x, y, z): signed distance (mode 0), level - occupancy
+        (mode 2, positive outside) or unsigned distance (modes 1 and 3)."""
+        if mode == 3:
+            qx, qy, qz = x, y, z
+            ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, qx, qy, qz)
+            ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, qx, qy, qz)
+            az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, qx, qy, qz)
+            return math.sqrt(ax * ax + ay * ay + az * az)
+        f, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z)
+        if mode == 2:
+            return level - f
+        return f - level
+
+    @jit
+    def direction_to_surface(values, cp, mode, ox, oy, oz, h, eps, x, y, z):
+        """Unit vector from (x, y, z) towards the surface point closest to it, modes 1 and 3."""
+        if mode == 3:
+            ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, x, y, z)
+            ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, x, y, z)
+            az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, x, y, z)
+        else:
+            ax, ay, az = 0.0, 0.0, 0.0
+            fa, _, _, _ = trilinear(values, ox, oy, oz, h, x + eps, y, z)
+            fb, _, _, _ = trilinear(values, ox, oy, oz, h, x - eps, y, z)
+            ax = fb - fa
+            fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y + eps, z)
+            fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y - eps, z)
+            ay = fb - fa
+            fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z + eps)
+            fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z - eps)
+            az = fb - fa
+        n = math.sqrt(ax * ax + ay * ay + az * az)
+        if n < 1e-30:
+            return 0.0, 0.0, 0.0
+        return ax / n, ay / n, az / n
+
+    @jit
+    def central_gradient(values, ox, oy, oz, h, eps, x, y, z):
+        """Central differences of the trilinear interpolant (smoother than its cell-wise gradient)."""
+        fa, _, _, _ = trilinear(values, ox, oy, oz, h, x + eps, y, z)
+        fb, _, _, _ = trilinear(values, ox, oy, oz, h, x - eps, y, z)
+        gx = fa - fb
+        fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y + eps, z)
+        fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y - eps, z)
+        gy = fa - fb
+        fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z + eps)
+        fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z - eps)
+        gz = fa - fb
+        return gx, gy, gz
+
+    @jit
+    def facing(nx, ny, nz, dx, dy, dz):
+        """Normalise (nx, ny, nz) and flip it to face against the ray direction d."""
+        n = math.sqrt(nx * nx + ny * ny + nz * nz)
+        if n < 1e-30:
+            return -dx, -dy, -dz
+        nx /= n
+        ny /= n
+        nz /= n
+        if nx * dx + ny * dy + nz * dz > 0.0:
+            return -nx, -ny, -nz
+        return nx, ny, nz
+
+    @jit
+    def bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, ta, sa, tb, sb, iters):
+        """Shrink [ta, tb] (sa > 0 >= sb) ``iters`` times; return the false-position root."""
+        for _ in range(iters):
+            tm = 0.5 * (ta + tb)
+            sm = sample(values, cp, mode, level, ox, oy, oz, h, ex + tm * dx, ey + tm * dy, ez + tm * dz)
+            if sm < 0.0:
+                tb = tm
+                sb = sm
+            else:
+                ta = tm
+                sa = sm
+        if sa - sb > 0.0:
+            return ta + (tb - ta) * sa / (sa - sb)
+        return 0.5 * (ta + tb)
+
+    @jit
+    def refine_unsigned(values, cp, mode, level, ox, oy, oz, h, neps, ex, ey, ez, dx, dy, dz, t, s, iters,
+                        min_cos, t0, eps):
+        """Tangent-plane (Newton) steps from a near hit at depth t, distance s.
+
+        Each step moves to where the ray meets the plane through the closest point with the
+        normal there (oriented like the first one, which faces the ray). Returns
+        (t, nx, ny, nz, residual distance).
+        """
+        px = ex + t * dx
+        py = ey + t * dy
+        pz = ez + t * dz
+        ux, uy, uz = direction_to_surface(values, cp, mode, ox, oy, oz, h, neps, px, py, pz)
+        if ux == 0.0 and uy == 0.0 and uz == 0.0:
+            return t, -dx, -dy, -dz, s
+        ax, ay, az = facing(-ux, -uy, -uz, dx, dy, dz)  # reference orientation
+        nx, ny, nz = ax, ay, az
+        off = s  # signed offset of p from the surface along n
+        for r in range(iters):
+            if r > 0:
+                s = sample(values, cp, mode, level, ox, oy, oz, h, px, py, pz)
+                ux, uy, uz = direction_to_surface(values, cp, mode, ox, oy, oz, h, neps, px, py, pz)
+                # the direction to the surface is reliable only away from it: turn the plane
+                # there, otherwise keep the last normal and take the offset along it
+                if s > 0.25 * eps:
+                    if -(ux * ax + uy * ay + uz * az) >= 0.0:
+                        nx, ny, nz = -ux, -uy, -uz
+                    else:
+                        nx, ny, nz = ux, uy, uz
+                off = -s * (ux * nx + uy * ny + uz * nz)
+            cosd = -(nx * dx + ny * dy + nz * dz)
+            if cosd < min_cos:
+                cosd = min_cos
+            t += off / cosd
+            if t < t0:
+                t = t0
+            px = ex + t * dx
+            py = ey + t * dy
+            pz = ez + t * dz
+        res = sample(values, cp, mode, level, ox, oy, oz, h, px, py, pz)
+        # the normal, read from a point eps off the surface (the direction is ill-posed on it)
+        qx = px + eps * nx
+        qy = py + eps * ny
+        qz = pz + eps * nz
+        ux, uy, uz = direction_to_surface(values, cp, mode, ox, oy, oz, h, neps, qx, qy, qz)
+        if not (ux == 0.0 and uy == 0.0 and uz == 0.0):
+            nx, ny, nz = facing(-ux, -uy, -uz, dx, dy, dz)
+        return t, nx, ny, nz, res
+
+    @jit
+    def trace_ray(values, cp, mode, level, ox, oy, oz, h, lx, ly, lz, hx, hy, hz,
+                  ex, ey, ez, dx, dy, dz, params):
+        """March one ray (e + t d, |d| = 1). Returns (status, t, nx, ny, nz, steps)."""
+        t0, t1 = clip_box(ex, ey, ez, dx, dy, dz, lx, ly, lz, hx, hy, hz)
+        if params[P_MISS_T] < t1:
+            t1 = params[P_MISS_T]
+        if not t0 < t1:
+            return 0, math.inf, 0.0, 0.0, 0.0, 0
+        hit_dist = params[P_HIT_DIST]
+        pix = params[P_PIX]
+        max_steps = int(params[P_MAX_STEPS])
+        iters = int(params[P_BISECT])
+        neps = params[P_NORMAL_EPS]
+        t = t0
+        s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
+        steps = 1
+        status = 2
+        if mode == 0 or mode == 2:
+            if s < 0.0:
+                # already inside where the ray enters the box: the surface is cut by the box
+                return 1, t, -dx, -dy, -dz, steps
+            min_step = params[P_MIN_STEP_PIX] * pix
+            scale = params[P_STEP_SCALE]
+            occ_step = params[P_OCC_STEP]
+            while steps < max_steps:
+                if s < hit_dist:
+                    status = 1
+                    break
+                if mode == 0:
+                    dt = s * scale
+                else:
+                    dt = occ_step
+                fp = min_step * t
+                if dt < fp:
+                    dt = fp
+                tn = t + dt
+                last = False
+                if tn >= t1:
+                    tn = t1
+                    last = True
+                sn = sample(values, cp, mode, level, ox, oy, oz, h, ex + tn * dx, ey + tn * dy, ez + tn * dz)
+                steps += 1
+                if sn < 0.0:
+                    t = bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, t, s, tn, sn, iters)
+                    status = 1
+                    break
+                t = tn
+                s = sn
+                if last:
+                    status = 0
+                    break
+            if status != 1:
+                return status, math.inf, 0.0, 0.0, 0.0, steps
+            px = ex + t * dx
+            py = ey + t * dy
+            pz = ez + t * dz
+            gx, gy, gz = central_gradient(values, ox, oy, oz, h, neps, px, py, pz)
+            if mode == 2:
+                gx, gy, gz = -gx, -gy, -gz
+            nx, ny, nz = facing(gx, gy, gz, dx, dy, dz)
+            return 1, t, nx, ny, nz, steps
+        # unsigned distance / closest-point offsets
+        safety = params[P_SAFETY]
+        hit_pix = params[P_HIT_PIX] * pix
+        res_pix = params[P_RESIDUAL_PIX] * pix
+        floor = params[P_HIT_FLOOR]
+        refine = int(params[P_REFINE])
+        min_cos = params[P_MIN_COS]
+        while steps < max_steps:
+            eps = hit_pix * t
+            if eps < hit_dist:
+                eps = hit_dist
+            if eps < floor:
+                eps = floor
+            if s < eps:
+                tr, nx, ny, nz, res = refine_unsigned(values, cp, mode, level, ox, oy, oz, h, neps, ex, ey, ez,
+                                                     dx, dy, dz, t, s, refine, min_cos, t0, eps)
+                tol = res_pix * tr
+                if tol < hit_dist:
+                    tol = hit_dist
+                if tol < floor:
+                    tol = floor
+                if res <= tol:
+                    return 1, tr, nx, ny, nz, steps
+                # the ray passes the surface (by a boundary): step past and march on
+                t += eps
+            else:
+                t += safety * s
+            if t > t1:
+                status = 0
+                break
+            s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
+            steps += 1
+        return status, math.inf, 0.0, 0.0, 0.0, steps
+
+    @jit
+    def camera_ray(cam, width, height, i, j, sx, sy):
+        """Unit direction of pixel (row i, column j) at sub-pixel offset (sx, sy) in [0, 1).
+
+        cam (12,) float64: eye, forward, right * tan(fov/2) * aspect, up * tan(fov/2).
+        """
+        u = 2.0 * (j + sx) / width - 1.0
+        v = 1.0 - 2.0 * (i + sy) / height
+        dx = cam[3] + u * cam[6] + v * cam[9]
+        dy = cam[4] + u * cam[7] + v * cam[10]
+        dz = cam[5] + u * cam[8] + v * cam[11]
+        n = math.sqrt(dx * dx + dy * dy + dz * dz)
+        return dx / n, dy / n, dz / n
+
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        clip_box=clip_box, sample=sample, trace_ray=trace_ray, refine_unsigned=refine_unsigned, camera_ray=camera_ray,
+        central_gradient=central_gradient, facing=facing, bisect=bisect,
+    )

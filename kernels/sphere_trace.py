@@ -1,0 +1,101 @@
+"""Public entry of the sphere-tracing kernels: trace images through a grid on ``cpu`` or ``cuda``.
+
+The march itself is ``_trace_math.trace_ray`` (one copy of the algorithm, compiled for both
+targets). :class:`GridTracer` holds a grid (uploaded once on ``cuda``) and traces any number
+of images through it, so a turntable or a benchmark pays the upload once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recon.kernels import config
+from recon.kernels._trace_math import (  # noqa: F401  (re-exported constants)
+    MODE_CLOSEST,
+    MODE_OCCUPANCY,
+    MODE_SIGNED,
+    MODE_UNSIGNED,
+    N_PARAMS,
+    STATUS_HIT,
+    STATUS_MISS,
+    STATUS_NOT_CONVERGED,
+)
+
+_DUMMY_CP = np.zeros((3, 2, 2, 2), np.float32)
+_DUMMY_VALUES = np.zeros((2, 2, 2), np.float32)
+
+
+class GridTracer:
+    """A grid ready to be traced.
+
+    values : (X, Y, Z) float32 scalar grid (modes signed, unsigned, occupancy), or None
+    cp     : (3, X, Y, Z) float32 closest-point offsets (mode closest), or None
+    mode   : one of MODE_SIGNED, MODE_UNSIGNED, MODE_OCCUPANCY, MODE_CLOSEST
+    level  : iso level of ``values`` (0 for distances, 0.5 for occupancy)
+    origin : (3,) float64 position of node (0, 0, 0); h : voxel size (same units)
+    lo, hi : (3,) float64 clip box (normally the grid's box)
+    device : "cpu" or "cuda" (already resolved)
+    """
+
+    def __init__(self, *, values, cp, mode, level, origin, h, lo, hi, device):
+        if mode not in (MODE_SIGNED, MODE_UNSIGNED, MODE_OCCUPANCY, MODE_CLOSEST):
+            raise ValueError(f"unknown trace mode {mode!r}")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda' here, got {device!r}")
+        if mode == MODE_CLOSEST:
+            cp = np.ascontiguousarray(cp, dtype=np.float32)
+            if cp.ndim != 4 or cp.shape[0] != 3:
+                raise ValueError(f"closest-point offsets must be (3, X, Y, Z), got {cp.shape}")
+            values = _DUMMY_VALUES
+        else:
+            values = np.ascontiguousarray(values, dtype=np.float32)
+            if values.ndim != 3:
+                raise ValueError(f"values must be (X, Y, Z), got {values.shape}")
+            cp = _DUMMY_CP
+        self.mode = int(mode)
+        self.level = float(level)
+        self.origin = np.ascontiguousarray(origin, dtype=np.float64).reshape(3)
+        self.h = float(h)
+        self.lo = np.ascontiguousarray(lo, dtype=np.float64).reshape(3)
+        self.hi = np.ascontiguousarray(hi, dtype=np.float64).reshape(3)
+        self.device = device
+        if device == "cuda":
+            from numba import cuda
+
+            self.values = cuda.to_device(values)
+            self.cp = cuda.to_device(cp)
+        else:
+            self.values = values
+            self.cp = cp
+
+    def trace(self, cam, width: int, height: int, params, *, sx: float = 0.5, sy: float = 0.5):
+        """Trace one image. cam (12,) float64 (see ``_trace_math.camera_ray``), params (N_PARAMS,) f64.
+
+        Returns depth (H, W) float32 (inf on miss), normal (H, W, 3) float32,
+        steps (H, W) int32, status (H, W) uint8.
+        """
+        cam = np.ascontiguousarray(cam, dtype=np.float64).reshape(12)
+        params = np.ascontiguousarray(params, dtype=np.float64)
+        if params.shape != (N_PARAMS,):
+            raise ValueError(f"params must be ({N_PARAMS},), got {params.shape}")
+        width, height = int(width), int(height)
+        depth = np.empty((height, width), np.float32)
+        normal = np.empty((height, width, 3), np.float32)
+        steps = np.empty((height, width), np.int32)
+        status = np.empty((height, width), np.uint8)
+        args = (self.values, self.cp, self.mode, self.level, self.origin, self.h, self.lo, self.hi,
+                cam, width, height, float(sx), float(sy), params)
+        if self.device == "cuda":
+            from numba import cuda
+
+            from recon.kernels.sphere_trace_cuda import sphere_trace_grid_cuda
+
+            outs = [cuda.device_array_like(a) for a in (depth, normal, steps, status)]
+            sphere_trace_grid_cuda(*args, *outs, threads_per_block=config.THREADS_PER_BLOCK)
+            depth, normal, steps, status = (o.copy_to_host() for o in outs)
+        else:
+            from recon.kernels.sphere_trace_cpu import sphere_trace_grid_cpu
+
+            if width * height:
+                sphere_trace_grid_cpu(*args, depth, normal, steps, status)
+        return depth, normal, steps, status

@@ -1,0 +1,71 @@
+"""Sphere tracing of a grid-backed field: CPU, parallel over pixels (numba prange)."""
+
+import numba
+
+from recon.kernels._math import make_math
+from recon.kernels._trace_math import make_trace_math
+
+# Compiled as ordinary (not IR-inlined) functions: the march calls the interpolation from
+# many places, and numba's IR-level inlining of all of them makes compilation blow up.
+# LLVM still inlines where it pays.
+_jit = lambda fn: numba.njit(cache=True)(fn)  # noqa: E731
+_tm = make_trace_math(_jit, make_math(_jit))
+_trace_ray = _tm.trace_ray
+_camera_ray = _tm.camera_ray
+
+
+@numba.njit(parallel=True, cache=True)
+def sphere_trace_grid_cpu(values, cp, mode, level, origin, h, lo, hi, cam, width, height, sx, sy, params,
+                          out_depth, out_normal, out_steps, out_status):
+    """Trace a width x height image through a grid.
+
+    values (X, Y, Z) float32 (modes 0-2) ; cp (3, X, Y, Z) float32 closest-point offsets
+    (mode 3; any (3, 2, 2, 2) array otherwise); origin (3,) f64; h voxel size; lo, hi (3,)
+    f64 clip box; cam (12,) f64 (see ``camera_ray``); sx, sy sub-pixel offset in [0, 1);
+    params (N_PARAMS,) f64. Writes out_depth (H, W) f32 (inf on miss), out_normal (H, W, 3)
+    f32, out_steps (H, W) i32, out_status (H, W) u8.
+    """
+    ox, oy, oz = origin[0], origin[1], origin[2]
+    ex, ey, ez = cam[0], cam[1], cam[2]
+    for p in numba.prange(width * height):
+        i = p // width
+        j = p - i * width
+        dx, dy, dz = _camera_ray(cam, width, height, i, j, sx, sy)
+        status, t, nx, ny, nz, steps = _trace_ray(
+            values, cp, mode, level, ox, oy, oz, h, lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],
+            ex, ey, ez, dx, dy, dz, params)
+        out_depth[i, j] = t
+        out_normal[i, j, 0] = nx
+        out_normal[i, j, 1] = ny
+        out_normal[i, j, 2] = nz
+        out_steps[i, j] = steps
+        out_status[i, j] = status
+
+
+def _drop_stale_cache(kernel, deps) -> None:
+    """Numba's on-disk cache tracks only the kernel's own file: when the shared math it calls
+    (``_math.py``, ``_trace_math.py``) changes, the cached machine code would be stale. Keep a
+    hash of those sources beside the cache and flush the kernel's cache when it differs."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    try:
+        digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in deps)).hexdigest()
+        stamp = Path(kernel._cache._cache_path) / f"{kernel.__name__}.deps"
+        if not stamp.exists() or stamp.read_text() != digest:
+            kernel._cache.flush()
+            tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(digest)
+            os.replace(tmp, stamp)
+    except (OSError, AttributeError):  # read-only install or a numba without this layout
+        pass
+
+
+def _deps():
+    from recon.kernels import _math, _trace_math
+
+    return (_math, _trace_math)
+
+
+_drop_stale_cache(sphere_trace_grid_cpu, _deps())
