@@ -242,6 +242,7 @@ class ViewerScene:
             scalar_bar_args={"title": title, **_BAR_FIELD},
             reset_camera=False, lighting=False,
         )
+        self._bars["slices"] = title
         actor.SetVisibility(self.visible["slices"] and not self.traced)
         name = f"slice_{axis}_level"
         crossing = (values.min() < self.level) and (values.max() > self.level)
@@ -386,7 +387,7 @@ class ViewerScene:
         self._apply_visibility()
 
     def toggle(self, layer: str) -> None:
-        self.set_visible(layer, not self.visible[layer])
+        self.set_visible(layer, not self.visible.get(layer, False))
 
     def _apply_visibility(self) -> None:
         actors = self.plotter.actors
@@ -394,6 +395,10 @@ class ViewerScene:
             layer = _layer_of(name)
             if layer is not None:
                 actor.SetVisibility(self.visible[layer] and not self.traced)
+        bars = self.plotter.scalar_bars
+        for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
+            if title and title in bars.keys():
+                bars[title].SetVisibility(self.visible[layer] and not self.traced)
         self.plotter.render()
 
     # ------------------------------------------------------------------ derived quantities
