@@ -26,20 +26,18 @@ INSIDE = 2
 # ---------------------------------------------------------------- set-up (CPU only)
 
 
-@numba.njit(parallel=True, cache=True)
-def rasterize_band(points, radii, origin, h, band):
-    """Mark (band = 1) every node within radii[n] of points[n]. band: (X,Y,Z) uint8, zeroed.
-
-    The ball is symmetric around each point, so the band is too. Concurrent writes all
-    store the same 1, so the result does not depend on thread order.
-    """
-    nx, ny, nz = band.shape
-    for n in numba.prange(points.shape[0]):
-        r = radii[n]
+@numba.njit(cache=True)
+def splat_nearest(points, radii, origin, h, dist2, nearest):
+    """For every node within radii[n] of points[n]: the nearest such point and its squared
+    distance. dist2 (X,Y,Z) f32 starts at +inf (it stays inf off the union of the balls,
+    which is the band); nearest (X,Y,Z) int32. Serial, so ties resolve the same way
+    every run (the lower point index wins)."""
+    nx, ny, nz = dist2.shape
+    for n in range(points.shape[0]):
         gx = (points[n, 0] - origin[0]) / h
         gy = (points[n, 1] - origin[1]) / h
         gz = (points[n, 2] - origin[2]) / h
-        rv = r / h
+        rv = radii[n] / h
         r2 = rv * rv
         i0 = max(int(math.ceil(gx - rv)), 0)
         i1 = min(int(math.floor(gx + rv)), nx - 1)
@@ -54,15 +52,17 @@ def rasterize_band(points, radii, origin, h, band):
                 if dy2 > r2:
                     continue
                 for k in range(k0, k1 + 1):
-                    if dy2 + (k - gz) ** 2 <= r2:
-                        band[i, j, k] = 1
+                    d2 = dy2 + (k - gz) ** 2
+                    if d2 <= r2 and d2 * h * h < dist2[i, j, k]:
+                        dist2[i, j, k] = d2 * h * h
+                        nearest[i, j, k] = n
 
 
 @numba.njit(cache=True)
 def label_regions(band):
     """Label non-band nodes: OUTSIDE if 6-connected to the grid's boundary, else INSIDE.
 
-    band: (X,Y,Z) uint8 (1 = band). Returns labels (X,Y,Z) uint8: 0 band, 1 outside, 2 inside.
+    band: (X,Y,Z) bool. Returns labels (X,Y,Z) uint8: 0 band, 1 outside, 2 inside.
     """
     nx, ny, nz = band.shape
     labels = np.zeros(band.shape, np.uint8)
@@ -72,7 +72,7 @@ def label_regions(band):
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                if band[i, j, k] == 0 and (i == 0 or j == 0 or k == 0 or i == nx - 1 or j == ny - 1 or k == nz - 1):
+                if not band[i, j, k] and (i == 0 or j == 0 or k == 0 or i == nx - 1 or j == ny - 1 or k == nz - 1):
                     labels[i, j, k] = OUTSIDE
                     queue[tail] = (i * ny + j) * nz + k
                     tail += 1
@@ -88,14 +88,14 @@ def label_regions(band):
             e = k + (1 if d == 4 else (-1 if d == 5 else 0))
             if a < 0 or b < 0 or e < 0 or a >= nx or b >= ny or e >= nz:
                 continue
-            if band[a, b, e] == 0 and labels[a, b, e] == 0:
+            if not band[a, b, e] and labels[a, b, e] == 0:
                 labels[a, b, e] = OUTSIDE
                 queue[tail] = (a * ny + b) * nz + e
                 tail += 1
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                if band[i, j, k] == 0 and labels[i, j, k] == 0:
+                if not band[i, j, k] and labels[i, j, k] == 0:
                     labels[i, j, k] = INSIDE
     return labels
 

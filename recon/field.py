@@ -125,16 +125,23 @@ class SignedDistanceGrid:
 
         return trilinear_value_grad(self.values, self.origin, self.voxel_size, check_points(x))[1]
 
-    def closest_point(self, x, *, steps: int = 3) -> np.ndarray:
-        """Project by ``x - (f - level) * grad / |grad|``, repeated ``steps`` times."""
+    def closest_point(self, x, *, max_steps: int = 64, tol: float = 1e-4) -> np.ndarray:
+        """Project by ``x - (f - level) * grad / |grad|`` until ``|f - level|`` is below
+        ``tol`` voxels (or ``max_steps``). Off the band the value is a lower bound of the
+        distance, so far points take several steps; none overshoots."""
         from recon.kernels.trilinear import trilinear_value_grad
 
         p = check_points(x).copy()
-        for _ in range(steps):
-            f, g = trilinear_value_grad(self.values, self.origin, self.voxel_size, p)
-            norm = np.linalg.norm(g, axis=1, keepdims=True)
+        active = np.arange(len(p))
+        for _ in range(max_steps):
+            f, g = trilinear_value_grad(self.values, self.origin, self.voxel_size, p[active])
+            d = f - self.level
+            norm = np.linalg.norm(g, axis=1)
             norm[norm < 1e-12] = 1.0
-            p -= ((f - self.level)[:, None] * g / norm).astype(np.float64)
+            p[active] -= (d / norm)[:, None] * g
+            active = active[np.abs(d) > tol * self.voxel_size]
+            if not len(active):
+                break
         return p
 
     def _arrays(self) -> dict:

@@ -44,7 +44,7 @@ from recon.fitters import FitterSpec, register
 class GridPullConfig:
     resolution: int = 256
     "Grid cells across the longest side of the cloud's bounding box."
-    iterations: int = 200
+    iterations: int = 100
     "Adam steps."
     learning_rate: float = 0.1
     "Adam step size, in voxels."
@@ -58,7 +58,7 @@ class GridPullConfig:
     "Weight of the pull loss."
     surface_weight: float = 1.0
     "Weight of the loss f = 0 at the input points."
-    consistency_weight: float = 0.05
+    consistency_weight: float = 0.5
     "Weight of the gradient-consistency loss."
     smooth_weight: float = 2.0
     "Weight of the continuity loss on the band (squared second differences)."
@@ -102,11 +102,7 @@ def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress
     problem = _set_up(norm.to_unit(cloud.points), config)
     timings["setup_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if device == "cuda":
-        from recon.kernels.gridpull_cuda import optimise_cuda as optimise
-    else:
-        optimise = _optimise_cpu
-    optimise(problem, config, progress)
+    _optimise(problem, config, progress, device)
     timings["optimise_s"] = time.perf_counter() - t1
     dense = _finish(problem)
     params = asdict(config)
@@ -155,11 +151,12 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
         pad = int(math.ceil(close_radii.max() / h)) + 3
         lo = pts64.min(axis=0) - pad * h
         shape = tuple(int(x) for x in np.ceil((pts64.max(axis=0) + pad * h - lo) / h).astype(int) + 1)
-        band = np.zeros(shape, np.uint8)
-        K.rasterize_band(pts64, close_radii, lo, h, band)
-        labels = K.label_regions(band)
+        dist2 = np.full(shape, np.inf, np.float32)
+        nearest_grid = np.zeros(shape, np.int32)
+        K.splat_nearest(pts64, close_radii, lo, h, dist2, nearest_grid)
+        labels = K.label_regions(dist2 < np.inf)
         n_inside = int(np.count_nonzero(labels == K.INSIDE))
-        if n_inside >= 0.02 * np.count_nonzero(band) or close_radii.min() >= 0.25:
+        if n_inside >= 0.02 * np.count_nonzero(labels == 0) or close_radii.min() >= 0.25:
             break
         close_radii = np.minimum(close_radii * 1.5, 0.25)
     if n_inside == 0:
@@ -181,7 +178,9 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     region_sign = np.where(to_inside < to_outside, -1.0, 1.0)
     del to_outside, to_inside
     node_pos = lo + closing_ijk * h
-    dnn, nearest = tree.query(node_pos, k=1, workers=-1)
+    dnn = np.sqrt(dist2[at_band]).astype(np.float64)
+    nearest = nearest_grid[at_band]
+    del dist2, nearest_grid
     normals = _pca_normals(pts64, nbr[:, : k_close + 1])
     region_field = np.where(labels == K.INSIDE, np.float32(-1.0), np.float32(1.0))
     region_field[at_band] = region_sign * dnn
@@ -198,8 +197,8 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     # Between sparse points the distance to the nearest point dimples the surface towards
     # each point; the distance to that point's tangent plane does not, so it is used near
     # the points, where a plane is a good model.
-    dnn = np.where(dnn < 2.0 * radii[nearest], np.abs(offset), dnn)
-    del node_pos, nearest, offset, nbr
+    magnitude = np.where(dnn < 2.0 * radii[nearest], np.abs(offset), dnn)
+    del node_pos, offset, nbr
 
     # nodes off the closing band: a lower bound of the distance to it (6-neighbour steps
     # over-count Euclidean distance by at most sqrt(3)), plus the smallest ball radius
@@ -208,13 +207,11 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     del steps
     dense = np.where(labels == K.INSIDE, -far, far)
     del far, labels
-    dense[at_band] = (sign * dnn).astype(np.float32)
+    dense[at_band] = (sign * magnitude).astype(np.float32)
+    del magnitude
 
-    # the optimised nodes: those within the narrow band
-    band[:] = 0
-    K.rasterize_band(pts64, radii, lo, h, band)
-    in_opt = band[tuple(closing_ijk.T)] == 1
-    del band
+    # the optimised nodes: those within the narrow band of their nearest point
+    in_opt = dnn <= radii[nearest]
     node_ijk = np.ascontiguousarray(closing_ijk[in_opt], dtype=np.int32)
     n_nodes = len(node_ijk)
     band_index = np.full(shape, -1, np.int32)
@@ -313,34 +310,46 @@ def learning_rate(config: GridPullConfig, h: float, step: int) -> float:
     return config.learning_rate * h * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
 
-def _optimise_cpu(P: _Problem, config: GridPullConfig, progress) -> None:
-    from recon.kernels import gridpull_cpu as K
+def _optimise(P: _Problem, config: GridPullConfig, progress, device: str) -> None:
+    """Adam on the band nodes. The CPU and CUDA pass modules share names and arguments,
+    so this loop is the same on both; on CUDA the arrays live on the GPU throughout."""
+    if device == "cuda":
+        from recon.kernels import gridpull_cuda as K
 
+        put, get = K.to_device, K.to_host
+    else:
+        from recon.kernels import gridpull_cpu as K
+
+        put = get = lambda a: a
     scales = loss_scales(P, config)
     S = len(P.sites)
-    site_f = np.empty(S, np.float32)
-    site_g = np.empty((S, 3), np.float32)
-    site_df = np.zeros(S, np.float32)
-    site_dg = np.zeros((S, 3), np.float32)
-    query_dgt = np.zeros((P.n_queries, 3), np.float32)
-    query_loss = np.zeros((P.n_queries, 2), np.float32)
-    adam_m = np.zeros(P.n_nodes, np.float32)
-    adam_v = np.zeros(P.n_nodes, np.float32)
-    second_diff = np.empty((P.n_nodes, 3), np.float32)
-    beta1, beta2, eps = 0.9, 0.999, 1e-12
+    zeros = lambda *shape: put(np.zeros(shape, np.float32))  # noqa: E731
+    site_f, site_g, site_df, site_dg = zeros(S), zeros(S, 3), zeros(S), zeros(S, 3)
+    query_dgt, query_loss = zeros(P.n_queries, 3), zeros(P.n_queries, 2)
+    adam_m, adam_v, second_diff = zeros(P.n_nodes), zeros(P.n_nodes), zeros(P.n_nodes, 3)
+    dense, values, origin = put(P.dense), put(P.values), put(P.origin)
+    sites, target, target_pos, target_start = put(P.sites), put(P.target), put(P.target_pos), put(P.target_start)
+    neighbors, node_ijk = put(P.neighbors), put(P.node_ijk)
+    entry_start, entry_site, entry_w = put(P.entry_start), put(P.entry_site), put(P.entry_w)
+    # Adam divides by the gradient's running size; eps keeps round-off-sized gradients
+    # (nodes no term reaches) from taking full steps. 1 / (points * h) is the gradient
+    # scale of the surface term, so eps means the same at every size and resolution.
+    beta1, beta2, eps = 0.9, 0.999, 1e-3 / (P.n_points * P.h)
     for step in range(1, config.iterations + 1):
-        K.eval_sites(P.dense, P.origin, P.h, P.sites, site_f, site_g)
-        K.query_terms(P.sites, site_f, site_g, P.n_queries, P.target, P.target_pos, scales["pull"],
+        K.eval_sites(dense, origin, P.h, sites, site_f, site_g)
+        K.query_terms(sites, site_f, site_g, P.n_queries, target, target_pos, scales["pull"],
                       scales["consistency"], site_df, site_dg, query_dgt, query_loss)
-        K.point_terms(site_f, P.n_queries, P.target_start, scales["surface"], query_dgt, site_df, site_dg)
-        K.second_differences(P.values, P.neighbors, second_diff)
-        K.update_nodes(P.values, P.neighbors, second_diff, P.entry_start, P.entry_site, P.entry_w,
+        K.point_terms(site_f, P.n_queries, target_start, scales["surface"], query_dgt, site_df, site_dg)
+        K.second_differences(values, neighbors, second_diff)
+        K.update_nodes(values, neighbors, second_diff, entry_start, entry_site, entry_w,
                        site_df, site_dg, scales["smooth"], adam_m, adam_v,
                        learning_rate(config, P.h, step), beta1, beta2, eps,
                        1.0 - beta1**step, 1.0 - beta2**step)
-        K.scatter_values(P.node_ijk, P.values, P.dense)
+        K.scatter_values(node_ijk, values, dense)
         if progress is not None:
-            progress(step, config.iterations, _losses(P, site_f, query_loss))
+            progress(step, config.iterations, _losses(P, get(site_f), get(query_loss)))
+    P.values = get(values)
+    P.dense = get(dense)
 
 
 def _losses(P: _Problem, site_f, query_loss) -> dict:
