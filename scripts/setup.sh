@@ -95,7 +95,10 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] && "$VENV/bin/python" -c 'i
 else
     say "installing recon (editable) and its dependencies into $VENV"
     export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRAS]" </dev/null
+    # (the filter drops pip's notes about local index folders this machine's pip config
+    # names but does not have; pip's own exit status still decides, through pipefail)
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRAS]" </dev/null 2>&1 |
+        { grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory" || true; }
     echo "$want" >"$STAMP"
 fi
 
