@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from recon.cli._common import info, input_file, mesh_suffixes, output_file, print_json, user_errors
+from recon.cli._common import input_file, mesh_suffixes, output_file, print_json, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +47,8 @@ def mesh(
     }
     if as_json:
         print_json(summary)
-    else:
-        info(f"{summary['faces']} faces, {summary['vertices']} vertices in {seconds:.2f} s -> {output}", quiet=quiet)
+    elif not quiet:
+        typer.echo(f"{summary['faces']:,} faces, {summary['vertices']:,} vertices in {seconds:.2f} s -> {output}")
 
 
 def _stem(path: Path) -> str:
