@@ -431,3 +431,27 @@ def test_web_view_in_headless_chromium(offscreen_ok, files):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_interactive_controls_build_and_keys_run(offscreen_ok, field, tmp_path, monkeypatch):
+    """The window's controls (keys, slice plane widget, iso-level slider) set up offscreen."""
+    monkeypatch.chdir(tmp_path)
+    s = scene()
+    s.add_field(field, slices=("z",))
+    s.add_cloud(sphere_cloud())
+    s.enable_controls()
+    widgets = getattr(s.plotter, "widgets", s.plotter)  # pyvista >= 0.47 groups them
+    assert len(widgets.plane_widgets) == 1
+    assert len(widgets.slider_widgets) == 1
+    events = s.plotter.iren._key_press_event_callbacks
+    for key in ("h", "c", "m", "x", "g", "k", "n", "o", "r", "y"):
+        assert key in events, key
+    for key in ("c", "k", "n", "o"):
+        for callback in events[key]:
+            callback()
+    assert not s.visible["cloud"]
+    assert (tmp_path / "recon-view-1.png").exists()
+    assert s.mesh_coloring == "input"  # "n" moved on from plain
+    s.set_level(0.1)
+    assert ink(s.image()) > 0.05
+    s.close()

@@ -135,6 +135,7 @@ class ViewerScene:
         self._shots = 0
         self._bars: dict[str, str | None] = {}
         self._note = ""
+        self._interactive = False
 
     # ------------------------------------------------------------------ layers
     def add_cloud(self, cloud, *, coloring: str | None = None):
@@ -399,7 +400,7 @@ class ViewerScene:
         for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
             if title and title in bars.keys():
                 bars[title].SetVisibility(self.visible[layer] and not self.traced)
-        self.plotter.render()
+        self._refresh()
 
     # ------------------------------------------------------------------ derived quantities
     def _cloud_distance(self) -> np.ndarray:
@@ -492,11 +493,12 @@ class ViewerScene:
             self.plotter.add_text(self.help_text(), position="lower_left", font_size=9, color="black", name="help")
         else:
             self.plotter.remove_actor("help")
-        self.plotter.render()
+        self._refresh()
 
     def enable_controls(self) -> None:
         """Keys (see KEYS), a plane widget per slice and the iso-level slider (interactive use)."""
         p = self.plotter
+        self._interactive = True
         p.add_key_event("h", self.toggle_help)
         p.add_key_event("c", lambda: self.toggle("cloud"))
         p.add_key_event("m", lambda: self.toggle("mesh"))
@@ -533,7 +535,7 @@ class ViewerScene:
             except InputError as exc:  # e.g. a colouring with nothing to show: say so, keep going
                 self._note = str(exc)
                 self._update_overlay()
-                self.plotter.render()
+                self._refresh()
         return run
 
     def _level_range(self) -> tuple[float, float]:
@@ -548,7 +550,7 @@ class ViewerScene:
     def reset_camera(self) -> None:
         self.plotter.view_isometric()
         self.plotter.reset_camera()
-        self.plotter.render()
+        self._refresh()
 
     def _reset_if_first(self) -> None:
         if not getattr(self, "_camera_set", False):
@@ -567,7 +569,7 @@ class ViewerScene:
         self.screenshot(path)
         self._note = f"saved {path}"
         self._update_overlay()
-        self.plotter.render()
+        self._refresh()
 
     def toggle_traced(self) -> None:
         """Switch between the scene and the sphere-traced image of the field at this camera."""
@@ -589,7 +591,7 @@ class ViewerScene:
             self.traced = True
         self._apply_visibility()
         self._update_overlay()
-        self.plotter.render()
+        self._refresh()
 
     def traced_image(self) -> np.ndarray:
         """(H, W, 3) uint8: the field's surface sphere-traced for the current camera, head-lit."""
@@ -635,6 +637,12 @@ class ViewerScene:
 
     def close(self) -> None:
         self.plotter.close()
+
+    def _refresh(self) -> None:
+        # Redraw after a change only once the user is looking (a window or a key press):
+        # while a scene is being built, each redraw of a large cloud would cost a frame.
+        if self._interactive:
+            self.plotter.render()
 
     def _set_bar(self, layer: str, title: str | None) -> None:
         """Remember the scalar bar ``layer`` uses now; remove the one it used before."""
