@@ -2,28 +2,44 @@
 # Set up recon from a clean clone: system libraries, a Python 3.11 virtualenv in .venv,
 # and the project installed into it (editable, with the test tools).
 #
-#   bash scripts/setup.sh            # then: .venv/bin/recon --help, .venv/bin/pytest
+#   bash scripts/setup.sh            # then: .venv/bin/recon --help
+#   bash scripts/setup.sh --test     # also what only the tests need (scripts/test.sh does this)
 #
 # Idempotent: a second run installs nothing new and takes a few seconds. Needs no input
 # (CI runs it with no stdin). Environment:
 #   PYTHON=/path/to/python3.11   the interpreter for the venv (default: python3.11, python3)
 #   RECON_VENV=.venv             where the venv goes
 #   RECON_SKIP_APT=1             never call apt-get (only report missing libraries)
-#   RECON_EXTRAS=test            the optional-dependency groups to install (comma-separated)
+#   RECON_EXTRAS=test,web        the optional-dependency groups to install (comma-separated)
 set -euo pipefail
+
+FOR_TESTS=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) FOR_TESTS=1 ;;
+        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) printf 'setup: unknown option %s (use --test or --help)\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 VENV="${RECON_VENV:-$ROOT/.venv}"
-EXTRAS="${RECON_EXTRAS:-test}"
+EXTRAS="${RECON_EXTRAS:-test,web}"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --------------------------------------------------------------------------- system libraries
 # Shared libraries the wheels load but do not ship (found with ldd over the installed
 # wheels): Open3D needs libusb-1.0 and libgomp, Open3D and VTK (pyvista) need libGL/libEGL,
-# X11 client libraries for VTK's render windows.
-DEB_PACKAGES=(libusb-1.0-0 libgomp1 libgl1 libegl1 libx11-6 libxrender1)
+# X11 client libraries for VTK's render windows. Offscreen rendering without a GPU or a
+# display (recon view --screenshot, recon render's previews) goes through Mesa's EGL and
+# its software rasteriser: libegl-mesa0 and libgl1-mesa-dri (only "recommended" by the
+# others, so named here).
+DEB_PACKAGES=(libusb-1.0-0 libgomp1 libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri libx11-6 libxrender1)
+# The tests also drive `recon view --web` in a real headless browser.
+TEST_DEB_PACKAGES=(chromium)
+if ((FOR_TESTS)); then DEB_PACKAGES+=("${TEST_DEB_PACKAGES[@]}"); fi
 
 PYTHON_BIN="${PYTHON:-}"
 if [[ -z "$PYTHON_BIN" ]]; then

@@ -16,10 +16,11 @@ README = (REPO / "README.md").read_text()
 
 def test_quick_start_commands_are_the_ones_ci_runs():
     assert "bash scripts/setup.sh && .venv/bin/recon fit assets/demo_cloud.ply" in README
-    assert "bash scripts/setup.sh && .venv/bin/pytest" in README
+    assert "bash scripts/test.sh\n" in README
     ci = (REPO / ".ci" / "run").read_text()
-    assert "bash scripts/setup.sh </dev/null && .venv/bin/pytest </dev/null" in ci
-    assert "set -euo pipefail" in ci
+    assert "bash scripts/test.sh </dev/null" in ci and "set -euo pipefail" in ci
+    test_sh = (REPO / "scripts" / "test.sh").read_text()
+    assert "bash scripts/setup.sh --test" in test_sh and ".venv/bin/pytest" in test_sh
 
 
 def test_python_api_block_runs(tmp_path, monkeypatch):
