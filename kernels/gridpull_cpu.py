@@ -104,40 +104,35 @@ FAR = 1 << 29
 
 
 @numba.njit(parallel=True, cache=True)
-def _l1_pass(d, axis):
-    """Forward then backward min-plus sweep of every grid line along ``axis``."""
+def _l1_sweeps(d):
+    """Forward and backward min-plus sweeps along each axis, in place. Every sweep runs
+    along the contiguous last axis or over whole contiguous rows, so memory is read in
+    order; the parallel loop is over the rows that do not depend on each other."""
     nx, ny, nz = d.shape
-    n = d.shape[axis]
-    a_len = ny if axis == 0 else nx
-    b_len = ny if axis == 2 else nz
-    for a0 in numba.prange(a_len):
-        a = np.int64(a0)
-        for b0 in range(b_len):
-            b = np.int64(b0)
-            prev = FAR
-            for t0 in range(n):
-                t = np.int64(t0)
-                if axis == 0:
-                    i, j, k = t, a, b
-                elif axis == 1:
-                    i, j, k = a, t, b
-                else:
-                    i, j, k = a, b, t
-                cur = min(d[i, j, k], prev + 1)
-                d[i, j, k] = cur
-                prev = cur
-            prev = FAR
-            for t0 in range(n - 1, -1, -1):
-                t = np.int64(t0)
-                if axis == 0:
-                    i, j, k = t, a, b
-                elif axis == 1:
-                    i, j, k = a, t, b
-                else:
-                    i, j, k = a, b, t
-                cur = min(d[i, j, k], prev + 1)
-                d[i, j, k] = cur
-                prev = cur
+    # axis 2 (contiguous): independent lines
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for k in range(1, nz):
+                d[i, j, k] = min(d[i, j, k], d[i, j, k - 1] + 1)
+            for k in range(nz - 2, -1, -1):
+                d[i, j, k] = min(d[i, j, k], d[i, j, k + 1] + 1)
+    # axis 1: rows of planes, sequential in j
+    for i in numba.prange(nx):
+        for j in range(1, ny):
+            for k in range(nz):
+                d[i, j, k] = min(d[i, j, k], d[i, j - 1, k] + 1)
+        for j in range(ny - 2, -1, -1):
+            for k in range(nz):
+                d[i, j, k] = min(d[i, j, k], d[i, j + 1, k] + 1)
+    # axis 0: whole planes, sequential in i, parallel within a plane
+    for i in range(1, nx):
+        for j in numba.prange(ny):
+            for k in range(nz):
+                d[i, j, k] = min(d[i, j, k], d[i - 1, j, k] + 1)
+    for i in range(nx - 2, -1, -1):
+        for j in numba.prange(ny):
+            for k in range(nz):
+                d[i, j, k] = min(d[i, j, k], d[i + 1, j, k] + 1)
 
 
 def l1_distance(source: np.ndarray) -> np.ndarray:
@@ -145,9 +140,19 @@ def l1_distance(source: np.ndarray) -> np.ndarray:
     node where ``source`` is true: separable, so each axis is one parallel sweep.
     Returns int32 (X,Y,Z); FAR where there is no source at all."""
     d = np.where(source, np.int32(0), np.int32(FAR))
-    for axis in range(3):
-        _l1_pass(d, axis)
+    _l1_sweeps(d)
     return d
+
+
+@numba.njit(parallel=True, cache=True)
+def far_values(labels, steps, base, step_length, dense):
+    """dense = +-(base + (steps - 1) * step_length) off the band (minus inside), in place."""
+    nx, ny, nz = labels.shape
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for k in range(nz):
+                v = base + max(steps[i, j, k] - 1, 0) * step_length
+                dense[i, j, k] = -v if labels[i, j, k] == INSIDE else v
 
 
 @numba.njit(cache=True)

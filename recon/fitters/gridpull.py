@@ -169,31 +169,24 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     # plane. Normals (principal axes of each point's neighbours) are oriented where the
     # regions around a point say clearly which side is out, and carried to neighbours
     # elsewhere; so parts thinner than the band (ear tips, tails, wings), which have no
-    # inside region of their own, still get one. Where no normal could be oriented, the
-    # sign of the nearer region is kept.
+    # inside region of their own, still get one.
     closing_ijk = np.argwhere(labels == 0)
     at_band = tuple(closing_ijk.T)
-    to_outside = K.l1_distance(labels == K.OUTSIDE)[at_band]
-    to_inside = K.l1_distance(labels == K.INSIDE)[at_band]
-    region_sign = np.where(to_inside < to_outside, -1.0, 1.0)
-    del to_outside, to_inside
     node_pos = lo + closing_ijk * h
     dnn = np.sqrt(dist2[at_band]).astype(np.float64)
     nearest = nearest_grid[at_band]
     del dist2, nearest_grid
     normals = _pca_normals(pts64, nbr[:, : k_close + 1])
-    region_field = np.where(labels == K.INSIDE, np.float32(-1.0), np.float32(1.0))
-    region_field[at_band] = region_sign * dnn
-    orientation = _orientation_from_regions(region_field, lo, h, pts64, normals, close_radii + 1.5 * h)
-    del region_field
+    orientation = _orientation_from_regions(labels, lo, h, pts64, normals, close_radii + 1.5 * h)
     K.propagate_orientation(normals, nbr[:, 1 : k_band + 1], orientation)
     offset = np.einsum("ij,ij->i", node_pos - pts64[nearest], normals[nearest])
-    sign = np.where(orientation[nearest] != 0, np.where(offset < 0, -1.0, 1.0), region_sign)
+    # points no seed reached (a stray cluster off the surface) make no inside
+    sign = np.where((orientation[nearest] != 0) & (offset < 0), -1.0, 1.0)
     # A closing band also seals narrow openings; regions it sealed off are outside.
     node_sign = np.zeros(shape, np.int8)
     node_sign[at_band] = sign
     K.relabel_enclosed(labels, node_sign)
-    del node_sign, region_sign
+    del node_sign
     # Between sparse points the distance to the nearest point dimples the surface towards
     # each point; the distance to that point's tangent plane does not, so it is used near
     # the points, where a plane is a good model.
@@ -202,11 +195,9 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
 
     # nodes off the closing band: a lower bound of the distance to it (6-neighbour steps
     # over-count Euclidean distance by at most sqrt(3)), plus the smallest ball radius
-    steps = K.l1_distance(labels == 0)
-    far = (close_radii.min() + np.maximum(steps - 1, 0) * (h / math.sqrt(3.0))).astype(np.float32)
-    del steps
-    dense = np.where(labels == K.INSIDE, -far, far)
-    del far, labels
+    dense = np.empty(shape, np.float32)
+    K.far_values(labels, K.l1_distance(labels == 0), float(close_radii.min()), h / math.sqrt(3.0), dense)
+    del labels
     dense[at_band] = (sign * magnitude).astype(np.float32)
     del magnitude
 
@@ -266,16 +257,22 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     return P
 
 
-def _orientation_from_regions(dense, origin, h, points, normals, reach) -> np.ndarray:
-    """+1 where the field of the regions rises along a point's normal (it points out),
-    -1 where it falls, 0 where the two probes at +-reach do not disagree clearly."""
-    from recon.kernels.trilinear import trilinear_value
+def _orientation_from_regions(labels, origin, h, points, normals, reach) -> np.ndarray:
+    """+1 where a point's normal, followed for ``reach`` either way, leaves the band into
+    the outside region ahead and the inside region behind; -1 for the reverse; 0 where
+    the probes land in the band or agree (then the orientation comes from neighbours)."""
+    from recon.kernels.gridpull_cpu import INSIDE, OUTSIDE
 
-    ahead = trilinear_value(dense, origin, h, points + normals * reach[:, None])
-    behind = trilinear_value(dense, origin, h, points - normals * reach[:, None])
+    def label_at(p):
+        ijk = np.rint((p - origin) / h).astype(np.int64)
+        ijk = np.clip(ijk, 0, np.array(labels.shape) - 1)
+        return labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+
+    ahead = label_at(points + normals * reach[:, None])
+    behind = label_at(points - normals * reach[:, None])
     out = np.zeros(len(points), np.int8)
-    out[(ahead > 0) & (behind < 0)] = 1
-    out[(ahead < 0) & (behind > 0)] = -1
+    out[(ahead == OUTSIDE) & (behind == INSIDE)] = 1
+    out[(ahead == INSIDE) & (behind == OUTSIDE)] = -1
     return out
 
 
