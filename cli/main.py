@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMANDS = ["info", "fit", "mesh", "eval", "render", "bench", "view", "normals"]
+COMMANDS = ["fit", "mesh", "render", "view", "eval", "bench", "info", "normals"]
 
 ROOT_HELP = """Point clouds to surfaces and pictures: fit a field, mesh it, render it, measure it.
 
