@@ -101,31 +101,9 @@ def make_trace_math(jit, m):
         return f - level
 
     @jit
-    def direction_to_surface(values, cp, mode, ox, oy, oz, h, eps, x, y, z):
-        """Unit vector from (x, y, z) towards the surface point closest to it, modes 1 and 3."""
-        if mode == 3:
-            ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, x, y, z)
-            ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, x, y, z)
-            az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, x, y, z)
-        else:
-            ax, ay, az = 0.0, 0.0, 0.0
-            fa, _, _, _ = trilinear(values, ox, oy, oz, h, x + eps, y, z)
-            fb, _, _, _ = trilinear(values, ox, oy, oz, h, x - eps, y, z)
-            ax = fb - fa
-            fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y + eps, z)
-            fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y - eps, z)
-            ay = fb - fa
-            fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z + eps)
-            fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z - eps)
-            az = fb - fa
-        n = math.sqrt(ax * ax + ay * ay + az * az)
-        if n < 1e-30:
-            return 0.0, 0.0, 0.0
-        return ax / n, ay / n, az / n
-
-    @jit
     def central_gradient(values, ox, oy, oz, h, eps, x, y, z):
-        """Central differences of the trilinear interpolant (smoother than its cell-wise gradient)."""
+        """Gradient of the trilinear interpolant by central differences of half-width eps
+        (second-order accurate, and smoother than its cell-wise analytic gradient)."""
         fa, _, _, _ = trilinear(values, ox, oy, oz, h, x + eps, y, z)
         fb, _, _, _ = trilinear(values, ox, oy, oz, h, x - eps, y, z)
         gx = fa - fb
@@ -135,7 +113,23 @@ def make_trace_math(jit, m):
         fa, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z + eps)
         fb, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z - eps)
         gz = fa - fb
-        return gx, gy, gz
+        s = 0.5 / eps
+        return gx * s, gy * s, gz * s
+
+    @jit
+    def direction_to_surface(values, cp, mode, ox, oy, oz, h, eps, x, y, z):
+        """Unit vector from (x, y, z) towards the surface point closest to it, modes 1 and 3."""
+        if mode == 3:
+            ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, x, y, z)
+            ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, x, y, z)
+            az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, x, y, z)
+        else:
+            gx, gy, gz = central_gradient(values, ox, oy, oz, h, eps, x, y, z)
+            ax, ay, az = -gx, -gy, -gz
+        n = math.sqrt(ax * ax + ay * ay + az * az)
+        if n < 1e-30:
+            return 0.0, 0.0, 0.0
+        return ax / n, ay / n, az / n
 
     @jit
     def facing(nx, ny, nz, dx, dy, dz):
@@ -151,20 +145,31 @@ def make_trace_math(jit, m):
         return nx, ny, nz
 
     @jit
-    def bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, ta, sa, tb, sb, iters):
-        """Shrink [ta, tb] (sa > 0 >= sb) ``iters`` times; return the false-position root."""
+    def bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, ta, sa, tb, sb, iters, tol):
+        """Root of the march quantity in [ta, tb] (sa > 0 > sb): up to ``iters`` steps of
+        false position (Illinois variant: the stale end's value is halved, so it converges
+        fast on the nearly linear interpolant and never stalls); stops when |s| < tol."""
+        side = 0
         for _ in range(iters):
-            tm = 0.5 * (ta + tb)
+            tm = (ta * sb - tb * sa) / (sb - sa)
+            if not (ta < tm < tb):
+                tm = 0.5 * (ta + tb)
             sm = sample(values, cp, mode, level, ox, oy, oz, h, ex + tm * dx, ey + tm * dy, ez + tm * dz)
+            if abs(sm) < tol:
+                return tm
             if sm < 0.0:
                 tb = tm
                 sb = sm
+                if side == -1:
+                    sa *= 0.5
+                side = -1
             else:
                 ta = tm
                 sa = sm
-        if sa - sb > 0.0:
-            return ta + (tb - ta) * sa / (sa - sb)
-        return 0.5 * (ta + tb)
+                if side == 1:
+                    sb *= 0.5
+                side = 1
+        return (ta * sb - tb * sa) / (sb - sa)
 
     @jit
     def refine_unsigned(values, cp, mode, level, ox, oy, oz, h, neps, ex, ey, ez, dx, dy, dz, t, s, iters,
@@ -259,7 +264,8 @@ def make_trace_math(jit, m):
                 sn = sample(values, cp, mode, level, ox, oy, oz, h, ex + tn * dx, ey + tn * dy, ez + tn * dz)
                 steps += 1
                 if sn < 0.0:
-                    t = bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, t, s, tn, sn, iters)
+                    t = bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, t, s, tn, sn, iters,
+                               hit_dist)
                     status = 1
                     break
                 t = tn

@@ -67,6 +67,7 @@ class GridTracer:
         else:
             self.values = values
             self.cp = cp
+            _warm_cpu()
 
     def trace(self, cam, width: int, height: int, params, *, sx: float = 0.5, sy: float = 0.5):
         """Trace one image. cam (12,) float64 (see ``_trace_math.camera_ray``), params (N_PARAMS,) f64.
@@ -99,3 +100,22 @@ class GridTracer:
             if width * height:
                 sphere_trace_grid_cpu(*args, depth, normal, steps, status)
         return depth, normal, steps, status
+
+
+_WARM = False
+
+
+def _warm_cpu() -> None:
+    """Trace one pixel once per process, so loading the compiled kernel from numba's cache
+    (a fraction of a second) is not counted in the first image's time."""
+    global _WARM
+    if _WARM:
+        return
+    from recon.kernels.sphere_trace_cpu import sphere_trace_grid_cpu
+
+    cam = np.array([0.0, 0.0, -2.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0])
+    one = np.zeros((1, 1), np.float32)
+    sphere_trace_grid_cpu(_DUMMY_VALUES, _DUMMY_CP, MODE_SIGNED, 0.0, np.zeros(3), 1.0, np.zeros(3), np.ones(3),
+                          cam, 1, 1, 0.5, 0.5, np.zeros(N_PARAMS), one, np.zeros((1, 1, 3), np.float32),
+                          np.zeros((1, 1), np.int32), np.zeros((1, 1), np.uint8))
+    _WARM = True

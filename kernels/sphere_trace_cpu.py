@@ -2,14 +2,12 @@
 
 import numba
 
-from recon.kernels._math import make_math
+from recon.kernels._compile import cpu
 from recon.kernels._trace_math import make_trace_math
 
-# Compiled as ordinary (not IR-inlined) functions: the march calls the interpolation from
-# many places, and numba's IR-level inlining of all of them makes compilation blow up.
-# LLVM still inlines where it pays.
-_jit = lambda fn: numba.njit(cache=True)(fn)  # noqa: E731
-_tm = make_trace_math(_jit, make_math(_jit))
+# The march functions compile as ordinary functions (numba's IR-level inlining of all of
+# them into the kernel makes compilation blow up); the interpolation they call is inlined.
+_tm = make_trace_math(lambda fn: numba.njit(cache=True)(fn), cpu)
 _trace_ray = _tm.trace_ray
 _camera_ray = _tm.camera_ray
 

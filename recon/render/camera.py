@@ -211,15 +211,19 @@ def orbit_camera(
     height: int = 512,
     up="+y",
     margin: float = 1.05,
+    fit: str = "box",
 ) -> Camera:
     """A camera on a sphere around ``bounds`` (2, 3), looking at its centre.
 
     azimuth, elevation : degrees; azimuth 0, elevation 0 is the front view (see UP_AXES),
         azimuth turns about ``up`` (counter-clockwise seen from above), elevation raises
         the eye towards ``up``. The default is a three-quarter view.
-    distance : eye to centre, input units; None frames the bounds' enclosing sphere so it
-        fits the narrower of the two fields of view, times ``margin``.
+    distance : eye to centre, input units; None frames the bounds: ``fit="box"`` brings the
+        eye as close as the box's 8 corners allow from this direction, ``fit="sphere"`` fits the
+        box's enclosing sphere (safe from every direction: turntables); ``margin`` leaves room.
     """
+    if fit not in ("box", "sphere"):
+        raise InputError(f"fit must be 'box' or 'sphere', got {fit!r}")
     b = np.asarray(bounds, dtype=np.float64)
     if b.shape != (2, 3) or not np.all(np.isfinite(b)):
         raise InputError(f"bounds must be (2, 3) finite, got {b.shape}")
@@ -235,6 +239,16 @@ def orbit_camera(
         half_v = math.radians(fov) / 2.0
         half_h = math.atan(math.tan(half_v) * width / height)
         distance = margin * radius / math.sin(min(half_v, half_h))
+        if fit == "box":
+            # a corner c (from the centre) stays in view when its depth D - c.v satisfies
+            # |c.r| <= T_x (D - c.v) and |c.u| <= T_y (D - c.v), T = tan(half fov) / margin
+            r_ax = np.cross(-view, u)
+            r_ax /= np.linalg.norm(r_ax)
+            u_ax = np.cross(r_ax, -view)
+            tx, ty = math.tan(half_h) / margin, math.tan(half_v) / margin
+            corners = np.array([[b[i, 0], b[j, 1], b[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) - center
+            need = corners @ view + np.maximum(np.abs(corners @ r_ax) / tx, np.abs(corners @ u_ax) / ty)
+            distance = max(float(need.max()), 1e-6 * radius)
     elif not (distance > 0 and math.isfinite(distance)):
         raise InputError(f"distance must be a positive number, got {distance}")
     return Camera(center + distance * view, center, u, fov, width, height)

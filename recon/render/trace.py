@@ -61,7 +61,7 @@ class TraceSettings:
     min_step_pixels: float = 0.25
     "Signed / occupancy fields: the smallest step, in pixel footprints at the current depth."
     bisect: int = 12
-    "Bisection iterations after a sign change."
+    "Root-refinement iterations after a sign change (Illinois false position in the kernels, bisection in NumPy)."
     refine: int = 3
     "Unsigned / closest-point fields: tangent-plane steps after a hit (scalar unsigned grids: 1)."
     occupancy_step: float | None = None
