@@ -93,17 +93,27 @@ def shade(result: TraceResult, *, settings: ShadeSettings | None = None, field=N
 
 
 def _ambient_occlusion(field, result: TraceResult, n, s: ShadeSettings, ao_scale) -> np.ndarray:
-    """(M,) in [0, 1]: 1 - strength x sum_i 2^-i (r_i - |f(p + r_i n)|) / r_i, r_i = i/k x reach."""
     b = np.asarray(field.bounds, dtype=np.float64)
     reach = ao_scale if ao_scale is not None else s.ao_distance * float(np.linalg.norm(b[1] - b[0]))
-    p = result.points()[result.hit]
+    return ambient_occlusion(field, result.points()[result.hit], n, reach=reach, samples=s.ao_samples,
+                             strength=s.ao_strength)
+
+
+def ambient_occlusion(field, points, normals, *, reach: float, samples: int = 5, strength: float = 1.0) -> np.ndarray:
+    """Occlusion factor in [0, 1] (1: open) at surface points (M, 3) with unit normals (M, 3).
+
+    Probes p + r_i n, r_i = i / samples x reach: where the field says the nearest surface is
+    closer than r_i, something occludes; 1 - strength x sum_i 2^-i (r_i - |f|) / r_i,
+    normalised. Occupancy fields count occupied probes instead.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    n = np.asarray(normals, dtype=np.float64)
     level = float(getattr(field, "level", 0.0))
     occ = np.zeros(len(p))
     norm = 0.0
-    for i in range(1, s.ao_samples + 1):
-        r = reach * i / s.ao_samples
-        q = p + n * r
-        v = np.asarray(field.value(q), dtype=np.float64) - level
+    for i in range(1, samples + 1):
+        r = reach * i / samples
+        v = np.asarray(field.value(p + n * r), dtype=np.float64) - level
         if field.kind == "occupancy":  # no distance: count occupied probes
             gap = (v > 0).astype(np.float64) * r
         else:
@@ -111,7 +121,7 @@ def _ambient_occlusion(field, result: TraceResult, n, s: ShadeSettings, ao_scale
         wgt = 0.5 ** (i - 1)
         occ += wgt * gap / r
         norm += wgt
-    return np.clip(1.0 - s.ao_strength * occ / norm, 0.0, 1.0)
+    return np.clip(1.0 - strength * occ / norm, 0.0, 1.0)
 
 
 def subpixel_offsets(spp: int) -> np.ndarray:

@@ -381,6 +381,7 @@ def _trace_numpy(field, camera: Camera, s: TraceSettings, bounds, offset):
             status[idx[done]] = STATUS_HIT
             depth[idx[done]] = t[done]
             live = ~done & (steps[idx] < max_steps)
+            status[idx[~done & ~live]] = STATUS_NOT_CONVERGED
             idx, t, sv = idx[live], t[live], sv[live]
             if not len(idx):
                 break
