@@ -528,3 +528,12 @@ def test_progress_quiet_prints_nothing_and_a_total_loss_wins(capsys):
     assert capsys.readouterr().err == ""
     assert FitProgress._loss_text({"total": 0.125, "pull": 9.0}) == "0.125"
     assert FitProgress._loss_text({}) == "-"
+
+
+def test_gridpull_same_seed_gives_the_same_mesh_file(recon, tmp_path):
+    path = write_ply_cloud(tmp_path / "ball.ply", sphere_points(1500, radius=1.0, center=(0.0, 0.0, 0.0), seed=3))
+    outs = [tmp_path / "a.ply", tmp_path / "b.ply"]
+    for out in outs:
+        res = recon("fit", path, "--resolution", "24", "--iterations", "5", "--seed", "5", "-o", out, "-q")
+        assert res.code == 0, res
+    assert outs[0].read_bytes() == outs[1].read_bytes()
