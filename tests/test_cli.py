@@ -537,3 +537,12 @@ def test_gridpull_same_seed_gives_the_same_mesh_file(recon, tmp_path):
         res = recon("fit", path, "--resolution", "24", "--iterations", "5", "--seed", "5", "-o", out, "-q")
         assert res.code == 0, res
     assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+def test_device_cuda_without_a_gpu_is_refused_in_one_line(recon, cloud):
+    from recon.device import cuda_available
+
+    if cuda_available():
+        pytest.skip("a CUDA device is visible here")
+    assert_one_line_error(recon("fit", cloud, "--method", "toy", "--device", "cuda"), "no CUDA GPU")
+    assert CALLS == []
