@@ -257,4 +257,4 @@ class FitProgress:
         for key in ("total", "loss"):
             if key in losses:
                 return f"{float(losses[key]):.4g}"
-        return " ".join(f"{name}={float(value):.4g}" for name, value in losses.items())
+        return " ".join(f"{name}={float(value):.3g}" for name, value in losses.items())
