@@ -68,9 +68,15 @@ class ConfigOption:
     "The dataclass field name (the Python keyword)."
     annotation: Any
     "The field's type, resolved."
-    help: str
+    helps: dict[str, str]
+    "Method name -> that method's help text for the field ('' when undocumented)."
     defaults: dict[str, Any]
     "Method name -> that method's default for the field."
+
+    @property
+    def help(self) -> str:
+        """The first method's non-empty help text ('' when none documents the field)."""
+        return next((text for text in self.helps.values() if text), "")
 
     @property
     def flag(self) -> str:
@@ -115,14 +121,10 @@ def collect_options(specs, *, reserved=()) -> list[ConfigOption]:
             default = _default_of(f)
             if f.name not in options:
                 options[f.name] = ConfigOption(
-                    name=f.name,
-                    annotation=hints.get(f.name, str),
-                    help=docs.get(f.name, ""),
-                    defaults={},
+                    name=f.name, annotation=hints.get(f.name, str), helps={}, defaults={}
                 )
             opt = options[f.name]
-            if not opt.help and docs.get(f.name):
-                opt.help = docs[f.name]
+            opt.helps[spec.name] = docs.get(f.name, "")
             opt.defaults[spec.name] = default
     return list(options.values())
 
@@ -157,14 +159,18 @@ def _show(value) -> str:
 
 
 def option_help(opt: ConfigOption) -> str:
-    # parentheses, not brackets: typer's rich help would take [..] for markup
+    """The --help text: the field's docstring and each method's default; when methods
+    document the same field differently (it means something else to each), each says its
+    own. Parentheses, not brackets: typer's rich help would take [..] for markup."""
+    texts = {m: opt.helps.get(m, "") for m in opt.defaults}
+    distinct = {t for t in texts.values() if t}
+    if len(distinct) > 1:
+        return " | ".join(f"{m}: {texts[m] or '(undocumented)'} (default {_show(v)})" for m, v in opt.defaults.items())
+    text = next(iter(distinct), "(undocumented)")
     if len(opt.defaults) == 1:
         ((method, value),) = opt.defaults.items()
-        defaults = f"{method} default: {_show(value)}"
-    else:
-        defaults = "defaults: " + ", ".join(f"{m} {_show(v)}" for m, v in opt.defaults.items())
-    text = opt.help or "(undocumented)"
-    return f"{text} ({defaults})"
+        return f"{text} ({method} default: {_show(value)})"
+    return f"{text} (defaults: " + ", ".join(f"{m} {_show(v)}" for m, v in opt.defaults.items()) + ")"
 
 
 def to_typer(opt: ConfigOption, *, panel: str = "Method options") -> TyperParam:

@@ -63,9 +63,26 @@ def test_union_of_configs_with_every_default_and_reserved_names_left_out():
     assert set(options) == {"steps", "rate", "name", "flag", "mode", "limit", "box", "table", "only_b"}
     assert options["rate"].defaults == {"a": 0.5, "b": 0.1} and options["rate"].help == "Step size."
     assert options["only_b"].methods == ["b"]
-    assert option_help(options["rate"]) == "Step size. (defaults: a 0.5, b 0.1)"
+    # a field each method documents its own way: each says its own
+    assert option_help(options["rate"]) == "a: Step size. (default 0.5) | b: Another method's step size. (default 0.1)"
     assert option_help(options["name"]) == "(undocumented) (a default: 'x')"
+    assert option_help(options["steps"]) == "Number of steps, written over two lines. (a default: 10)"
     assert options["limit"].flag == "--limit" and options["only_b"].flag == "--only-b"
+
+
+def test_a_field_documented_alike_lists_every_default_once():
+    @dataclass
+    class C1:
+        n: int = 1
+        "How many."
+
+    @dataclass
+    class C2:
+        n: int = 2
+        "How many."
+
+    (opt,) = collect_options([Spec("one", C1), Spec("two", C2)])
+    assert option_help(opt) == "How many. (defaults: one 1, two 2)"
 
 
 def _typer(name):
