@@ -55,9 +55,42 @@ P_RESIDUAL_PIX = 14  # unsigned: after refinement, a hit must be this close (pix
 N_PARAMS = 15
 
 
-def make_trace_math(jit, m):
-    """Compile the per-ray functions with ``jit`` over the grid math namespace ``m``."""
+TILE = 8  # pixels are visited in TILE x TILE tiles: neighbouring rays read neighbouring voxels
+
+
+def make_trace_math(jit, m, jit_inline=None):
+    """Compile the per-ray functions with ``jit`` over the grid math namespace ``m``.
+
+    ``jit_inline`` (default ``jit``) compiles the one small function the march calls at every
+    step, so the CPU build can inline it without inlining the whole march (which makes
+    numba's compile time and memory explode).
+    """
     trilinear = m.trilinear
+    jit_inline = jit_inline or jit
+
+    @jit_inline
+    def sample_scalar(values, mode, level, ox, oy, oz, h, x, y, z):
+        """March quantity of a scalar grid: value - level (mode 0), level - value (mode 2)."""
+        f, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z)
+        if mode == 2:
+            return level - f
+        return f - level
+
+    @jit
+    def pixel_of(p, width, height):
+        """Pixel (row, column, inside) visited by thread / iteration p (tiled order)."""
+        tiles_x = (width + TILE - 1) // TILE
+        tile = p // (TILE * TILE)
+        k = p - tile * (TILE * TILE)
+        ti = tile // tiles_x
+        i = ti * TILE + k // TILE
+        j = (tile - ti * tiles_x) * TILE + (k - (k // TILE) * TILE)
+        return i, j, (i < height) and (j < width)
+
+    @jit
+    def n_pixel_slots(width, height):
+        """How many p to visit: whole tiles covering the image."""
+        return ((width + TILE - 1) // TILE) * ((height + TILE - 1) // TILE) * TILE * TILE
 
     @jit
     def clip_box(ex, ey, ez, dx, dy, dz, lx, ly, lz, hx, hy, hz):
@@ -154,7 +187,7 @@ def make_trace_math(jit, m):
             tm = (ta * sb - tb * sa) / (sb - sa)
             if not (ta < tm < tb):
                 tm = 0.5 * (ta + tb)
-            sm = sample(values, cp, mode, level, ox, oy, oz, h, ex + tm * dx, ey + tm * dy, ez + tm * dz)
+            sm = sample_scalar(values, mode, level, ox, oy, oz, h, ex + tm * dx, ey + tm * dy, ez + tm * dz)
             if abs(sm) < tol:
                 return tm
             if sm < 0.0:
@@ -261,7 +294,7 @@ def make_trace_math(jit, m):
                 if tn >= t1:
                     tn = t1
                     last = True
-                sn = sample(values, cp, mode, level, ox, oy, oz, h, ex + tn * dx, ey + tn * dy, ez + tn * dz)
+                sn = sample_scalar(values, mode, level, ox, oy, oz, h, ex + tn * dx, ey + tn * dy, ez + tn * dz)
                 steps += 1
                 if sn < 0.0:
                     t = bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, t, s, tn, sn, iters,
@@ -334,6 +367,7 @@ def make_trace_math(jit, m):
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        clip_box=clip_box, sample=sample, trace_ray=trace_ray, refine_unsigned=refine_unsigned, camera_ray=camera_ray,
+        clip_box=clip_box, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
+        n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, refine_unsigned=refine_unsigned, camera_ray=camera_ray,
         central_gradient=central_gradient, facing=facing, bisect=bisect,
     )

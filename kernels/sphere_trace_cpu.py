@@ -6,10 +6,17 @@ from recon.kernels._compile import cpu
 from recon.kernels._trace_math import make_trace_math
 
 # The march functions compile as ordinary functions (numba's IR-level inlining of all of
-# them into the kernel makes compilation blow up); the interpolation they call is inlined.
-_tm = make_trace_math(lambda fn: numba.njit(cache=True)(fn), cpu)
+# them into the kernel makes compilation blow up); only the per-step sample is inlined.
+# They allocate nothing, so they run without numba's reference counting (_nrt=False): with
+# it, every call that passes the grid pays atomic increments and decrements, which cost
+# more than the interpolation itself. They are not cached on their own: the kernel's cache
+# holds their code, and _drop_stale_cache below keeps it in step with their sources.
+_tm = make_trace_math(lambda fn: numba.njit(_nrt=False)(fn), cpu,
+                      jit_inline=lambda fn: numba.njit(inline="always", _nrt=False)(fn))
 _trace_ray = _tm.trace_ray
 _camera_ray = _tm.camera_ray
+_pixel_of = _tm.pixel_of
+_n_pixel_slots = _tm.n_pixel_slots
 
 
 @numba.njit(parallel=True, cache=True)
@@ -25,9 +32,10 @@ def sphere_trace_grid_cpu(values, cp, mode, level, origin, h, lo, hi, cam, width
     """
     ox, oy, oz = origin[0], origin[1], origin[2]
     ex, ey, ez = cam[0], cam[1], cam[2]
-    for p in numba.prange(width * height):
-        i = p // width
-        j = p - i * width
+    for p in numba.prange(_n_pixel_slots(width, height)):
+        i, j, inside = _pixel_of(p, width, height)
+        if not inside:
+            continue
         dx, dy, dz = _camera_ray(cam, width, height, i, j, sx, sy)
         status, t, nx, ny, nz, steps = _trace_ray(
             values, cp, mode, level, ox, oy, oz, h, lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],

@@ -13,14 +13,14 @@ def _kernel():
     tm = make_trace_math(lambda fn: cuda.jit(device=True)(fn), cuda_math())
     trace_ray = tm.trace_ray
     camera_ray = tm.camera_ray
+    pixel_of = tm.pixel_of
 
     @cuda.jit
     def sphere_trace_grid(values, cp, mode, level, origin, h, lo, hi, cam, width, height, sx, sy, params,
                           out_depth, out_normal, out_steps, out_status):
         p = cuda.grid(1)
-        if p < width * height:
-            i = p // width
-            j = p - i * width
+        i, j, inside = pixel_of(p, width, height)
+        if inside:
             dx, dy, dz = camera_ray(cam, width, height, i, j, sx, sy)
             status, t, nx, ny, nz, steps = trace_ray(
                 values, cp, mode, level, origin[0], origin[1], origin[2], h,
@@ -39,8 +39,10 @@ def sphere_trace_grid_cuda(values, cp, mode, level, origin, h, lo, hi, cam, widt
                            out_depth, out_normal, out_steps, out_status, *, threads_per_block):
     """Same contract as ``sphere_trace_grid_cpu``. ``values`` and ``cp`` may be device arrays
     (upload a grid once and trace many images); the outputs may be host or device arrays."""
-    n = width * height
-    if n:
+    from recon.kernels._trace_math import TILE
+
+    n = ((width + TILE - 1) // TILE) * ((height + TILE - 1) // TILE) * TILE * TILE
+    if width * height:
         blocks = (n + threads_per_block - 1) // threads_per_block
         _kernel()[blocks, threads_per_block](values, cp, mode, level, origin, h, lo, hi, cam, width, height,
                                              sx, sy, params, out_depth, out_normal, out_steps, out_status)
