@@ -52,7 +52,8 @@ P_MAX_STEPS = 11  # step budget of the march
 P_STEP_SCALE = 12  # signed: step = scale * value
 P_MIN_COS = 13  # unsigned: tangent-plane step uses max(|dir . n|, this)
 P_RESIDUAL_PIX = 14  # unsigned: after refinement, a hit must be this close (pixel footprints)
-N_PARAMS = 15
+P_BEAM = 15  # > 0: skip empty space per TILE x TILE tile with one cone-marched ray first
+N_PARAMS = 16
 
 
 TILE = 8  # pixels are visited in TILE x TILE tiles: neighbouring rays read neighbouring voxels
@@ -254,12 +255,50 @@ def make_trace_math(jit, m, jit_inline=None):
         return t, nx, ny, nz, res
 
     @jit
-    def trace_ray(values, cp, mode, level, ox, oy, oz, h, lx, ly, lz, hx, hy, hz,
-                  ex, ey, ez, dx, dy, dz, params):
-        """March one ray (e + t d, |d| = 1). Returns (status, t, nx, ny, nz, steps)."""
+    def beam_start(values, cp, mode, level, ox, oy, oz, h, lx, ly, lz, hx, hy, hz,
+                   ex, ey, ez, dx, dy, dz, slope, params):
+        """Cone march of a tile's central ray: how far every ray of the tile may skip.
+
+        The tile's rays lie within angle ``slope`` (radians) of this one, so at depth t
+        they are within slope * t of its point. A distance f there bounds an empty ball;
+        while f exceeds that radius the whole tile is in empty space, and the step
+        (f - slope t) / (1 + slope) keeps it so up to the next point. Returns the last
+        depth known empty for the whole tile (0: no skip), inf when the beam leaves the
+        box with nothing found. Occupancy fields have no distance: 0.
+        """
+        if mode == 2:
+            return 0.0
         t0, t1 = clip_box(ex, ey, ez, dx, dy, dz, lx, ly, lz, hx, hy, hz)
         if params[P_MISS_T] < t1:
             t1 = params[P_MISS_T]
+        if not t0 < t1:
+            return 0.0  # the centre misses the box; other rays of the tile may not
+        scale = params[P_STEP_SCALE] if mode == 0 else params[P_SAFETY]
+        safe = 0.0
+        t = t0
+        for _ in range(int(params[P_MAX_STEPS])):
+            f = scale * sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
+            r = slope * t
+            if f <= r:
+                return safe
+            safe = t
+            if f <= 2.0 * r:  # little left to gain: the rays take over from here
+                return safe
+            t += (f - r) / (1.0 + slope)
+            if t > t1:
+                return math.inf
+        return safe
+
+    @jit
+    def trace_ray(values, cp, mode, level, ox, oy, oz, h, lx, ly, lz, hx, hy, hz,
+                  ex, ey, ez, dx, dy, dz, params, t_skip):
+        """March one ray (e + t d, |d| = 1) from depth ``t_skip`` on (a beam's empty-space
+        skip; 0 for none). Returns (status, t, nx, ny, nz, steps)."""
+        t0, t1 = clip_box(ex, ey, ez, dx, dy, dz, lx, ly, lz, hx, hy, hz)
+        if params[P_MISS_T] < t1:
+            t1 = params[P_MISS_T]
+        if t_skip > t0:
+            t0 = t_skip
         if not t0 < t1:
             return 0, math.inf, 0.0, 0.0, 0.0, 0
         hit_dist = params[P_HIT_DIST]
@@ -351,6 +390,18 @@ def make_trace_math(jit, m, jit_inline=None):
         return status, math.inf, 0.0, 0.0, 0.0, steps
 
     @jit
+    def tile_ray(cam, width, height, tile):
+        """Direction through the centre of tile ``tile`` and the cone slope that holds all of
+        its pixels (half the tile's diagonal in tangent units bounds the angle)."""
+        tiles_x = (width + TILE - 1) // TILE
+        ti = tile // tiles_x
+        tj = tile - ti * tiles_x
+        dx, dy, dz = camera_ray(cam, width, height, ti * TILE + TILE // 2, tj * TILE + TILE // 2, 0.0, 0.0)
+        # one pixel spans 2 tan(fov/2) / height in tangent units (cam[9:12] is up * tan(fov/2))
+        pix = 2.0 * math.sqrt(cam[9] * cam[9] + cam[10] * cam[10] + cam[11] * cam[11]) / height
+        return dx, dy, dz, 0.5 * math.sqrt(2.0) * TILE * pix
+
+    @jit
     def camera_ray(cam, width, height, i, j, sx, sy):
         """Unit direction of pixel (row i, column j) at sub-pixel offset (sx, sy) in [0, 1).
 
@@ -367,7 +418,7 @@ def make_trace_math(jit, m, jit_inline=None):
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        clip_box=clip_box, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
-        n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, refine_unsigned=refine_unsigned, camera_ray=camera_ray,
+        clip_box=clip_box, beam_start=beam_start, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
+        n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, refine_unsigned=refine_unsigned, camera_ray=camera_ray, tile_ray=tile_ray,
         central_gradient=central_gradient, facing=facing, bisect=bisect,
     )

@@ -1,9 +1,10 @@
 """Sphere tracing of a grid-backed field: CPU, parallel over pixels (numba prange)."""
 
 import numba
+import numpy as np
 
 from recon.kernels._compile import cpu
-from recon.kernels._trace_math import make_trace_math
+from recon.kernels._trace_math import P_BEAM, TILE, make_trace_math
 
 # The march functions compile as ordinary functions (numba's IR-level inlining of all of
 # them into the kernel makes compilation blow up); only the per-step sample is inlined.
@@ -17,6 +18,8 @@ _trace_ray = _tm.trace_ray
 _camera_ray = _tm.camera_ray
 _pixel_of = _tm.pixel_of
 _n_pixel_slots = _tm.n_pixel_slots
+_tile_ray = _tm.tile_ray
+_beam_start = _tm.beam_start
 
 
 @numba.njit(parallel=True, cache=True)
@@ -32,14 +35,22 @@ def sphere_trace_grid_cpu(values, cp, mode, level, origin, h, lo, hi, cam, width
     """
     ox, oy, oz = origin[0], origin[1], origin[2]
     ex, ey, ez = cam[0], cam[1], cam[2]
-    for p in numba.prange(_n_pixel_slots(width, height)):
+    n_slots = _n_pixel_slots(width, height)
+    n_tiles = n_slots // (TILE * TILE)
+    skip = np.zeros(n_tiles, np.float64)
+    if params[P_BEAM] > 0.0:
+        for tile in numba.prange(n_tiles):
+            bx, by, bz, slope = _tile_ray(cam, width, height, tile)
+            skip[tile] = _beam_start(values, cp, mode, level, ox, oy, oz, h, lo[0], lo[1], lo[2], hi[0], hi[1],
+                                     hi[2], ex, ey, ez, bx, by, bz, slope, params)
+    for p in numba.prange(n_slots):
         i, j, inside = _pixel_of(p, width, height)
         if not inside:
             continue
         dx, dy, dz = _camera_ray(cam, width, height, i, j, sx, sy)
         status, t, nx, ny, nz, steps = _trace_ray(
             values, cp, mode, level, ox, oy, oz, h, lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],
-            ex, ey, ez, dx, dy, dz, params)
+            ex, ey, ez, dx, dy, dz, params, skip[p // (TILE * TILE)])
         out_depth[i, j] = t
         out_normal[i, j, 0] = nx
         out_normal[i, j, 1] = ny

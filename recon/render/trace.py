@@ -72,6 +72,8 @@ class TraceSettings:
     "Grid normals by central differences of this half-width, in voxels."
     min_cos: float = 0.05
     "Tangent-plane steps use max(|cos(ray, normal)|, min_cos), so grazing rays stay bounded."
+    beam: bool = True
+    "Grid kernels: first cone-march one ray per 8 x 8 pixel tile and start the tile's rays where it stopped (skips empty space; distance fields only)."
     residual_pixels: float = 0.1
     "Unsigned / closest-point fields: after refinement a hit must lie this close to the surface (pixel footprints), else the ray passes by (an open boundary) and marches on."
 
@@ -318,6 +320,7 @@ def _kernel_params(s: TraceSettings, prep: PreparedField, camera: Camera) -> np.
     p[tm.P_STEP_SCALE] = s.step_scale
     p[tm.P_MIN_COS] = s.min_cos
     p[tm.P_RESIDUAL_PIX] = s.residual_pixels
+    p[tm.P_BEAM] = 1.0 if s.beam else 0.0
     return p
 
 
