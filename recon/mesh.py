@@ -55,6 +55,11 @@ class MeshTunables:
 TUNABLES = MeshTunables()
 
 
+# What `recon fit` and the bench keep of a fitted surface by default: pieces with fewer
+# faces than this fraction of the largest are noise (bubbles a few voxels across).
+FIT_MIN_COMPONENT_FRACTION = 0.01
+
+
 def extract_mesh(
     field,
     *,
@@ -83,13 +88,21 @@ def extract_mesh(
     kind = getattr(field, "kind", None)
     if kind not in ("signed", "unsigned", "occupancy"):
         raise InputError(f"field kind must be 'signed', 'unsigned' or 'occupancy', got {kind!r}")
+    if kind == "unsigned" and (level is None or level == 0.0) and not hasattr(field, "values") \
+            and hasattr(field, "closest_point"):
+        # fields that give closest points (CSP networks, closest-point grids): signs from
+        # the closest-point directions (recon.mesh_unsigned)
+        from recon.mesh_unsigned import extract_unsigned_mesh
+
+        return extract_unsigned_mesh(field, resolution=resolution, bounds=bounds,
+                                     min_component_fraction=min_component_fraction)
     if level is None:
         level = float(field.level)
         if kind == "unsigned" and level <= 0.0:
             raise InputError(
                 "an unsigned distance field has no sign change at level 0, so marching cubes finds "
-                "no surface: unsigned fields need the closest-surface-point mesher (not built yet), "
-                "or give a level > 0 to mesh the offset surface"
+                "no surface; a scalar unsigned grid has no closest points for the closest-surface-point "
+                "mesher, so give a level > 0 to mesh the offset surface"
             )
     else:
         try:
@@ -101,7 +114,7 @@ def extract_mesh(
         if kind == "unsigned" and level <= 0.0:
             raise InputError(
                 f"level {level} on an unsigned distance field gives no surface (distances are >= 0): "
-                "unsigned fields need the closest-surface-point mesher (not built yet), or a level > 0"
+                "a scalar unsigned grid has no closest points for the closest-surface-point mesher; give a level > 0"
             )
     if resolution is not None:
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):

@@ -10,7 +10,7 @@
 #   PYTHON=/path/to/python3.11   the interpreter for the venv (default: python3.11, python3)
 #   RECON_VENV=.venv             where the venv goes
 #   RECON_SKIP_APT=1             never call apt-get (only report missing libraries)
-#   RECON_EXTRAS=test,web        the optional-dependency groups to install (comma-separated)
+#   RECON_EXTRAS=test,web,csp    the optional-dependency groups to install (comma-separated)
 set -euo pipefail
 
 FOR_TESTS=0
@@ -25,7 +25,7 @@ done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 VENV="${RECON_VENV:-$ROOT/.venv}"
-EXTRAS="${RECON_EXTRAS:-test,web}"
+EXTRAS="${RECON_EXTRAS:-test,web,csp}"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -102,7 +102,7 @@ fi
 # --------------------------------------------------------------------------- the project
 # torch is deliberately not a dependency: nothing in recon's CPU path needs it, and a bare
 # `pip install torch` on a CPU-only machine pulls a multi-GB CUDA build. A future network
-# fitter brings it as an optional extra (`.[torch]`) pinned to a CPU build where one exists.
+# fitter brings it as an optional extra (`.[csp]`) pinned to a CPU build where one exists.
 # open3d comes as `open3d-cpu` on x86_64 (see pyproject.toml) for the same reason.
 STAMP="$VENV/.recon-setup"
 want="$( (cat pyproject.toml scripts/setup.sh; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"

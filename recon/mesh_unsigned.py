@@ -1,0 +1,355 @@
+"""Meshing unsigned fields that know their closest points (CSP fields, closest-point grids).
+
+An unsigned distance never changes sign, so marching cubes needs signs from somewhere.
+Here they come from the closest-point directions u(x) = (x - C(x)) / |x - C(x)|:
+
+1. the field is evaluated on the nodes of a grid near the surface (a coarse pass finds
+   the blocks within reach of it);
+2. along every grid edge between two nodes near the surface, opposing directions
+   (u_a . u_b < 0) say "the sheet passes between them", agreeing ones "same side";
+3. side labels are chosen to satisfy the most confident relations first (a maximum
+   spanning forest, with a parity union-find). A closed surface satisfies all of them; an
+   open one cannot (going around its boundary flips the side), and the conflicts land
+   where the directions are least sure, beyond the boundary;
+4. marching cubes runs on (side ? -1 : +1) x distance, only in cells whose corners are all
+   near the surface;
+5. faces with a vertex on an edge whose directions do not oppose, or farther than a
+   fraction of a voxel from the surface, are removed (that is what keeps the boundaries
+   of open surfaces open instead of lidded);
+6. vertices are snapped onto the surface with C, small holes are closed (every hole on a
+   closed surface), and closed surfaces are wound outward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from recon.errors import InputError
+from recon.triangles import TriangleMesh
+
+
+@dataclass(frozen=True)
+class UnsignedMeshTunables:
+    """Every tolerance of the unsigned mesher, in one place (voxel units unless said)."""
+
+    default_resolution: int = 256
+    "Nodes along the longest side when neither the call nor the field's params give one."
+    coarse_step: int = 4
+    "Fine cells per coarse block (per axis) in the near-surface search."
+    band: float = 2.0
+    "Nodes within this many voxels of the surface take part in the signs and the cells."
+    vertex_tolerance: float = 0.35
+    "A marching-cubes vertex farther than this from the surface (before snapping) removes its faces."
+    face_tolerance: float = 0.5
+    "A face whose centre lies farther than this from the surface after snapping is removed."
+    oppose_cos: float = 0.0
+    "An edge crossing is real when the endpoints' directions have a cosine below this."
+    conflict_confidence: float = 0.7
+    "Conflicting relations at least this sure count against a closed surface."
+    closed_conflict_fraction: float = 2e-3
+    "A surface is taken as closed when sure conflicts are at most this share of the edges."
+    open_hole_edges: int = 12
+    "On open surfaces, boundary loops of at most this many edges are closed."
+    snap_steps: int = 2
+    "Closest-point projections applied to each vertex."
+    chunk_points: int = 1 << 18
+    "Points per field evaluation."
+
+
+TUNABLES = UnsignedMeshTunables()
+
+
+def _supported(field, pts: np.ndarray) -> np.ndarray:
+    """(N,) bool: where the field has data behind it (fields without ``supported``: everywhere)."""
+    fn = getattr(field, "supported", None)
+    return np.ones(len(pts), bool) if fn is None else np.asarray(fn(pts), bool)
+
+
+def _closest(field, pts: np.ndarray) -> np.ndarray:
+    out = np.empty_like(pts)
+    step = TUNABLES.chunk_points
+    for s in range(0, len(pts), step):
+        out[s: s + step] = np.asarray(field.closest_point(pts[s: s + step]), np.float64)
+    return out
+
+
+def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, surface: str | None = None,
+                          min_component_fraction: float = 0.0) -> TriangleMesh:
+    """Mesh the surface of an unsigned field that has ``closest_point``.
+
+    field      : kind "unsigned", with ``bounds`` and ``closest_point`` (a ClosestPointField,
+                 a ClosestPointGrid, an analytic unsigned shape)
+    resolution : nodes along the longest side of the bounds; None: ``field.params["mesh_resolution"]``
+                 or ``TUNABLES.default_resolution``
+    bounds     : (2, 3) box to mesh, input units; None: ``field.bounds``
+    surface    : "open", "closed" or None (the field's decision in ``params["surface_decided"]``,
+                 else decided here from the conflicts between the direction relations)
+    min_component_fraction : drop pieces with fewer faces than this share of the largest
+
+    Returns a TriangleMesh (input units). Closed surfaces come out watertight where the
+    field allows and wound outward; open ones keep their boundaries.
+    """
+    if getattr(field, "kind", None) != "unsigned" or not hasattr(field, "closest_point"):
+        raise InputError("the closest-point mesher needs an unsigned field with closest_point()")
+    if surface not in (None, "open", "closed"):
+        raise InputError(f"surface must be 'open', 'closed' or None, got {surface!r}")
+    if resolution is None:
+        resolution = int(getattr(field, "params", {}).get("mesh_resolution", TUNABLES.default_resolution))
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 8:
+        raise InputError(f"resolution must be an integer >= 8, got {resolution!r}")
+    box = np.asarray(field.bounds if bounds is None else bounds, np.float64)
+    if box.shape != (2, 3) or not np.all(np.isfinite(box)) or not np.all(box[1] > box[0]):
+        raise InputError(f"bounds must be a finite (2, 3) box with max > min, got {box.tolist()}")
+    if surface is None:
+        decided = str(getattr(field, "params", {}).get("surface_decided", ""))
+        surface = decided if decided in ("open", "closed") else None
+
+    T = TUNABLES
+    ext = box[1] - box[0]
+    h = float(ext.max()) / (int(resolution) - 1)
+    n = np.maximum(np.ceil(ext / h - 1e-9).astype(np.int64) + 1, 2)
+    nodes, offs = _near_nodes(field, box[0], h, n)
+    dist = np.linalg.norm(offs, axis=1)
+    band = dist < T.band * h
+    nodes, offs, dist = nodes[band], offs[band], dist[band]
+    if len(nodes) < 8:
+        raise InputError("the field has no surface inside the bounds (no grid node lies near it)")
+    dirs = offs / np.maximum(dist, 1e-30)[:, None]
+
+    index = np.full(tuple(n), -1, np.int64)
+    index[nodes[:, 0], nodes[:, 1], nodes[:, 2]] = np.arange(len(nodes))
+    # edges between band nodes along each axis: (a, b, cos)
+    ea, eb, ecos, eaxis = [], [], [], []
+    for axis in range(3):
+        nb = nodes.copy()
+        nb[:, axis] += 1
+        ok = nb[:, axis] < n[axis]
+        j = np.full(len(nodes), -1, np.int64)
+        j[ok] = index[nb[ok, 0], nb[ok, 1], nb[ok, 2]]
+        has = j >= 0
+        a = np.nonzero(has)[0]
+        b = j[has]
+        ea.append(a)
+        eb.append(b)
+        ecos.append(np.einsum("ij,ij->i", dirs[a], dirs[b]))
+        eaxis.append(np.full(len(a), axis, np.int8))
+    ea, eb, ecos, eaxis = map(np.concatenate, (ea, eb, ecos, eaxis))
+    rel = (ecos < T.oppose_cos).astype(np.int8)
+    # confidence: how clearly the directions agree or oppose, less where a node is so close
+    # to the surface that its direction is round-off
+    near = np.minimum(dist[ea], dist[eb]) + 0.25 * h
+    conf = np.abs(ecos) * np.minimum(1.0, (dist[ea] + dist[eb]) / near / 2.0)
+    order = np.argsort(-conf, kind="stable")
+    from recon.kernels.csp_cpu import parity_union
+
+    side, conflicts = parity_union(len(nodes), ea[order], eb[order], rel[order], conf[order], T.conflict_confidence)
+    if surface is None:
+        surface = "closed" if conflicts <= T.closed_conflict_fraction * len(ea) else "open"
+
+    values = np.full(tuple(n), np.float32(T.band * h * 2), np.float32)
+    sval = np.where(side == 1, -dist, dist).astype(np.float32)
+    # no node exactly on the level: marching cubes would put several vertices on one node
+    tiny = np.float32(1e-4 * h)
+    sval[np.abs(sval) < tiny] = np.where(side[np.abs(sval) < tiny] == 1, -tiny, tiny)
+    values[nodes[:, 0], nodes[:, 1], nodes[:, 2]] = sval
+    inb = np.zeros(tuple(n), bool)
+    inb[nodes[:, 0], nodes[:, 1], nodes[:, 2]] = True
+    mask = np.zeros(tuple(n), bool)
+    allc = inb[:-1, :-1, :-1].copy()
+    for c in range(1, 8):
+        dx, dy, dz = (c >> 2) & 1, (c >> 1) & 1, c & 1
+        allc &= inb[dx: n[0] - 1 + dx, dy: n[1] - 1 + dy, dz: n[2] - 1 + dz]
+    # scikit-image's marching cubes processes the cell spanning nodes i-1..i (per axis)
+    # where mask[i] is set
+    mask[1:, 1:, 1:] = allc
+    del inb, allc
+    from skimage.measure import marching_cubes
+
+    try:
+        verts, faces, _, _ = marching_cubes(values, level=0.0, mask=mask, gradient_direction="descent")
+    except (ValueError, RuntimeError):
+        raise InputError("the field has no surface crossing inside the bounds") from None
+    del values, mask
+    faces = faces.astype(np.int64)
+    verts = verts.astype(np.float64)
+
+    # which grid edge each vertex lies on, and whether that crossing is real
+    frac = np.abs(verts - np.rint(verts))
+    axis = np.argmax(frac, axis=1)
+    lo = np.rint(verts).astype(np.int64)
+    lo[np.arange(len(verts)), axis] = np.floor(verts[np.arange(len(verts)), axis]).astype(np.int64)
+    hi = lo.copy()
+    hi[np.arange(len(verts)), axis] += 1
+    lo = np.clip(lo, 0, n - 1)
+    hi = np.clip(hi, 0, n - 1)
+    ia = index[lo[:, 0], lo[:, 1], lo[:, 2]]
+    ib = index[hi[:, 0], hi[:, 1], hi[:, 2]]
+    ok_v = (ia >= 0) & (ib >= 0)
+    cosv = np.ones(len(verts))
+    cosv[ok_v] = np.einsum("ij,ij->i", dirs[ia[ok_v]], dirs[ib[ok_v]])
+    world = box[0] + verts * h
+    c1 = _closest(field, world)
+    dv = np.linalg.norm(world - c1, axis=1)
+    # on a closed surface every relation was satisfied, so the distance checks only need
+    # to catch gross errors of the field
+    loose = 3.0 if surface == "closed" else 1.0
+    good_v = ok_v & (cosv < T.oppose_cos) & (dv < loose * T.vertex_tolerance * h)
+    keep = good_v[faces].all(axis=1)
+    faces = faces[keep]
+    # snap onto the surface
+    world = c1
+    for _ in range(T.snap_steps - 1):
+        world = _closest(field, world)
+    if len(faces):
+        cen = world[faces].mean(axis=1)
+        dc = np.linalg.norm(cen - _closest(field, cen), axis=1)
+        faces = faces[(dc < loose * T.face_tolerance * h) & _supported(field, cen)]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    if len(faces) == 0:
+        raise InputError("the closest-point mesher found no surface faces (is the field trained on this region?)")
+    world, faces = _drop_unused(world, faces)
+    world, faces = close_holes(field, world, faces, max_edges=None if surface == "closed" else T.open_hole_edges)
+    if min_component_fraction > 0:
+        from recon.mesh import face_components
+
+        lab = face_components(faces, len(world))
+        counts = np.bincount(lab)
+        faces = faces[counts[lab] >= min_component_fraction * counts.max()]
+        world, faces = _drop_unused(world, faces)
+    if surface == "closed":
+        faces = _wind_outward(world, faces)
+    mesh = TriangleMesh(world, faces, vertex_normals(world, faces))
+    mesh.surface = surface  # type: ignore[attr-defined]  (read by callers that report it)
+    return mesh
+
+
+def _near_nodes(field, origin, h, n):
+    """Grid nodes (M, 3) int64 of the blocks near the surface, and their offsets x - C(x) (M, 3)."""
+    s = TUNABLES.coarse_step
+    nb = np.maximum(-(-(n - 1) // s), 1)
+    kc = [np.arange(m + 1) * s for m in nb]
+    g = np.stack(np.meshgrid(*kc, indexing="ij"), axis=-1).reshape(-1, 3)
+    pts = origin + g * h
+    sup = _supported(field, pts)
+    d = np.full(len(pts), np.inf)
+    d[sup] = np.linalg.norm(pts[sup] - _closest(field, pts[sup]), axis=1)
+    d = d.reshape(tuple(nb + 1))
+    min_d = np.full(tuple(nb), np.inf)
+    for c in range(8):
+        dx, dy, dz = (c >> 2) & 1, (c >> 1) & 1, c & 1
+        np.minimum(min_d, d[dx: dx + nb[0], dy: dy + nb[1], dz: dz + nb[2]], out=min_d)
+    # a surface point in a block lies within a block diagonal of one of its corners
+    active = np.argwhere(min_d <= 1.25 * s * h * math.sqrt(3.0) + TUNABLES.band * h)
+    if len(active) == 0:
+        return np.zeros((0, 3), np.int64), np.zeros((0, 3))
+    local = np.stack(np.meshgrid(*(np.arange(s + 1),) * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    nodes = (active[:, None, :] * s + local[None]).reshape(-1, 3)
+    nodes = nodes[(nodes < n).all(axis=1)]
+    flat = np.unique(np.ravel_multi_index(nodes.T, tuple(n)))
+    nodes = np.stack(np.unravel_index(flat, tuple(n)), axis=1).astype(np.int64)
+    pts = origin + nodes * h
+    return nodes, pts - _closest(field, pts)
+
+
+def _drop_unused(verts, faces):
+    used = np.zeros(len(verts), bool)
+    used[faces.ravel()] = True
+    remap = np.cumsum(used) - 1
+    return verts[used], remap[faces]
+
+
+def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+    """Closed loops of boundary edges (edges used by one face), as vertex index arrays."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = np.minimum(e[:, 0], e[:, 1]) * (faces.max() + 1) + np.maximum(e[:, 0], e[:, 1])
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    bnd = e[counts[inv] == 1]
+    # walk the boundary backwards relative to the faces, so a fan over it faces the same way
+    nxt: dict[int, list[int]] = {}
+    for a, b in bnd:
+        nxt.setdefault(int(b), []).append(int(a))
+    loops = []
+    while nxt:
+        start = next(iter(nxt))
+        loop = [start]
+        cur = start
+        while True:
+            outs = nxt.get(cur)
+            if not outs:
+                break
+            nb = outs.pop()
+            if not outs:
+                del nxt[cur]
+            if nb == start:
+                loops.extend(_simple_loops(loop))
+                break
+            loop.append(nb)
+            cur = nb
+            if len(loop) > len(bnd):
+                break
+    return loops
+
+
+def _simple_loops(loop: list[int]) -> list[np.ndarray]:
+    """Split a closed walk that passes a vertex more than once into simple loops."""
+    out, stack, pos = [], [], {}
+    for v in loop:
+        if v in pos:
+            k = pos[v]
+            cycle = stack[k:]
+            for u in cycle[1:]:
+                del pos[u]
+            del stack[k + 1:]
+            if len(cycle) >= 3:
+                out.append(np.array(cycle, np.int64))
+        else:
+            pos[v] = len(stack)
+            stack.append(v)
+    if len(stack) >= 3:
+        out.append(np.array(stack, np.int64))
+    return out
+
+
+def close_holes(field, verts, faces, *, max_edges: int | None):
+    """Fan-fill boundary loops of at most ``max_edges`` edges (None: every loop) around a
+    new vertex at the loop's centre, snapped onto the surface."""
+    if len(faces) == 0:
+        return verts, faces
+    loops = [lp for lp in boundary_loops(faces) if len(lp) >= 3 and (max_edges is None or len(lp) <= max_edges)]
+    if not loops:
+        return verts, faces
+    centres = np.array([verts[lp].mean(axis=0) for lp in loops])
+    centres = _closest(field, centres)
+    new_faces = []
+    base = len(verts)
+    for k, lp in enumerate(loops):
+        c = base + k
+        new_faces.append(np.stack([lp, np.roll(lp, -1), np.full(len(lp), c)], axis=1))
+    return np.concatenate([verts, centres]), np.concatenate([faces] + new_faces)
+
+
+def _wind_outward(verts, faces):
+    """Flip each connected piece whose signed volume is negative (closed surfaces)."""
+    from recon.mesh import face_components
+
+    lab = face_components(faces, len(verts))
+    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    vol = np.einsum("ij,ij->i", v0, np.cross(v1, v2))
+    per = np.bincount(lab, weights=vol)
+    flip = per[lab] < 0
+    faces = faces.copy()
+    faces[flip] = faces[flip][:, [0, 2, 1]]
+    return faces
+
+
+def vertex_normals(verts, faces) -> np.ndarray:
+    """(V, 3) float32 area-weighted unit vertex normals."""
+    fn = np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]])
+    vn = np.zeros_like(verts)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    norm = np.linalg.norm(vn, axis=1, keepdims=True)
+    return (vn / np.where(norm > 0, norm, 1.0)).astype(np.float32)

@@ -1,0 +1,323 @@
+"""The closest-surface-point fitter (--method csp), its field, geometry and mesher.
+
+Geometry and meshing are checked on analytic closest-point fields with exact answers
+(sphere, cylinder, flat disc, dome); the network itself in tiny fits (few steps, small
+tables) whose answers are known to within a tolerance.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mesh_checks import boundary_edge_count, check_mesh, signed_volume
+from recon.cloud import Cloud
+from recon.errors import InputError
+from recon.render.analytic import Hemisphere, OpenDisc, Sphere
+
+torch = pytest.importorskip("torch", reason="the csp fitter needs torch (pip install 'recon[csp]')")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class UnsignedSphere:
+    """Closest points of a sphere, seen as an unsigned field."""
+
+    kind = "unsigned"
+    level = 0.0
+    params: dict = {}
+
+    def __init__(self, radius=0.5, center=(0.0, 0.0, 0.0)):
+        self.s = Sphere(center=center, radius=radius)
+
+    @property
+    def bounds(self):
+        return self.s.bounds
+
+    def closest_point(self, x):
+        return self.s.closest_point(x)
+
+
+class Cylinder:
+    """Unsigned closest points of an infinite cylinder around the z axis, radius r."""
+
+    kind = "unsigned"
+    level = 0.0
+    params: dict = {}
+
+    def __init__(self, radius=0.4):
+        self.r = radius
+
+    @property
+    def bounds(self):
+        return np.array([[-0.6, -0.6, -0.6], [0.6, 0.6, 0.6]])
+
+    def closest_point(self, x):
+        x = np.asarray(x, np.float64)
+        rho = np.hypot(x[:, 0], x[:, 1])
+        s = self.r / np.where(rho > 0, rho, 1.0)
+        return np.stack([x[:, 0] * s, x[:, 1] * s, x[:, 2]], axis=1)
+
+
+def sphere_cloud(n=3000, radius=0.5, seed=0, noise=0.0):
+    gen = np.random.default_rng(seed)
+    d = gen.normal(size=(n, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return Cloud(radius * d + noise * gen.normal(size=(n, 3)), source="<sphere>")
+
+
+def disc_cloud(n=3000, radius=0.5, seed=0):
+    gen = np.random.default_rng(seed)
+    r = radius * np.sqrt(gen.random(n))
+    t = 2 * np.pi * gen.random(n)
+    return Cloud(np.stack([r * np.cos(t), r * np.sin(t), np.zeros(n)], axis=1), source="<disc>")
+
+
+TINY = dict(iterations=150, resolution=48, base_resolution=8, levels=4, table_log2=14, hidden=32,
+            batch_size=2048, mesh_resolution=40, support_resolution=32)
+
+
+# ----------------------------------------------------------------------------- geometry (exact)
+
+
+def test_sphere_normals_point_outward_and_curvature_is_one_over_r():
+    from recon.csp_geometry import point_normals
+
+    f = UnsignedSphere(radius=0.5)
+    p = sphere_cloud(400, radius=0.5).points * 1.002  # slightly off the surface
+    n, k = point_normals(f, p, curvature=True, step=0.01, surface="closed")
+    truth = p / np.linalg.norm(p, axis=1, keepdims=True)
+    assert np.degrees(np.arccos(np.clip((n * truth).sum(1), -1, 1))).max() < 0.5
+    np.testing.assert_allclose(k, 2.0, rtol=0.01)
+
+
+def test_cylinder_principal_curvatures():
+    from recon.csp_geometry import principal_curvatures, surface_normals
+
+    f = Cylinder(radius=0.4)
+    t = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    p = np.stack([0.4 * np.cos(t), 0.4 * np.sin(t), np.linspace(-0.3, 0.3, 50)], axis=1)
+    c, n = surface_normals(f, p, step=0.01)
+    n *= np.sign((n * p).sum(1))[:, None]  # outward
+    np.testing.assert_allclose(np.abs((n * p[:, :] * [1, 1, 0]).sum(1)) / 0.4, 1.0, atol=1e-3)
+    k = principal_curvatures(f, c, n, step=0.01)
+    np.testing.assert_allclose(k[:, 0], 1 / 0.4, rtol=0.01)
+    np.testing.assert_allclose(k[:, 1], 0.0, atol=0.02)
+
+
+def test_plane_normals_and_zero_curvature_and_closest_points():
+    from recon.csp_geometry import principal_curvatures, surface_normals
+
+    f = OpenDisc(radius=0.5)
+    gen = np.random.default_rng(1)
+    p = np.c_[gen.uniform(-0.3, 0.3, (100, 2)), gen.uniform(-0.05, 0.05, 100)]
+    c, n = surface_normals(f, p, step=0.01)
+    np.testing.assert_allclose(c, np.c_[p[:, :2], np.zeros(100)], atol=1e-12)
+    np.testing.assert_allclose(np.abs(n[:, 2]), 1.0, atol=1e-9)
+    np.testing.assert_allclose(principal_curvatures(f, c, n, step=0.01), 0.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- meshing (exact fields)
+
+
+def test_closed_sphere_mesh_is_watertight_and_outward():
+    from recon.mesh_unsigned import extract_unsigned_mesh
+
+    m = extract_unsigned_mesh(UnsignedSphere(radius=0.5), resolution=40)
+    assert m.surface == "closed"
+    check_mesh(m, watertight=True)
+    assert signed_volume(m) == pytest.approx(4 / 3 * np.pi * 0.125, rel=0.02)
+    np.testing.assert_allclose(np.linalg.norm(m.vertices, axis=1), 0.5, atol=1e-9)
+
+
+def test_open_disc_keeps_its_boundary_and_gets_no_lid():
+    from recon.mesh import extract_mesh
+
+    m = extract_mesh(OpenDisc(radius=0.5), resolution=48)  # dispatches to the closest-point mesher
+    assert m.surface == "open"
+    check_mesh(m)
+    np.testing.assert_allclose(m.vertices[:, 2], 0.0, atol=1e-12)  # one sheet, no second layer
+    rho = np.hypot(m.vertices[:, 0], m.vertices[:, 1])
+    h = 1.25 / 47
+    assert rho.max() <= 0.5 + 1e-9 and rho.max() > 0.5 - h
+    area = 0.5 * np.linalg.norm(np.cross(m.vertices[m.faces[:, 1]] - m.vertices[m.faces[:, 0]],
+                                         m.vertices[m.faces[:, 2]] - m.vertices[m.faces[:, 0]]), axis=1).sum()
+    assert np.pi * 0.25 * 0.9 < area <= np.pi * 0.25
+    from recon.mesh_unsigned import boundary_loops
+
+    loops = boundary_loops(m.faces)  # the rim is the one boundary
+    assert len(loops) == 1
+    rim = m.vertices[loops[0]]
+    length = np.linalg.norm(rim - np.roll(rim, -1, axis=0), axis=1).sum()
+    assert 0.95 * np.pi < length < 1.3 * np.pi
+
+
+def test_dome_boundary_is_its_rim_only():
+    from recon.mesh_unsigned import boundary_loops, extract_unsigned_mesh
+
+    m = extract_unsigned_mesh(Hemisphere(radius=0.5), resolution=48)
+    loops = boundary_loops(m.faces)
+    assert len(loops) == 1
+    assert np.abs(m.vertices[loops[0], 2]).max() < 1.25 / 47  # at the rim (z = 0)
+
+
+def test_scalar_unsigned_grids_still_need_a_level():
+    from recon.mesh import extract_mesh
+    from recon.render.analytic import sample_grid
+
+    with pytest.raises(InputError, match="closest-surface-point mesher"):
+        extract_mesh(sample_grid(OpenDisc(), resolution=16))
+
+
+def test_surface_decision_from_the_field():
+    from recon.csp_geometry import decide_surface
+
+    assert decide_surface(UnsignedSphere()) == "closed"
+    assert decide_surface(OpenDisc()) == "open"
+    assert decide_surface(Hemisphere()) == "open"
+
+
+# ----------------------------------------------------------------------------- the network field
+
+
+def _trained(**overrides):
+    from recon.fitters import fit
+
+    return fit(sphere_cloud(2000), "csp", **{**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def sphere_field():
+    return _trained()
+
+
+def test_tiny_fit_through_the_registry_finds_the_sphere(sphere_field):
+    f = sphere_field
+    assert f.kind == "unsigned" and f.params["surface_decided"] == "closed"
+    gen = np.random.default_rng(5)
+    d = gen.normal(size=(500, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q = d * gen.uniform(0.45, 0.55, (500, 1))
+    c = f.closest_point(q)
+    assert np.median(np.abs(np.linalg.norm(c, axis=1) - 0.5)) < 0.01
+    assert np.median(np.linalg.norm(c - 0.5 * d, axis=1)) < 0.02
+    assert np.median(np.abs(f.value(q) - np.abs(np.linalg.norm(q, axis=1) - 0.5))) < 0.01
+
+
+def test_numpy_and_torch_forward_agree(sphere_field):
+    from recon.closest_point_field import forward_numpy, to_torch, torch_forward
+
+    x = np.random.default_rng(0).uniform(-0.6, 0.6, (300, 3)).astype(np.float32)
+    ref = forward_numpy(sphere_field.arrays, x)
+    with torch.no_grad():
+        got = torch_forward(to_torch(sphere_field.arrays, "cpu"), torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_save_load_round_trip_and_bake(sphere_field, tmp_path):
+    from recon.closest_point_grid import ClosestPointGrid
+    from recon.field import load_field
+
+    path = sphere_field.save(tmp_path / "s.csp.npz")
+    with np.load(path, allow_pickle=False) as data:  # plain arrays only
+        assert "a_net_tables" in data.files
+    g = load_field(path)
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, (200, 3))
+    np.testing.assert_array_equal(g.closest_point(x), sphere_field.closest_point(x))
+    assert g.params["surface_decided"] == "closed"
+    grid = g.bake(24)
+    assert isinstance(grid, ClosestPointGrid)
+    nodes = grid.origin + np.array([[3, 4, 5], [10, 12, 7]]) * grid.voxel_size
+    np.testing.assert_allclose(grid.closest_point(nodes), g.closest_point(nodes), atol=1e-5)
+
+
+def test_same_seed_same_field_other_seed_differs():
+    a, b, c = _trained(iterations=5), _trained(iterations=5), _trained(iterations=5, seed=1)
+    np.testing.assert_array_equal(a.arrays["tables"], b.arrays["tables"])
+    np.testing.assert_array_equal(a.arrays["w0"], b.arrays["w0"])
+    assert not np.array_equal(a.arrays["w0"], c.arrays["w0"])
+
+
+def test_fitted_sphere_meshes_closed_and_fitted_disc_open(sphere_field):
+    from recon.fitters import fit
+    from recon.mesh import extract_mesh
+
+    m = extract_mesh(sphere_field)
+    check_mesh(m, watertight=True)
+    assert signed_volume(m) == pytest.approx(4 / 3 * np.pi * 0.125, rel=0.1)
+    disc = fit(disc_cloud(2000), "csp", **TINY)
+    assert disc.params["surface_decided"] == "open"
+    md = extract_mesh(disc)
+    assert boundary_edge_count(md) > 0
+    assert np.abs(md.vertices[:, 2]).max() < 0.02  # one sheet, no lid
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(surface="both"), "surface must be one of auto, open, closed"),
+    (dict(iterations=-1), "iterations must be an integer >= 0"),
+    (dict(base_resolution=64, resolution=32), "base_resolution"),
+    (dict(device="tpu"), "device must be auto, cpu or cuda"),
+    (dict(uniform_fraction=1.5), r"uniform_fraction must be in \[0, 1\]"),
+    (dict(table_log2=30), "table_log2 must be at most 24"),
+    (dict(net_learning_rate=float("nan")), "net_learning_rate must be a finite number"),
+])
+def test_bad_options_are_refused(overrides, message):
+    from recon.fitters import fit
+
+    with pytest.raises(InputError, match=message):
+        fit(sphere_cloud(200), "csp", **overrides)
+
+
+def test_bad_inputs():
+    from recon.fitters import fit
+
+    with pytest.raises(InputError, match="needs at least 10"):
+        fit(sphere_cloud(5), "csp")
+    with pytest.raises(InputError, match="all points are identical"):
+        fit(Cloud(np.ones((50, 3))), "csp", iterations=1)
+    with pytest.raises(InputError, match="has no option"):
+        fit(sphere_cloud(50), "csp", band_width=3)
+
+
+def test_imports_and_a_clear_error_without_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from recon.fitters import load_all_fitters, fit\n"
+        "from recon.cloud import Cloud\n"
+        "from recon.errors import InputError\n"
+        "assert 'csp' in load_all_fitters()\n"
+        "try:\n"
+        "    fit(Cloud(np.random.default_rng(0).normal(size=(100, 3))), 'csp')\n"
+        "except InputError as e:\n"
+        "    print('ERR', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ERR" in out.stdout and "pip install" in out.stdout and "torch" in out.stdout
+
+
+# ----------------------------------------------------------------------------- recon normals
+
+
+def test_normals_command_writes_outward_normals_and_curvature(tmp_path, sphere_field):
+    from recon.cli import main as cli_main
+    from recon.io import read_cloud, write_cloud
+
+    src = tmp_path / "ball.ply"
+    write_cloud(sphere_cloud(2000), src)
+    field_path = sphere_field.save(tmp_path / "ball.csp.npz")
+    out = tmp_path / "ball_n.ply"
+    assert cli_main.run(["normals", str(src), "--field", str(field_path), "-o", str(out), "--curvature", "-q"]) == 0
+    got = read_cloud(out)
+    p = got.points / np.linalg.norm(got.points, axis=1, keepdims=True)
+    cos = (got.normals * p).sum(1)
+    assert (cos > 0).mean() >= 0.99 and np.median(cos) > 0.99
+    mean_curvature = 0.5 * (got.extra["k1"] + got.extra["k2"])
+    assert np.median(mean_curvature) == pytest.approx(2.0, rel=0.3)  # a tiny fit: rough at its finest scale
+    # never over the input
+    assert cli_main.run(["normals", str(src), "--field", str(field_path), "-o", str(src), "-q"]) == 2
