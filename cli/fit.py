@@ -29,6 +29,7 @@ from recon.cli._common import (
     user_errors,
 )
 from recon.cli._config_options import collect_options, to_typer
+from recon.mesh import FIT_MIN_COMPONENT_FRACTION
 
 # Options of the command itself. A config field with one of these names is fed from
 # the command's option of the same name (seed, device) or left out (the others).
@@ -82,7 +83,7 @@ def build_command(options, *, methods):
         _param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Fit N points drawn from the input: area-uniform on a mesh's surface (a mesh otherwise gives its vertices), a random subset of a cloud.", show_default=False, rich_help_panel="Input")),
         _param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
         _param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
-        _param("min_component", float, typer.Option(0.0, "--min-component", min=0.0, max=1.0, help="Drop mesh pieces with fewer faces than this fraction of the largest.")),
+        _param("min_component", float, typer.Option(FIT_MIN_COMPONENT_FRACTION, "--min-component", min=0.0, max=1.0, help="Drop mesh pieces with fewer faces than this fraction of the largest (0 keeps all).")),
         _param("seed", Optional[int], typer.Option(None, "--seed", min=0, help="Seed of every random draw (the method's and --sample's); default 0.", show_default=False)),
         _param("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda (numba); auto picks a GPU when one is visible.")),
         _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no summary (errors still print).")),
