@@ -137,7 +137,7 @@ NOISE_PER_CELL = 0.6
 MAX_COARSENING = 2.0
 # Sparse clouds: at most this many cells per 8-neighbour spacing (dense bench clouds
 # have 2-4 cells per spacing at 256, so this only coarsens sparse ones).
-CELLS_PER_SPACING = 12.0
+CELLS_PER_SPACING = 6.0
 # Morphological closing steps (voxels) tried in turn until the band encloses an inside.
 CLOSING_STEPS = (0, 4, 8, 16, 32)
 # Denoising: neighbours of each local plane, and how many times points move onto it.
