@@ -44,7 +44,7 @@ from recon.fitters import FitterSpec, register
 class GridPullConfig:
     resolution: int = 256
     "Grid cells across the longest side of the bounding box (noisy clouds get fewer: cells stay wider than the noise)."
-    iterations: int = 100
+    iterations: int = 60
     "Adam steps."
     learning_rate: float = 0.1
     "Adam step size, in voxels."
