@@ -435,3 +435,9 @@ def relabel_enclosed(labels, node_sign):
                         labels[c // (ny * nz), (c // nz) % ny, c % nz] = OUTSIDE
                     n_relabelled += tail
     return n_relabelled
+
+
+from recon.kernels import _math  # noqa: E402
+from recon.kernels._compile import drop_stale_caches  # noqa: E402
+
+drop_stale_caches(globals(), (_math,))

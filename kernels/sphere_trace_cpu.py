@@ -11,7 +11,7 @@ from recon.kernels._trace_math import P_BEAM, TILE, make_trace_math
 # They allocate nothing, so they run without numba's reference counting (_nrt=False): with
 # it, every call that passes the grid pays atomic increments and decrements, which cost
 # more than the interpolation itself. They are not cached on their own: the kernel's cache
-# holds their code, and _drop_stale_cache below keeps it in step with their sources.
+# holds their code, and drop_stale_caches below keeps it in step with their sources.
 _tm = make_trace_math(lambda fn: numba.njit(_nrt=False)(fn), cpu,
                       jit_inline=lambda fn: numba.njit(inline="always", _nrt=False)(fn))
 _trace_ray = _tm.trace_ray
@@ -59,30 +59,7 @@ def sphere_trace_grid_cpu(values, cp, mode, level, origin, h, lo, hi, cam, width
         out_status[i, j] = status
 
 
-def _drop_stale_cache(kernel, deps) -> None:
-    """Numba's on-disk cache tracks only the kernel's own file: when the shared math it calls
-    (``_math.py``, ``_trace_math.py``) changes, the cached machine code would be stale. Keep a
-    hash of those sources beside the cache and flush the kernel's cache when it differs."""
-    import hashlib
-    import os
-    from pathlib import Path
+from recon.kernels import _math, _trace_math  # noqa: E402
+from recon.kernels._compile import drop_stale_caches  # noqa: E402
 
-    try:
-        digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in deps)).hexdigest()
-        stamp = Path(kernel._cache._cache_path) / f"{kernel.__name__}.deps"
-        if not stamp.exists() or stamp.read_text() != digest:
-            kernel._cache.flush()
-            tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(digest)
-            os.replace(tmp, stamp)
-    except (OSError, AttributeError):  # read-only install or a numba without this layout
-        pass
-
-
-def _deps():
-    from recon.kernels import _math, _trace_math
-
-    return (_math, _trace_math)
-
-
-_drop_stale_cache(sphere_trace_grid_cpu, _deps())
+drop_stale_caches(globals(), (_math, _trace_math))

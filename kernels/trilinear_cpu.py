@@ -18,3 +18,9 @@ def trilinear_batch_cpu(values, origin, h, points, out_f, out_g):
         out_g[n, 0] = gx
         out_g[n, 1] = gy
         out_g[n, 2] = gz
+
+
+from recon.kernels import _math  # noqa: E402
+from recon.kernels._compile import drop_stale_caches  # noqa: E402
+
+drop_stale_caches(globals(), (_math,))
