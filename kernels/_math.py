@@ -150,7 +150,109 @@ def make_math(jit):
         vhat = v / bias2
         return x - lr * mhat / (math.sqrt(vhat) + eps), m, v
 
+    # GridPull's per-element passes: one call per site or band node, the same on both
+    # targets (the CPU kernels loop over them with prange, the CUDA kernels one per thread).
+
+    @jit
+    def eval_site(s, dense, origin, h, sites, out_f, out_g):
+        """Trilinear value and gradient of the current field at site s."""
+        f, gx, gy, gz = trilinear(dense, origin[0], origin[1], origin[2], h, sites[s, 0], sites[s, 1], sites[s, 2])
+        out_f[s] = f
+        out_g[s, 0] = gx
+        out_g[s, 1] = gy
+        out_g[s, 2] = gz
+
+    @jit
+    def query_term(q, sites, site_f, site_g, n_queries, target, target_pos, w_pull, w_cons,
+                   site_df, site_dg, query_dgt, query_loss):
+        """Pull and gradient-consistency terms at query q (sites[0:n_queries]).
+
+        Input points are sites[n_queries:]; target[q] is the input-point index of q's
+        nearest point and target_pos[q] where the pull should bring q. Writes dL/df and
+        dL/dg at the query, and the consistency term's dL/dg at the target (query_dgt,
+        gathered per point by ``point_term``). w_pull, w_cons: weights already divided by
+        their term counts (and h^2 for the pull).
+        """
+        t = n_queries + target[q]
+        lp, dfp, dgx, dgy, dgz = pull_site(
+            site_f[q], site_g[q, 0], site_g[q, 1], site_g[q, 2],
+            sites[q, 0], sites[q, 1], sites[q, 2], target_pos[q, 0], target_pos[q, 1], target_pos[q, 2])
+        lc, cax, cay, caz, cbx, cby, cbz = consistency_site(
+            site_g[q, 0], site_g[q, 1], site_g[q, 2], site_g[t, 0], site_g[t, 1], site_g[t, 2])
+        site_df[q] = w_pull * dfp
+        site_dg[q, 0] = w_pull * dgx + w_cons * cax
+        site_dg[q, 1] = w_pull * dgy + w_cons * cay
+        site_dg[q, 2] = w_pull * dgz + w_cons * caz
+        query_dgt[q, 0] = w_cons * cbx
+        query_dgt[q, 1] = w_cons * cby
+        query_dgt[q, 2] = w_cons * cbz
+        query_loss[q, 0] = lp
+        query_loss[q, 1] = lc
+
+    @jit
+    def point_term(p, site_f, n_queries, target_start, w_surf, query_dgt, site_df, site_dg):
+        """Surface term f(p)^2 at input point p, plus the consistency terms of the queries
+        whose target it is (queries sorted by target: target_start[p]..target_start[p+1])."""
+        s = n_queries + p
+        site_df[s] = w_surf * 2.0 * site_f[s]
+        gx = 0.0
+        gy = 0.0
+        gz = 0.0
+        for q in range(target_start[p], target_start[p + 1]):
+            gx += query_dgt[q, 0]
+            gy += query_dgt[q, 1]
+            gz += query_dgt[q, 2]
+        site_dg[s, 0] = gx
+        site_dg[s, 1] = gy
+        site_dg[s, 2] = gz
+
+    @jit
+    def second_differences_at(m, values, neighbors, out):
+        """out[m, a] = f[m-e_a] - 2 f[m] + f[m+e_a] (NaN where a neighbour is not a band
+        node). neighbors: (M, 6) band indices of +x, -x, +y, -y, +z, -z (-1: none)."""
+        for a in range(3):
+            p = neighbors[m, 2 * a]
+            q = neighbors[m, 2 * a + 1]
+            if p >= 0 and q >= 0:
+                out[m, a] = values[q] - 2.0 * values[m] + values[p]
+            else:
+                out[m, a] = math.nan
+
+    @jit
+    def update_node(m, values, neighbors, second_diff, entry_start, entry_site, entry_w, site_df,
+                    site_dg, smooth_scale, adam_m, adam_v, lr, beta1, beta2, eps, bias1, bias2):
+        """Gradient of band node m (sites + continuity) and its Adam step, in place.
+
+        Reads only per-node data computed before this pass (second_diff, site terms), so
+        the result does not depend on the order nodes are visited.
+        """
+        g = site_gradient(m, entry_start, entry_site, entry_w, site_df, site_dg)
+        for a in range(3):
+            d = second_diff[m, a]
+            if d == d:  # not NaN: m is the centre of a triple
+                g -= smooth_scale * 4.0 * d
+            for side in range(2):
+                nb = neighbors[m, 2 * a + side]
+                if nb >= 0:
+                    d = second_diff[nb, a]
+                    if d == d:  # m is an end of nb's triple
+                        g += smooth_scale * 2.0 * d
+        x, mm, vv = adam_update(values[m], g, adam_m[m], adam_v[m], lr, beta1, beta2, eps, bias1, bias2)
+        values[m] = x
+        adam_m[m] = mm
+        adam_v[m] = vv
+
+    @jit
+    def scatter_value(m, node_ijk, values, dense):
+        dense[node_ijk[m, 0], node_ijk[m, 1], node_ijk[m, 2]] = values[m]
+
     return SimpleNamespace(
+        eval_site=eval_site,
+        query_term=query_term,
+        point_term=point_term,
+        second_differences_at=second_differences_at,
+        update_node=update_node,
+        scatter_value=scatter_value,
         cell_coords=cell_coords,
         trilinear=trilinear,
         pull_site=pull_site,

@@ -12,12 +12,13 @@ import numpy as np
 
 from recon.kernels._compile import cpu
 
-_trilinear = cpu.trilinear
-_pull_site = cpu.pull_site
-_consistency_site = cpu.consistency_site
-_site_gradient = cpu.site_gradient
-_adam_update = cpu.adam_update
 _cell_coords = cpu.cell_coords
+_eval_site = cpu.eval_site
+_query_term = cpu.query_term
+_point_term = cpu.point_term
+_second_differences_at = cpu.second_differences_at
+_update_node = cpu.update_node
+_scatter_value = cpu.scatter_value
 
 OUTSIDE = 1
 INSIDE = 2
@@ -223,103 +224,49 @@ def build_entries(sites, origin, h, band_index, n_nodes):
 # ---------------------------------------------------------------- one iteration
 
 
+# ---------------------------------------------------------------- one iteration
+# Each pass loops over sites or band nodes; the per-element math is ``_math.py``'s, shared
+# with the CUDA passes in ``gridpull_cuda.py`` (same names and arguments).
+
+
 @numba.njit(parallel=True, cache=True)
 def eval_sites(dense, origin, h, sites, out_f, out_g):
-    """Trilinear value and gradient of the current field at every site."""
     for s in numba.prange(sites.shape[0]):
-        f, gx, gy, gz = _trilinear(dense, origin[0], origin[1], origin[2], h, sites[s, 0], sites[s, 1], sites[s, 2])
-        out_f[s] = f
-        out_g[s, 0] = gx
-        out_g[s, 1] = gy
-        out_g[s, 2] = gz
+        _eval_site(s, dense, origin, h, sites, out_f, out_g)
 
 
 @numba.njit(parallel=True, cache=True)
 def query_terms(sites, site_f, site_g, n_queries, target, target_pos, w_pull, w_cons,
                 site_df, site_dg, query_dgt, query_loss):
-    """Pull and gradient-consistency terms at each query (sites[0:n_queries]).
-
-    Input points are sites[n_queries:]; target[q] is the input-point index of q's nearest
-    point and target_pos[q] (3,) where the pull should bring q. Writes dL/df, dL/dg at the query, and the consistency term's dL/dg at the
-    target (query_dgt), gathered per point by ``point_terms``.
-    w_pull, w_cons: weights already divided by their term counts (and h^2 for the pull).
-    """
     for q in numba.prange(n_queries):
-        t = n_queries + target[q]
-        lp, dfp, dgx, dgy, dgz = _pull_site(
-            site_f[q], site_g[q, 0], site_g[q, 1], site_g[q, 2],
-            sites[q, 0], sites[q, 1], sites[q, 2], target_pos[q, 0], target_pos[q, 1], target_pos[q, 2])
-        lc, cax, cay, caz, cbx, cby, cbz = _consistency_site(
-            site_g[q, 0], site_g[q, 1], site_g[q, 2], site_g[t, 0], site_g[t, 1], site_g[t, 2])
-        site_df[q] = w_pull * dfp
-        site_dg[q, 0] = w_pull * dgx + w_cons * cax
-        site_dg[q, 1] = w_pull * dgy + w_cons * cay
-        site_dg[q, 2] = w_pull * dgz + w_cons * caz
-        query_dgt[q, 0] = w_cons * cbx
-        query_dgt[q, 1] = w_cons * cby
-        query_dgt[q, 2] = w_cons * cbz
-        query_loss[q, 0] = lp
-        query_loss[q, 1] = lc
+        _query_term(q, sites, site_f, site_g, n_queries, target, target_pos, w_pull, w_cons,
+                    site_df, site_dg, query_dgt, query_loss)
 
 
 @numba.njit(parallel=True, cache=True)
 def point_terms(site_f, n_queries, target_start, w_surf, query_dgt, site_df, site_dg):
-    """Surface term f(p)^2 at each input point, plus the consistency terms of the queries
-    whose target it is (queries are sorted by target: target_start[p]..target_start[p+1])."""
-    n_points = target_start.shape[0] - 1
-    for p in numba.prange(n_points):
-        s = n_queries + p
-        site_df[s] = w_surf * 2.0 * site_f[s]
-        gx = 0.0
-        gy = 0.0
-        gz = 0.0
-        for q in range(target_start[p], target_start[p + 1]):
-            gx += query_dgt[q, 0]
-            gy += query_dgt[q, 1]
-            gz += query_dgt[q, 2]
-        site_dg[s, 0] = gx
-        site_dg[s, 1] = gy
-        site_dg[s, 2] = gz
+    for p in numba.prange(target_start.shape[0] - 1):
+        _point_term(p, site_f, n_queries, target_start, w_surf, query_dgt, site_df, site_dg)
 
 
 @numba.njit(parallel=True, cache=True)
 def second_differences(values, neighbors, out):
-    """out[m, a] = f[m-e_a] - 2 f[m] + f[m+e_a] for band node m (NaN where a neighbour is
-    not a band node). neighbors: (M, 6) int32 band indices (+x, -x, +y, -y, +z, -z; -1 none)."""
     for m in numba.prange(values.shape[0]):
-        for a in range(3):
-            p = neighbors[m, 2 * a]
-            q = neighbors[m, 2 * a + 1]
-            if p >= 0 and q >= 0:
-                out[m, a] = values[q] - 2.0 * values[m] + values[p]
-            else:
-                out[m, a] = np.nan
+        _second_differences_at(m, values, neighbors, out)
 
 
 @numba.njit(parallel=True, cache=True)
 def update_nodes(values, neighbors, second_diff, entry_start, entry_site, entry_w, site_df, site_dg,
                  smooth_scale, adam_m, adam_v, lr, beta1, beta2, eps, bias1, bias2):
-    """Gradient of every band node (sites + smoothness) and its Adam step, in place.
-
-    Reads only per-node data computed before this pass (second_diff, site terms), so the
-    result does not depend on thread order. bias1/bias2: Adam's 1 - beta^step.
-    """
     for m in numba.prange(values.shape[0]):
-        g = _site_gradient(m, entry_start, entry_site, entry_w, site_df, site_dg)
-        for a in range(3):
-            d = second_diff[m, a]
-            if d == d:  # not NaN: m is the centre of a triple
-                g -= smooth_scale * 4.0 * d
-            for side in range(2):
-                nb = neighbors[m, 2 * a + side]
-                if nb >= 0:
-                    d = second_diff[nb, a]
-                    if d == d:  # m is an end of nb's triple
-                        g += smooth_scale * 2.0 * d
-        x, mm, vv = _adam_update(values[m], g, adam_m[m], adam_v[m], lr, beta1, beta2, eps, bias1, bias2)
-        values[m] = x
-        adam_m[m] = mm
-        adam_v[m] = vv
+        _update_node(m, values, neighbors, second_diff, entry_start, entry_site, entry_w, site_df,
+                     site_dg, smooth_scale, adam_m, adam_v, lr, beta1, beta2, eps, bias1, bias2)
+
+
+@numba.njit(parallel=True, cache=True)
+def scatter_values(node_ijk, values, dense):
+    for m in numba.prange(values.shape[0]):
+        _scatter_value(m, node_ijk, values, dense)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -337,12 +284,6 @@ def neighbor_table(node_ijk, band_index):
                 if 0 <= i < nx and 0 <= j < ny and 0 <= k < nz:
                     out[m, 2 * a + side] = band_index[i, j, k]
     return out
-
-
-@numba.njit(parallel=True, cache=True)
-def scatter_values(node_ijk, values, dense):
-    for m in numba.prange(values.shape[0]):
-        dense[node_ijk[m, 0], node_ijk[m, 1], node_ijk[m, 2]] = values[m]
 
 
 @numba.njit(cache=True)

@@ -22,98 +22,48 @@ def _launch(kernel, n, *args):
 @lru_cache(maxsize=None)
 def _kernels():
     M = cuda_math()
-    trilinear = M.trilinear
-    pull_site = M.pull_site
-    consistency_site = M.consistency_site
-    site_gradient = M.site_gradient
-    adam_update = M.adam_update
+    eval_site, query_term, point_term = M.eval_site, M.query_term, M.point_term
+    second_differences_at, update_node, scatter_value = M.second_differences_at, M.update_node, M.scatter_value
 
     @cuda.jit
     def eval_sites(dense, origin, h, sites, out_f, out_g):
         s = cuda.grid(1)
         if s < sites.shape[0]:
-            f, gx, gy, gz = trilinear(dense, origin[0], origin[1], origin[2], h, sites[s, 0], sites[s, 1], sites[s, 2])
-            out_f[s] = f
-            out_g[s, 0] = gx
-            out_g[s, 1] = gy
-            out_g[s, 2] = gz
+            eval_site(s, dense, origin, h, sites, out_f, out_g)
 
     @cuda.jit
     def query_terms(sites, site_f, site_g, n_queries, target, target_pos, w_pull, w_cons,
                     site_df, site_dg, query_dgt, query_loss):
         q = cuda.grid(1)
         if q < n_queries:
-            t = n_queries + target[q]
-            lp, dfp, dgx, dgy, dgz = pull_site(
-                site_f[q], site_g[q, 0], site_g[q, 1], site_g[q, 2],
-                sites[q, 0], sites[q, 1], sites[q, 2], target_pos[q, 0], target_pos[q, 1], target_pos[q, 2])
-            lc, cax, cay, caz, cbx, cby, cbz = consistency_site(
-                site_g[q, 0], site_g[q, 1], site_g[q, 2], site_g[t, 0], site_g[t, 1], site_g[t, 2])
-            site_df[q] = w_pull * dfp
-            site_dg[q, 0] = w_pull * dgx + w_cons * cax
-            site_dg[q, 1] = w_pull * dgy + w_cons * cay
-            site_dg[q, 2] = w_pull * dgz + w_cons * caz
-            query_dgt[q, 0] = w_cons * cbx
-            query_dgt[q, 1] = w_cons * cby
-            query_dgt[q, 2] = w_cons * cbz
-            query_loss[q, 0] = lp
-            query_loss[q, 1] = lc
+            query_term(q, sites, site_f, site_g, n_queries, target, target_pos, w_pull, w_cons,
+                       site_df, site_dg, query_dgt, query_loss)
 
     @cuda.jit
     def point_terms(site_f, n_queries, target_start, w_surf, query_dgt, site_df, site_dg):
         p = cuda.grid(1)
         if p < target_start.shape[0] - 1:
-            s = n_queries + p
-            site_df[s] = w_surf * 2.0 * site_f[s]
-            gx = 0.0
-            gy = 0.0
-            gz = 0.0
-            for q in range(target_start[p], target_start[p + 1]):
-                gx += query_dgt[q, 0]
-                gy += query_dgt[q, 1]
-                gz += query_dgt[q, 2]
-            site_dg[s, 0] = gx
-            site_dg[s, 1] = gy
-            site_dg[s, 2] = gz
+            point_term(p, site_f, n_queries, target_start, w_surf, query_dgt, site_df, site_dg)
 
     @cuda.jit
     def second_differences(values, neighbors, out):
         m = cuda.grid(1)
         if m < values.shape[0]:
-            for a in range(3):
-                p = neighbors[m, 2 * a]
-                q = neighbors[m, 2 * a + 1]
-                if p >= 0 and q >= 0:
-                    out[m, a] = values[q] - 2.0 * values[m] + values[p]
-                else:
-                    out[m, a] = float("nan")
+            second_differences_at(m, values, neighbors, out)
 
     @cuda.jit
     def update_nodes(values, neighbors, second_diff, entry_start, entry_site, entry_w, site_df, site_dg,
                      smooth_scale, adam_m, adam_v, lr, beta1, beta2, eps, bias1, bias2):
         m = cuda.grid(1)
         if m < values.shape[0]:
-            g = site_gradient(m, entry_start, entry_site, entry_w, site_df, site_dg)
-            for a in range(3):
-                d = second_diff[m, a]
-                if d == d:
-                    g -= smooth_scale * 4.0 * d
-                for side in range(2):
-                    nb = neighbors[m, 2 * a + side]
-                    if nb >= 0:
-                        d = second_diff[nb, a]
-                        if d == d:
-                            g += smooth_scale * 2.0 * d
-            x, mm, vv = adam_update(values[m], g, adam_m[m], adam_v[m], lr, beta1, beta2, eps, bias1, bias2)
-            values[m] = x
-            adam_m[m] = mm
-            adam_v[m] = vv
+            update_node(m, values, neighbors, second_diff, entry_start, entry_site, entry_w, site_df,
+                        site_dg, smooth_scale, adam_m, adam_v, lr, beta1, beta2, eps, bias1, bias2)
 
     @cuda.jit
     def scatter_values(node_ijk, values, dense):
         m = cuda.grid(1)
         if m < values.shape[0]:
-            dense[node_ijk[m, 0], node_ijk[m, 1], node_ijk[m, 2]] = values[m]
+            scatter_value(m, node_ijk, values, dense)
 
     return locals()
 
