@@ -53,6 +53,8 @@ class UnsignedMeshTunables:
     "A surface is taken as closed when sure conflicts are at most this share of the edges."
     open_hole_edges: int = 12
     "On open surfaces, boundary loops of at most this many edges are closed."
+    closed_hole_edges: int = 96
+    "On closed surfaces, boundary loops of at most this many edges are closed (longer ones are real openings)."
     snap_steps: int = 2
     "Closest-point projections applied to each vertex."
     chunk_points: int = 1 << 18
@@ -103,9 +105,8 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     box = np.asarray(field.bounds if bounds is None else bounds, np.float64)
     if box.shape != (2, 3) or not np.all(np.isfinite(box)) or not np.all(box[1] > box[0]):
         raise InputError(f"bounds must be a finite (2, 3) box with max > min, got {box.tolist()}")
-    if surface is None:
-        decided = str(getattr(field, "params", {}).get("surface_decided", ""))
-        surface = decided if decided in ("open", "closed") else None
+    forced = surface
+    decided = str(getattr(field, "params", {}).get("surface_decided", ""))
 
     T = TUNABLES
     ext = box[1] - box[0]
@@ -146,8 +147,13 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     from recon.kernels.csp_cpu import parity_union
 
     side, conflicts = parity_union(len(nodes), ea[order], eb[order], rel[order], conf[order], T.conflict_confidence)
-    if surface is None:
-        surface = "closed" if conflicts <= T.closed_conflict_fraction * len(ea) else "open"
+    conflict_share = conflicts / max(len(ea), 1)
+    if forced is not None:
+        surface = forced
+    elif conflict_share > T.closed_conflict_fraction:
+        surface = "open"  # sure contradictions: the sides cannot be told apart everywhere
+    else:
+        surface = decided if decided in ("open", "closed") else "closed"
 
     values = np.full(tuple(n), np.float32(T.band * h * 2), np.float32)
     sval = np.where(side == 1, -dist, dist).astype(np.float32)
@@ -211,7 +217,8 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     if len(faces) == 0:
         raise InputError("the closest-point mesher found no surface faces (is the field trained on this region?)")
     world, faces = _drop_unused(world, faces)
-    world, faces = close_holes(field, world, faces, max_edges=None if surface == "closed" else T.open_hole_edges)
+    world, faces = close_holes(field, world, faces,
+                               max_edges=T.closed_hole_edges if surface == "closed" else T.open_hole_edges)
     if min_component_fraction > 0:
         from recon.mesh import face_components
 
@@ -223,6 +230,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         faces = _wind_outward(world, faces)
     mesh = TriangleMesh(world, faces, vertex_normals(world, faces))
     mesh.surface = surface  # type: ignore[attr-defined]  (read by callers that report it)
+    mesh.conflict_share = conflict_share  # type: ignore[attr-defined]
     return mesh
 
 
@@ -246,11 +254,22 @@ def _near_nodes(field, origin, h, n):
     if len(active) == 0:
         return np.zeros((0, 3), np.int64), np.zeros((0, 3))
     local = np.stack(np.meshgrid(*(np.arange(s + 1),) * 3, indexing="ij"), axis=-1).reshape(-1, 3)
-    nodes = (active[:, None, :] * s + local[None]).reshape(-1, 3)
+    # the distance is 1-Lipschitz: a node is no nearer the surface than d(corner) - |node - corner|
+    # for each corner of its block; nodes whose bound exceeds the band are not evaluated
+    dc = np.stack([d[active[:, 0] + cx, active[:, 1] + cy, active[:, 2] + cz]
+                   for cx in (0, 1) for cy in (0, 1) for cz in (0, 1)], axis=1)  # (B, 8)
+    corner = np.array([[cx, cy, cz] for cx in (0, 1) for cy in (0, 1) for cz in (0, 1)]) * s
+    gap = np.linalg.norm(local[:, None, :] - corner[None], axis=2) * h  # (L, 8)
+    bound = (dc[:, None, :] - gap[None]).max(axis=2)  # (B, L)
+    near = bound <= 1.1 * TUNABLES.band * h
+    bi, li = np.nonzero(near)
+    nodes = active[bi] * s + local[li]
     nodes = nodes[(nodes < n).all(axis=1)]
     flat = np.unique(np.ravel_multi_index(nodes.T, tuple(n)))
     nodes = np.stack(np.unravel_index(flat, tuple(n)), axis=1).astype(np.int64)
     pts = origin + nodes * h
+    sup = _supported(field, pts)
+    nodes, pts = nodes[sup], pts[sup]
     return nodes, pts - _closest(field, pts)
 
 

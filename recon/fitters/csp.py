@@ -50,7 +50,7 @@ ENCODING_PAD = 0.1
 
 @dataclass
 class CSPConfig:
-    iterations: int = 1200
+    iterations: int = 600
     "Adam steps."
     batch_size: int = 8192
     "Query points per step (plus a quarter as many surface points)."
@@ -71,7 +71,11 @@ class CSPConfig:
     layers: int = 2
     "Hidden layers of the MLP."
     neighbors: int = 24
-    "Neighbours in the robust local-plane denoising of the input points."
+    "Neighbours in the robust local-plane denoising of noisy input points."
+    clean_neighbors: int = 8
+    "Neighbours of the first, light denoising (kept when the input turns out clean)."
+    clean_threshold: float = 0.02
+    "The input counts as clean when the light denoising moves points by less than this share of their spacing (median)."
     queries_per_point: int = 8
     "Query points sampled around each input point."
     uniform_fraction: float = 0.1
@@ -97,7 +101,7 @@ class CSPConfig:
 def _validate(config: CSPConfig) -> None:
     ints = {"iterations": 0, "batch_size": 16, "levels": 1, "features": 1, "resolution": 4,
             "base_resolution": 2, "table_log2": 8, "hidden": 4, "layers": 1, "neighbors": 4,
-            "queries_per_point": 1, "mesh_resolution": 8, "support_resolution": 8}
+            "queries_per_point": 1, "mesh_resolution": 8, "support_resolution": 8, "clean_neighbors": 4}
     for name, lo in ints.items():
         v = getattr(config, name)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -108,7 +112,7 @@ def _validate(config: CSPConfig) -> None:
         raise InputError(f"base_resolution ({config.base_resolution}) must not exceed resolution ({config.resolution})")
     if not (isinstance(config.support_voxels, (int, float)) and config.support_voxels > 0):
         raise InputError(f"support_voxels must be a number > 0, got {config.support_voxels!r}")
-    for name in ("net_learning_rate", "surface_weight", "consistency_weight"):
+    for name in ("net_learning_rate", "surface_weight", "consistency_weight", "clean_threshold"):
         v = getattr(config, name)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -184,16 +188,29 @@ def denoise(points: np.ndarray, neighbors: int, *, tree=None) -> tuple[np.ndarra
     return out, normals, spacing
 
 
-def make_targets(queries, surf, surf_normals, surf_radius, tree) -> np.ndarray:
-    """Closest points of (Q, 3) queries on the denoised surface: the foot on the nearest
-    denoised point's tangent plane, its tangential part clamped to that point's radius."""
-    _, j = tree.query(queries, k=1, workers=-1)
-    rel = queries - surf[j]
-    nrm = surf_normals[j]
-    tang = rel - np.einsum("ij,ij->i", rel, nrm)[:, None] * nrm
-    tl = np.linalg.norm(tang, axis=1)
-    scale = np.minimum(1.0, surf_radius[j] / np.maximum(tl, 1e-12))
-    return surf[j] + tang * scale[:, None]
+def make_targets(queries, surf, surf_normals, surf_radius, tree, *, candidates: int = 1) -> np.ndarray:
+    """Closest points of (Q, 3) queries on the denoised surface: among the ``candidates``
+    nearest denoised points, the nearest foot of the perpendicular on a point's tangent
+    plane, its tangential part clamped to that point's radius (so the surface ends near the
+    last samples)."""
+    k = min(candidates, len(surf))
+    _, j = tree.query(queries, k=k, workers=-1)
+    j = j.reshape(len(queries), k)
+    best = np.empty_like(queries)
+    best_d = np.full(len(queries), np.inf)
+    for c in range(k):
+        jc = j[:, c]
+        rel = queries - surf[jc]
+        nrm = surf_normals[jc]
+        tang = rel - np.einsum("ij,ij->i", rel, nrm)[:, None] * nrm
+        tl = np.linalg.norm(tang, axis=1)
+        scale = np.minimum(1.0, surf_radius[jc] / np.maximum(tl, 1e-12))
+        foot = surf[jc] + tang * scale[:, None]
+        d = np.linalg.norm(queries - foot, axis=1)
+        better = d < best_d
+        best[better] = foot[better]
+        best_d[better] = d[better]
+    return best
 
 
 def _sample_queries(pts, spacing, config: CSPConfig, gen, box) -> np.ndarray:
@@ -301,9 +318,15 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
         raise InputError(f"{cloud.source}: {len(pts)} points; method 'csp' needs at least 10")
     gen = rng(config.seed)
     tree = cKDTree(pts)
-    surf, surf_n, spacing = denoise(pts, config.neighbors, tree=tree)
+    # Denoising smooths sharp features away, so clean inputs get a light one: a plane
+    # through few neighbours moves clean points by a tiny share of their spacing, noisy
+    # ones by much more.
+    surf, surf_n, spacing = denoise(pts, min(config.clean_neighbors, config.neighbors), tree=tree)
+    noise_ratio = float(np.median(np.linalg.norm(surf - pts, axis=1)) / np.median(spacing))
+    if noise_ratio > config.clean_threshold and config.neighbors > config.clean_neighbors:
+        surf, surf_n, spacing = denoise(pts, config.neighbors, tree=tree)
     s_tree = cKDTree(surf)
-    radius = spacing * 1.0
+    radius = spacing * 1.5  # targets reach past the gaps of uneven sampling
     ext = pts.max(0) - pts.min(0)
     box = np.stack([pts.min(0) - 0.05 - 0.05 * ext.max(), pts.max(0) + 0.05 + 0.05 * ext.max()])
     box = np.clip(box, -0.5 - ENCODING_PAD, 0.5 + ENCODING_PAD)
@@ -363,7 +386,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     trained.update(support_grid(cloud.points, spacing / norm.scale, norm.to_world(box), config))
     world_box = norm.to_world(box)
     out_params = asdict(config)
-    out_params.update(method="csp", device_used=device, n_points=len(cloud),
+    out_params.update(method="csp", device_used=device, n_points=len(cloud), noise_ratio=noise_ratio,
                       spacing_median=float(np.median(spacing)) / norm.scale, final_losses=losses, **timings)
     return ClosestPointField(trained, normalization=norm, box=world_box, params=out_params, device=device)
 
