@@ -835,3 +835,23 @@ def test_demo_cloud_asset():
     centre = (c.points.min(axis=0) + c.points.max(axis=0)) / 2
     assert np.linalg.norm(centre - module.OFFSET) < 15.0
     assert 100.0 < np.linalg.norm(np.ptp(c.points, axis=0)) < 150.0
+
+
+def test_atomic_output_gets_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from recon.io.atomic import atomic_path
+
+    target = tmp_path / "out.txt"
+    old = os.umask(0o022)
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    os.chmod(target, 0o640)
+    with atomic_path(target) as tmp:
+        tmp.write_text("y")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_text() == "y"

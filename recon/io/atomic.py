@@ -31,6 +31,15 @@ def atomic_path(path, *, inputs=()):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600); the output gets the permissions any new
+        # file would (0666 less the umask), or keeps those of the file it replaces
+        if path.exists():
+            mode = path.stat().st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
