@@ -242,6 +242,8 @@ def surface_points(field, count: int, *, seed: int = 0, resolution: int | None =
         raise InputError(f"count must be a positive integer, got {count!r}")
     mesh = extract_unsigned_mesh(field, resolution=resolution)
     v, f = mesh.vertices, mesh.faces
+    if len(f) == 0:
+        raise InputError("the field has no surface inside its bounds to sample points on")
     area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
     gen = rng(seed)
     tri = gen.choice(len(f), size=int(count), p=area / area.sum())

@@ -92,7 +92,8 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     min_component_fraction : drop pieces with fewer faces than this share of the largest
 
     Returns a TriangleMesh (input units). Closed surfaces come out watertight where the
-    field allows and wound outward; open ones keep their boundaries.
+    field allows and wound outward; open ones keep their boundaries. Where the field has
+    no surface in the bounds (an untrained field), the mesh has no faces.
     """
     if getattr(field, "kind", None) != "unsigned" or not hasattr(field, "closest_point"):
         raise InputError("the closest-point mesher needs an unsigned field with closest_point()")
@@ -117,7 +118,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     band = dist < T.band * h
     nodes, offs, dist = nodes[band], offs[band], dist[band]
     if len(nodes) < 8:
-        raise InputError("the field has no surface inside the bounds (no grid node lies near it)")
+        return _empty("open")
     dirs = offs / np.maximum(dist, 1e-30)[:, None]
 
     index = np.full(tuple(n), -1, np.int64)
@@ -177,7 +178,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     try:
         verts, faces, _, _ = marching_cubes(values, level=0.0, mask=mask, gradient_direction="descent")
     except (ValueError, RuntimeError):
-        raise InputError("the field has no surface crossing inside the bounds") from None
+        return _empty(surface)
     del values, mask
     faces = faces.astype(np.int64)
     verts = verts.astype(np.float64)
@@ -215,7 +216,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         faces = faces[(dc < loose * T.face_tolerance * h) & _supported(field, cen)]
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
     if len(faces) == 0:
-        raise InputError("the closest-point mesher found no surface faces (is the field trained on this region?)")
+        return _empty(surface)
     world, faces = _drop_unused(world, faces)
     world, faces = close_holes(field, world, faces,
                                max_edges=T.closed_hole_edges if surface == "closed" else T.open_hole_edges)
@@ -231,6 +232,15 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     mesh = TriangleMesh(world, faces, vertex_normals(world, faces))
     mesh.surface = surface  # type: ignore[attr-defined]  (read by callers that report it)
     mesh.conflict_share = conflict_share  # type: ignore[attr-defined]
+    return mesh
+
+
+def _empty(surface: str) -> TriangleMesh:
+    """No surface found (an untrained field, or bounds away from it): a mesh with no faces;
+    callers decide whether that is an error (``recon fit`` says so and writes nothing)."""
+    mesh = TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32))
+    mesh.surface = surface  # type: ignore[attr-defined]
+    mesh.conflict_share = 0.0  # type: ignore[attr-defined]
     return mesh
 
 

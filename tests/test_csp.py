@@ -165,6 +165,13 @@ def test_dome_boundary_is_its_rim_only():
     assert np.abs(m.vertices[loops[0], 2]).max() < 1.25 / 47  # at the rim (z = 0)
 
 
+def test_no_surface_in_the_bounds_gives_an_empty_mesh():
+    from recon.mesh_unsigned import extract_unsigned_mesh
+
+    m = extract_unsigned_mesh(OpenDisc(radius=0.5), resolution=16, bounds=[[2, 2, 2], [3, 3, 3]])
+    assert m.n_faces == 0
+
+
 def test_scalar_unsigned_grids_still_need_a_level():
     from recon.mesh import extract_mesh
     from recon.render.analytic import sample_grid

@@ -238,9 +238,7 @@ def support_grid(points, spacing, box, config: CSPConfig) -> dict:
     ijk = np.clip(np.floor((points - box[0]) / h).astype(np.int64), 0, shape - 1)
     grid[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = True
     reach = max(config.support_voxels * float(np.percentile(spacing, 95)), 1.5 * h)
-    steps = int(math.ceil(reach / h))
-    ball = np.linalg.norm(np.mgrid[-steps: steps + 1, -steps: steps + 1, -steps: steps + 1], axis=0) <= reach / h + 0.5
-    grid = ndimage.binary_dilation(grid, structure=ball)
+    grid = ndimage.distance_transform_edt(~grid) <= reach / h + 0.5
     return {"support": grid.astype(np.uint8), "support_origin": box[0].astype(np.float64), "support_h": np.float64(h)}
 
 
