@@ -1,0 +1,126 @@
+"""Normals of noisy input points: `recon normals` (a fitted CSP field) against Open3D's
+``estimate_normals`` (30 nearest neighbours), both compared with the ground truth.
+
+    python benchmarks/bench_normals.py [--only bunny,armadillo] [--iterations N] [--out DIR]
+
+For every case with a ground-truth mesh: each input point's true normal is the face normal
+of the nearest of 400,000 area-uniform samples of the truth (outward: the truth meshes are
+closed and wound outward). Reported per case and method:
+
+- median and mean angle (degrees) between the estimate and the true normal, ignoring
+  the sign (Open3D's normals are not oriented);
+- for recon: the share of points whose normal points the same way as the truth (> 0),
+  i.e. not flipped (closed shapes should be at least 99 %);
+- seconds (fit + normals for recon; estimation for Open3D).
+
+Writes normals.json and normals.md into --out (default: benchmarks/out/normals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CASES = ["bunny", "armadillo", "abc_00011084", "abc_00016513", "abc_00994122"]
+
+
+def true_normals(gt_path: Path, points: np.ndarray) -> np.ndarray:
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    gt = trimesh.load(str(gt_path), process=False, force="mesh")
+    samples, face = trimesh.sample.sample_surface(gt, 400_000, seed=0)
+    _, i = cKDTree(samples).query(points, workers=-1)
+    return np.asarray(gt.face_normals)[face[i]]
+
+
+def angles(est: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unsigned angle in degrees, signed cosine) per point."""
+    e = est / np.maximum(np.linalg.norm(est, axis=1, keepdims=True), 1e-12)
+    cos = np.einsum("ij,ij->i", e, truth)
+    return np.degrees(np.arccos(np.clip(np.abs(cos), 0.0, 1.0))), cos
+
+
+def run_case(case_dir: Path, iterations: int | None) -> dict:
+    import open3d as o3d
+
+    from recon.csp_geometry import point_normals
+    from recon.fitters import fit
+    from recon.io import read_cloud
+
+    cloud = read_cloud(case_dir / "input.ply")
+    truth = true_normals(case_dir / "gt.ply", cloud.points)
+    out = {"case": case_dir.name, "points": len(cloud)}
+
+    t0 = time.perf_counter()
+    overrides = {} if iterations is None else {"iterations": iterations}
+    field = fit(cloud, "csp", **overrides)
+    t_fit = time.perf_counter() - t0
+    n, _ = point_normals(field, cloud.points)
+    t_all = time.perf_counter() - t0
+    ang, cos = angles(n, truth)
+    out["recon"] = {"median_deg": float(np.median(ang)), "mean_deg": float(ang.mean()),
+                    "not_flipped": float((cos > 0).mean()), "seconds": t_all, "fit_seconds": t_fit,
+                    "surface": field.params.get("surface_decided")}
+
+    t0 = time.perf_counter()
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(cloud.points))
+    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=30))
+    t_o3d = time.perf_counter() - t0
+    ang, _ = angles(np.asarray(pcd.normals), truth)
+    out["open3d_knn30"] = {"median_deg": float(np.median(ang)), "mean_deg": float(ang.mean()), "seconds": t_o3d}
+    return out
+
+
+def markdown(rows: list[dict], load: tuple) -> str:
+    lines = [
+        "# Normals of the input points: recon normals (CSP) vs Open3D estimate_normals (30 NN)",
+        "",
+        f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        "",
+        "| case | points | recon median ° | recon mean ° | recon not flipped | recon s | Open3D median ° | Open3D mean ° | Open3D s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, b = r["recon"], r["open3d_knn30"]
+        lines.append(f"| {r['case']} | {r['points']:,} | {a['median_deg']:.2f} | {a['mean_deg']:.2f} | "
+                     f"{100 * a['not_flipped']:.2f} % | {a['seconds']:.1f} | {b['median_deg']:.2f} | "
+                     f"{b['mean_deg']:.2f} | {b['seconds']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    from recon.bench.cases import default_cases_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=Path, default=None, help="benchmark folder (default: the shared one)")
+    ap.add_argument("--only", default=",".join(DEFAULT_CASES), help="comma-separated case names")
+    ap.add_argument("--iterations", type=int, default=None, help="csp training steps (default: its default)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "normals")
+    args = ap.parse_args(argv)
+    root = args.cases or default_cases_dir()
+    load = os.getloadavg()
+    rows = []
+    for name in [c for c in args.only.split(",") if c]:
+        case = root / name
+        if not (case / "gt.ply").is_file():
+            print(f"skip {name}: no {case / 'gt.ply'}", file=sys.stderr)
+            continue
+        r = run_case(case, args.iterations)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "normals.json").write_text(json.dumps({"load_average": load, "rows": rows}, indent=1))
+    (args.out / "normals.md").write_text(markdown(rows, load))
+    print(markdown(rows, load))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
