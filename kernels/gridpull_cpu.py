@@ -59,6 +59,22 @@ def splat_nearest(points, radii, origin, h, dist2, nearest):
                         nearest[i, j, k] = n
 
 
+@numba.njit(inline="always", cache=True)
+def _unflat(c, ny, nz):
+    """(i, j, k) of flat index c = (i * ny + j) * nz + k."""
+    return c // (ny * nz), (c // nz) % ny, c % nz
+
+
+@numba.njit(inline="always", cache=True)
+def _neighbor(i, j, k, d, nx, ny, nz):
+    """The d-th of the six face neighbours of (i, j, k) (+x, -x, +y, -y, +z, -z), and
+    whether it lies inside the grid."""
+    a = i + (1 if d == 0 else (-1 if d == 1 else 0))
+    b = j + (1 if d == 2 else (-1 if d == 3 else 0))
+    e = k + (1 if d == 4 else (-1 if d == 5 else 0))
+    return a, b, e, 0 <= a < nx and 0 <= b < ny and 0 <= e < nz
+
+
 @numba.njit(cache=True)
 def label_regions(band):
     """Label non-band nodes: OUTSIDE if 6-connected to the grid's boundary, else INSIDE.
@@ -80,14 +96,10 @@ def label_regions(band):
     while head < tail:
         c = queue[head]
         head += 1
-        k = c % nz
-        j = (c // nz) % ny
-        i = c // (ny * nz)
+        i, j, k = _unflat(c, ny, nz)
         for d in range(6):
-            a = i + (1 if d == 0 else (-1 if d == 1 else 0))
-            b = j + (1 if d == 2 else (-1 if d == 3 else 0))
-            e = k + (1 if d == 4 else (-1 if d == 5 else 0))
-            if a < 0 or b < 0 or e < 0 or a >= nx or b >= ny or e >= nz:
+            a, b, e, ok = _neighbor(i, j, k, d, nx, ny, nz)
+            if not ok:
                 continue
             if not band[a, b, e] and labels[a, b, e] == 0:
                 labels[a, b, e] = OUTSIDE
@@ -351,14 +363,10 @@ def relabel_enclosed(labels, node_sign):
                 while head < tail:
                     c = queue[head]
                     head += 1
-                    k = c % nz
-                    j = (c // nz) % ny
-                    i = c // (ny * nz)
+                    i, j, k = _unflat(c, ny, nz)
                     for d in range(6):
-                        a = i + (1 if d == 0 else (-1 if d == 1 else 0))
-                        b = j + (1 if d == 2 else (-1 if d == 3 else 0))
-                        e = k + (1 if d == 4 else (-1 if d == 5 else 0))
-                        if a < 0 or b < 0 or e < 0 or a >= nx or b >= ny or e >= nz:
+                        a, b, e, ok = _neighbor(i, j, k, d, nx, ny, nz)
+                        if not ok:
                             continue
                         if labels[a, b, e] == INSIDE:
                             if comp[a, b, e] < 0:
@@ -372,8 +380,8 @@ def relabel_enclosed(labels, node_sign):
                                 neg += 1
                 if pos > neg:
                     for t in range(tail):
-                        c = queue[t]
-                        labels[c // (ny * nz), (c // nz) % ny, c % nz] = OUTSIDE
+                        i, j, k = _unflat(queue[t], ny, nz)
+                        labels[i, j, k] = OUTSIDE
                     n_relabelled += tail
     return n_relabelled
 
