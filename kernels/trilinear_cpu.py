@@ -1,7 +1,6 @@
 """Trilinear value and gradient of a grid at many points: CPU, parallel over points."""
 
 import numba
-import numpy as np
 
 from recon.kernels._compile import cpu
 

@@ -22,7 +22,6 @@ Measures:
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import statistics
