@@ -167,7 +167,7 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     k_query = min(config.query_neighbors, n - 1)
     tree = cKDTree(pts64)
     dists, nbr = tree.query(pts64, k=max(k_band, k_close, k_query) + 1, workers=-1)
-    normals, centroids, noise = _local_planes(pts64, nbr[:, : k_close + 1])
+    normals, _, noise = _local_planes(pts64, nbr[:, : k_close + 1])
     # Noisy scans: fit to the points moved onto their neighbours' plane. Clean samples
     # are left alone (the plane would flatten curvature by a fraction of a voxel).
     noise_rms = float(np.median(noise))
@@ -186,7 +186,7 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
             pts64 = pts64 - np.einsum("ij,ij->i", pts64 - cen, nrm)[:, None] * nrm
             tree = cKDTree(pts64)
         dists, nbr = tree.query(pts64, k=max(k_band, k_close, k_query) + 1, workers=-1)
-        normals, centroids, _ = _local_planes(pts64, nbr[:, : k_close + 1])
+        normals, _, _ = _local_planes(pts64, nbr[:, : k_close + 1])
     # A sparse cloud needs no cells much finer than its spacing: they only make the band
     # (and the time) huge, with nothing to pin the surface between the points.
     h = max(h, float(np.median(dists[:, k_band])) / CELLS_PER_SPACING)
@@ -210,8 +210,8 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     if n_inside == 0:
         raise InputError(
             "the points enclose no inside at this resolution (an open surface, a single sheet, "
-            "or too few points): GridPull needs a closed surface; try a lower --resolution "
-            "or a larger --band-width"
+            "or too few points): GridPull needs a closed surface; for open surfaces use "
+            "--method csp, else try a lower --resolution or a larger --band-width"
         )
     # Initial sign on the closing band: the side of the nearest point's oriented tangent
     # plane. Normals (principal axes of each point's neighbours) are oriented where the
