@@ -14,9 +14,13 @@ Everything here needs only ``field.closest_point`` (input units), so it works on
   1 / (1 + t k_i); at c - t n they are 1 / (1 - t k_i). Both sides are solved for k_i and
   averaged (first-order errors of the field cancel). Sign: positive where the surface
   bends away from the normal (a sphere with outward normals has k = 1 / r).
-- Orientation: closed surfaces have an inside that the free space outside cannot reach;
-  a normal points out when a probe ahead of the point lands outside and one behind it
-  inside. Points where the probes say nothing take the orientation of their neighbours.
+- Normals of a cloud's own points (:func:`point_normals`) are not taken from the Jacobian:
+  the points are projected with C and :mod:`recon.point_normals` fits planes over adaptive
+  neighbourhoods and orients them by visibility (see there for why).
+- Orientation of single surface points (:func:`orient_normals`): closed surfaces have an
+  inside that the free space outside cannot reach; a normal points out when a probe ahead
+  of the point lands outside and one behind it inside. Points where the probes say nothing
+  take the orientation of their neighbours.
 """
 
 from __future__ import annotations
@@ -222,11 +226,34 @@ def orient_normals(field, points, normals, *, surface: str | None = None) -> np.
 
 
 def point_normals(field, points, *, curvature: bool = False, surface: str | None = None, step: float | None = None):
-    """Oriented unit normals (N, 3) float32 of (N, 3) points (input units), from the field at
-    each point's closest surface point; with ``curvature``, also (N, 2) float32 principal
-    curvatures. Returns (normals, curvatures or None)."""
-    c, n = surface_normals(field, points, step=step)
-    n = orient_normals(field, c, n, surface=surface)
+    """Oriented unit normals (N, 3) float32 of (N, 3) points (input units); with
+    ``curvature``, also (N, 2) float32 principal curvatures at their closest surface points.
+    Returns (normals, curvatures or None).
+
+    The points are first moved onto the field's surface (C(p)); their normals then come
+    from :func:`recon.point_normals.estimate_normals` (adaptive-scale plane fits, turned
+    outward by visibility on closed surfaces, consistently on open ones), not from the
+    field's Jacobian: a field fitted to noisy points follows the noise at the scale of a
+    spacing, and a plane through many projected neighbours averages it out. Fields fitted
+    to clean points (the fitter's ``noise_ratio`` at most its ``clean_threshold``) and
+    analytic ones keep the Jacobian's direction, which is then exact where a plane fit
+    has chord errors; only the orientation comes from the points. ``step``: finite
+    differences of the Jacobian and the curvatures."""
+    from recon.point_normals import estimate_normals
+
+    x = check_points(points, name="points")
+    if surface is None:
+        surface = str(getattr(field, "params", {}).get("surface_decided", "")) or decide_surface(field)
+    if surface not in ("open", "closed"):
+        raise InputError(f"surface must be open or closed, got {surface!r}")
+    params = getattr(field, "params", {}) or {}
+    noisy = float(params.get("noise_ratio", 0.0)) > float(params.get("clean_threshold", 0.02))
+    if noisy:
+        c = _cp(field, x)
+        n = estimate_normals(c, surface=surface)
+    else:  # clean data: the field is as smooth as the surface, its own normal is exact
+        c, n = surface_normals(field, x, step=step)
+        n = estimate_normals(c, surface=surface, normals=n)
     k = principal_curvatures(field, c, n, step=step).astype(np.float32) if curvature else None
     return n.astype(np.float32), k
 
