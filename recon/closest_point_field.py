@@ -146,18 +146,71 @@ def _gather_function():
     return _GATHER
 
 
+_ENCODE = None
+
+
+def _encode_function():
+    """A torch autograd function over the numba CPU kernels of the encoding
+    (``recon.kernels.hashgrid_cpu``): features and coordinates (N, L * F + 3) of (N, 3)
+    points. Its backward gives the tables' gradient (into ``t["table_grad"]``, a NumPy
+    array the caller clears, when ``t`` has one; else as a new tensor) and none for the
+    points (the fit never differentiates with respect to them)."""
+    global _ENCODE
+    if _ENCODE is None:
+        import torch
+
+        from recon.kernels.hashgrid_cpu import encode, encode_backward
+
+        class Encode(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, tables, x, t):
+                xn = x.detach().numpy()
+                out = np.empty((len(xn), tables.shape[0] * tables.shape[2] + 3), np.float32)
+                encode(xn, tables.detach().numpy(), t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], out)
+                ctx.x = xn
+                ctx.t = t
+                return torch.from_numpy(out)
+
+            @staticmethod
+            def backward(ctx, grad):
+                t = ctx.t
+                sink = t.get("table_grad")
+                own = sink is None
+                if own:
+                    sink = np.zeros(tuple(t["tables"].shape), np.float32)
+                g = np.ascontiguousarray(grad.detach().numpy(), dtype=np.float32)
+                encode_backward(ctx.x, g, t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], sink)
+                return (torch.from_numpy(sink) if own else None), None, None
+
+        _ENCODE = Encode.apply
+    return _ENCODE
+
+
 def torch_forward(t: dict, x):
     """The same pass as :func:`forward_numpy` in torch. ``t``: the arrays as tensors (see
-    :func:`to_torch`); x (N, 3) float32 tensor -> (N, 3) offsets (cube units)."""
+    :func:`to_torch`); x (N, 3) float32 tensor -> (N, 3) offsets (cube units). On the CPU
+    the encoding runs in numba kernels, on a GPU in torch; gradients flow to the weights
+    and tables, not to x."""
     import torch
 
-    with torch.no_grad():
-        rows, weights, s = torch_encode_indices(t, x)
-    tables = t["tables"]
-    L, T, F = tables.shape
-    flat = tables.reshape(L * T, F)
-    feats = _gather_function()(flat, rows, weights).reshape(x.shape[0], L * F)
-    h = torch.cat([feats, 2.0 * s - 1.0], dim=1)
+    if x.device.type == "cpu":
+        x = x.detach().contiguous()
+        if torch.is_grad_enabled() and t["tables"].requires_grad:
+            h = _encode_function()(t["tables"], x, t)
+        else:
+            from recon.kernels.hashgrid_cpu import encode
+
+            out = np.empty((len(x), t["tables"].shape[0] * t["tables"].shape[2] + 3), np.float32)
+            encode(x.numpy(), t["tables"].detach().numpy(), t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], out)
+            h = torch.from_numpy(out)
+    else:
+        with torch.no_grad():
+            rows, weights, s = torch_encode_indices(t, x)
+        tables = t["tables"]
+        L, T, F = tables.shape
+        flat = tables.reshape(L * T, F)
+        feats = _gather_function()(flat, rows, weights).reshape(x.shape[0], L * F)
+        h = torch.cat([feats, 2.0 * s - 1.0], dim=1)
     n_layers = len(t["w"])
     for i in range(n_layers):
         h = torch.nn.functional.linear(h, t["w"][i], t["b"][i])
@@ -184,6 +237,11 @@ def to_torch(arrays: dict, device: str, *, requires_grad: bool = False) -> dict:
         "w": [T(arrays[f"w{i}"]) for i in range(n_layers)],
         "b": [T(arrays[f"b{i}"]) for i in range(n_layers)],
         "out_scale": float(arrays["out_scale"]),
+        # the CPU kernels' view of the layout
+        "res_np": np.ascontiguousarray(arrays["resolutions"], np.int64),
+        "dense_np": np.ascontiguousarray(arrays["dense"], np.bool_),
+        "lo_np": np.ascontiguousarray(np.asarray(arrays["enc_box"], np.float64)[0]),
+        "ext_np": np.ascontiguousarray(np.ptp(np.asarray(arrays["enc_box"], np.float64), axis=0)),
     }
 
 
@@ -223,39 +281,54 @@ def from_torch(t: dict, template: dict) -> dict:
     return out
 
 
+def cpu_thread_count() -> int:
+    """Threads for a fit or an evaluation on the CPU. OpenMP threads spin while they wait,
+    so on a machine whose cores are busy with other work, more threads than free cores make
+    each step many times slower; the count is the number of cores this process may use
+    minus the 1-minute load average (at least 1), or ``RECON_TORCH_THREADS`` when set."""
+    import os
+
+    env = os.environ.get("RECON_TORCH_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except AttributeError:
+        ncpu = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return max(1, min(ncpu, int(ncpu - load + 0.5)))
+
+
 class torch_threads:
-    """Context manager: torch's CPU thread count for a fit or an evaluation. OpenMP threads
-    spin while they wait, so on a machine whose cores are busy with other work, more
-    threads than free cores make each step many times slower; the count is the number of
-    cores this process may use minus the 1-minute load average (at least 1), or
-    ``RECON_TORCH_THREADS`` when set."""
+    """Context manager: numba's and (when installed) torch's CPU thread counts for a fit or
+    an evaluation (:func:`cpu_thread_count`). ``torch_only_one``: torch gets a single
+    thread (the fit runs its heavy parts in numba; two OpenMP pools that take turns on the
+    same cores spin against each other)."""
+
+    def __init__(self, *, torch_only_one: bool = False):
+        self.torch_only_one = torch_only_one
 
     def __enter__(self):
-        import os
+        import numba
 
-        import torch
-
-        self.before = torch.get_num_threads()
-        env = os.environ.get("RECON_TORCH_THREADS")
-        if env:
-            n = max(1, int(env))
-        else:
-            try:
-                ncpu = len(os.sched_getaffinity(0))
-            except AttributeError:
-                ncpu = os.cpu_count() or 1
-            try:
-                load = os.getloadavg()[0]
-            except OSError:
-                load = 0.0
-            n = max(1, min(ncpu, int(ncpu - load + 0.5)))
-        torch.set_num_threads(n)
+        n = cpu_thread_count()
+        self.before_numba = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        self.torch = _torch_or_none()
+        if self.torch is not None:
+            self.before = self.torch.get_num_threads()
+            self.torch.set_num_threads(1 if self.torch_only_one else n)
         return n
 
     def __exit__(self, *exc):
-        import torch
+        import numba
 
-        torch.set_num_threads(self.before)
+        if self.torch is not None:
+            self.torch.set_num_threads(self.before)
+        numba.set_num_threads(self.before_numba)
         return False
 
 
@@ -301,6 +374,7 @@ class ClosestPointField:
         self.params = dict(params or {})
         self.device = device
         self._tensors = None
+        self._packed = None
 
     # ------------------------------------------------------------------ evaluation
     @property
@@ -332,6 +406,8 @@ class ClosestPointField:
         return out
 
     def _eval_device(self) -> str:
+        if self.device == "cpu":
+            return "cpu"
         torch = _torch_or_none()
         if torch is None:
             return "numpy"
@@ -341,12 +417,20 @@ class ClosestPointField:
 
     def offsets_unit(self, u: np.ndarray) -> np.ndarray:
         """(N, 3) cube-unit points -> (N, 3) float64 offsets v (cube units), in batches."""
-        u = np.asarray(u, np.float32)
+        u = np.ascontiguousarray(u, np.float32)
         out = np.empty((len(u), 3), np.float64)
         dev = self._eval_device()
-        if dev == "numpy":
-            for s in range(0, len(u), EVAL_BATCH // 4):
-                out[s: s + EVAL_BATCH // 4] = forward_numpy(self.arrays, u[s: s + EVAL_BATCH // 4])
+        if dev in ("numpy", "cpu"):
+            from recon.kernels.hashgrid_cpu import network
+
+            k = self._cpu_network()
+            res32 = np.empty((min(len(u), EVAL_BATCH), 3), np.float32)
+            with torch_threads():
+                for s in range(0, len(u), EVAL_BATCH):
+                    xb = u[s: s + EVAL_BATCH]
+                    network(xb, k["tables"], k["res"], k["dense"], k["lo"], k["ext"], k["weights"], k["biases"],
+                            k["widths"], k["out_scale"], res32[: len(xb)])
+                    out[s: s + len(xb)] = res32[: len(xb)]
             return out
         import torch
 
@@ -358,6 +442,30 @@ class ClosestPointField:
                 xb = torch.as_tensor(u[s: s + EVAL_BATCH], device=dev)
                 out[s: s + EVAL_BATCH] = torch_forward(t, xb).cpu().numpy()
         return out
+
+    def _cpu_network(self) -> dict:
+        """The arrays of the numba evaluation kernel (``recon.kernels.hashgrid_cpu.network``)."""
+        if self._packed is None:
+            a = self.arrays
+            n_layers = int(a["n_layers"])
+            ws = [np.asarray(a[f"w{i}"], np.float32) for i in range(n_layers)]
+            widths = np.array([ws[0].shape[1]] + [w.shape[0] for w in ws], np.int64)
+            W = int(widths.max())
+            weights = np.zeros((n_layers, W, W), np.float32)
+            biases = np.zeros((n_layers, W), np.float32)
+            for i, w in enumerate(ws):
+                weights[i, : w.shape[1], : w.shape[0]] = w.T
+                biases[i, : w.shape[0]] = np.asarray(a[f"b{i}"], np.float32)
+            box = np.asarray(a["enc_box"], np.float64)
+            self._packed = {
+                "tables": np.ascontiguousarray(a["tables"], np.float32),
+                "res": np.ascontiguousarray(a["resolutions"], np.int64),
+                "dense": np.ascontiguousarray(a["dense"], np.bool_),
+                "lo": box[0].copy(), "ext": box[1] - box[0],
+                "weights": weights, "biases": biases, "widths": widths,
+                "out_scale": np.float32(a["out_scale"]),
+            }
+        return self._packed
 
     def closest_point(self, x) -> np.ndarray:
         """(N, 3) -> (N, 3) float64 closest surface points, input units."""

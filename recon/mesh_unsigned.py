@@ -270,15 +270,16 @@ def _near_nodes(field, origin, h, n):
                    for cx in (0, 1) for cy in (0, 1) for cz in (0, 1)], axis=1).astype(np.float32)  # (B, 8)
     corner = np.array([[cx, cy, cz] for cx in (0, 1) for cy in (0, 1) for cz in (0, 1)]) * s
     gap = (np.linalg.norm(local[:, None, :] - corner[None], axis=2) * h).astype(np.float32)  # (L, 8)
-    flats = []
+    marked = np.zeros(int(np.prod(n)), bool)  # nodes shared by neighbouring blocks count once
     step = max(1, (1 << 22) // (len(local) * 8))  # blocks per chunk: bounded scratch memory
     for b0 in range(0, len(active), step):
         bound = (dc[b0: b0 + step, None, :] - gap[None]).max(axis=2)  # (b, L)
         bi, li = np.nonzero(bound <= 1.1 * TUNABLES.band * h)
         nodes = active[b0: b0 + step][bi] * s + local[li]
         nodes = nodes[(nodes < n).all(axis=1)]
-        flats.append(np.ravel_multi_index(nodes.T, tuple(n)))
-    flat = np.unique(np.concatenate(flats))
+        marked[np.ravel_multi_index(nodes.T, tuple(n))] = True
+    flat = np.flatnonzero(marked)
+    del marked
     nodes = np.stack(np.unravel_index(flat, tuple(n)), axis=1).astype(np.int64)
     pts = origin + nodes * h
     sup = _supported(field, pts)

@@ -70,6 +70,8 @@ class CSPConfig:
     "Width of the MLP's hidden layers."
     layers: int = 2
     "Hidden layers of the MLP."
+    lazy_adam: bool = False
+    "Feature-table rows that no point of a step touched keep their Adam state (faster; CPU only)."
     neighbors: int = 24
     "Neighbours in the robust local-plane denoising of noisy input points."
     clean_neighbors: int = 8
@@ -287,7 +289,7 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None):
     _validate(config)
     torch = _import_torch()
     device = _torch_device(torch, config.device)
-    with torch_threads() as threads:
+    with torch_threads(torch_only_one=device == "cpu") as threads:
         field = _fit(cloud, config, progress, torch, device)
     field.params["torch_threads"] = threads
     t2 = time.perf_counter()
@@ -341,10 +343,20 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     dev_t = torch.as_tensor(targets, dtype=torch.float32, device=device)
     dev_w = 1.0 / (torch.linalg.norm(dev_t - dev_q, dim=1) + eps)
     dev_s = torch.as_tensor(surf, dtype=torch.float32, device=device)
-    opt = torch.optim.Adam([
-        {"params": [params["tables"]], "eps": 1e-15},
-        {"params": params["w"] + params["b"], "eps": 1e-15, "weight_decay": 0.0},
-    ], lr=config.net_learning_rate, betas=(0.9, 0.99))
+    betas = (0.9, 0.99)
+    groups = [{"params": params["w"] + params["b"], "eps": 1e-15, "weight_decay": 0.0}]
+    if device == "cpu":
+        # the tables' gradient and Adam step are fused numba kernels (recon.kernels.hashgrid_cpu)
+        from recon.kernels.hashgrid_cpu import adam_step
+
+        tab_np = params["tables"].detach().numpy()  # shares the tensor's memory
+        params["table_grad"] = np.zeros_like(tab_np)
+        tab_m, tab_v = np.zeros_like(tab_np), np.zeros_like(tab_np)
+        T = tab_np.shape[1]
+        used = np.where(arrays["dense"], (arrays["resolutions"] + 1) ** 3, T).astype(np.int64)
+    else:
+        groups.insert(0, {"params": [params["tables"]], "eps": 1e-15})
+    opt = torch.optim.Adam(groups, lr=config.net_learning_rate, betas=betas)
     n_q, n_s = len(queries), len(surf)
     bs = min(config.batch_size, n_q)
     bs_s = min(max(bs // 4, 1), n_s)
@@ -374,6 +386,9 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if device == "cpu":
+            adam_step(tab_np, params["table_grad"], tab_m, tab_v, used, lr, betas[0], betas[1], 1e-15, step,
+                      config.lazy_adam)
         if progress is not None or step == config.iterations:
             losses = {"pull": float(err_q.detach().mean() * eps / np.median(spacing)),
                       "surface": float(err_s.detach().mean() * eps / np.median(spacing))}
