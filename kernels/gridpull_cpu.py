@@ -59,6 +59,50 @@ def splat_nearest(points, radii, origin, h, dist2, nearest):
                         nearest[i, j, k] = n
 
 
+@numba.njit(cache=True)
+def splat_planes(points, normals, sigma, origin, h, node_index, sums):
+    """Gaussian-weighted sums of the points and of their normals at the nodes: for every
+    node m = node_index[i, j, k] >= 0 within 3 sigma[n] of points[n], with
+    w = exp(-|x - p_n|^2 / sigma[n]^2): sums[m] += (w, w p_n, w n_n) (7 columns).
+    Points with sigma 0 are skipped. Serial, so sums run in the same order every time."""
+    nx, ny, nz = node_index.shape
+    for n in range(points.shape[0]):
+        if sigma[n] <= 0.0:
+            continue
+        gx = (points[n, 0] - origin[0]) / h
+        gy = (points[n, 1] - origin[1]) / h
+        gz = (points[n, 2] - origin[2]) / h
+        inv = (h / sigma[n]) ** 2
+        rv = 3.0 * sigma[n] / h
+        r2 = rv * rv
+        i0 = max(int(math.ceil(gx - rv)), 0)
+        i1 = min(int(math.floor(gx + rv)), nx - 1)
+        j0 = max(int(math.ceil(gy - rv)), 0)
+        j1 = min(int(math.floor(gy + rv)), ny - 1)
+        k0 = max(int(math.ceil(gz - rv)), 0)
+        k1 = min(int(math.floor(gz + rv)), nz - 1)
+        for i in range(i0, i1 + 1):
+            dx = i - gx
+            for j in range(j0, j1 + 1):
+                dy = j - gy
+                dxy2 = dx * dx + dy * dy
+                if dxy2 > r2:
+                    continue
+                for k in range(k0, k1 + 1):
+                    m = node_index[i, j, k]
+                    if m < 0:
+                        continue
+                    dz = k - gz
+                    d2 = dxy2 + dz * dz
+                    if d2 > r2:
+                        continue
+                    w = math.exp(-d2 * inv)
+                    sums[m, 0] += w
+                    for a in range(3):
+                        sums[m, 1 + a] += w * points[n, a]
+                        sums[m, 4 + a] += w * normals[n, a]
+
+
 @numba.njit(inline="always", cache=True)
 def _unflat(c, ny, nz):
     """(i, j, k) of flat index c = (i * ny + j) * nz + k."""
