@@ -235,3 +235,40 @@ def test_open_sheet_is_refused_with_advice():
 def test_registered_with_its_config():
     spec = get_fitter("gridpull")
     assert spec.config_cls is GridPullConfig and spec.fit is fit_gridpull
+
+
+def test_blended_plane_is_exact_on_a_plane_and_a_distance_off_a_sphere():
+    from recon.fitters.gridpull import _blended_planes
+    from recon.kernels import gridpull_cpu as K
+
+    gen = np.random.default_rng(0)
+    h, shape = 0.1, (21, 21, 21)
+    origin = np.full(3, -1.0)
+    ijk = np.argwhere(np.ones(shape, bool))
+    # a tilted plane through (0.1, 0, 0) sampled unevenly: the value is the signed distance
+    n = np.array([1.0, 2.0, 2.0]) / 3.0
+    u = np.cross(n, [0.0, 0.0, 1.0]); u /= np.linalg.norm(u)
+    v = np.cross(n, u)
+    st = gen.uniform(-1.5, 1.5, (3000, 2))
+    pts = 0.1 * n + st[:, :1] * u + st[:, 1:] * v
+    normals = np.tile(n, (len(pts), 1))
+    value, ok = _blended_planes(K, pts, normals, np.ones(len(pts), np.int8), np.full(len(pts), 0.12),
+                                ijk, origin, h, shape)
+    x = origin + ijk[ok] * h
+    inner = np.abs(x).max(axis=1) < 0.8  # away from the sampled patch's edge
+    assert inner.sum() > 1000
+    assert np.allclose(value[inner], (x[inner] - 0.1 * n) @ n, atol=1e-9)
+    # a sphere of radius 0.6: near the surface the value is the signed distance, off by
+    # less than sigma^2 / R (the weighted mean point sits that little inside the sphere)
+    d = gen.standard_normal((4000, 3)); d /= np.linalg.norm(d, axis=1, keepdims=True)
+    value, ok = _blended_planes(K, 0.6 * d, d, np.ones(len(d), np.int8), np.full(len(d), 0.06),
+                                ijk, origin, h, shape)
+    x = origin + ijk[ok] * h
+    r = np.linalg.norm(x, axis=1)
+    close = np.abs(r - 0.6) < 0.1
+    assert close.sum() > 500
+    assert np.abs(value[close] - (r[close] - 0.6)).max() < 0.06**2 / 0.6
+    # points of unknown orientation take no part: nothing reaches the nodes
+    value, ok = _blended_planes(K, 0.6 * d, d, np.zeros(len(d), np.int8), np.full(len(d), 0.06),
+                                ijk, origin, h, shape)
+    assert not ok.any() and len(value) == 0
