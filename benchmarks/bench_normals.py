@@ -1,7 +1,7 @@
 """Normals of noisy input points: `recon normals` (a fitted CSP field) against Open3D's
 ``estimate_normals`` (30 nearest neighbours), both compared with the ground truth.
 
-    python benchmarks/bench_normals.py [--only bunny,armadillo] [--iterations N] [--out DIR]
+    python benchmarks/bench_normals.py [--only bunny,armadillo] [--iterations N] [--fields DIR] [--out DIR]
 
 For every case with a ground-truth mesh: each input point's true normal is the face normal
 of the nearest of 400,000 area-uniform samples of the truth (outward: the truth meshes are
@@ -12,6 +12,10 @@ closed and wound outward). Reported per case and method:
 - for recon: the share of points whose normal points the same way as the truth (> 0),
   i.e. not flipped (closed shapes should be at least 99 %);
 - seconds (fit + normals for recon; estimation for Open3D).
+
+--fields DIR uses saved fields DIR/<case>.npz (recon fit --method csp --save-field) where
+present instead of fitting (fit_seconds is then the load): normals can be compared on the same fields
+while the fitter changes.
 
 Writes normals.json and normals.md into --out (default: benchmarks/out/normals).
 """
@@ -47,7 +51,7 @@ def angles(est: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.degrees(np.arccos(np.clip(np.abs(cos), 0.0, 1.0))), cos
 
 
-def run_case(case_dir: Path, iterations: int | None) -> dict:
+def run_case(case_dir: Path, iterations: int | None, fields: Path | None = None) -> dict:
     import open3d as o3d
 
     from recon.csp_geometry import point_normals
@@ -59,8 +63,15 @@ def run_case(case_dir: Path, iterations: int | None) -> dict:
     out = {"case": case_dir.name, "points": len(cloud)}
 
     t0 = time.perf_counter()
-    overrides = {} if iterations is None else {"iterations": iterations}
-    field = fit(cloud, "csp", **overrides)
+    saved = None if fields is None else fields / f"{case_dir.name}.npz"
+    if saved is not None and saved.is_file():
+        from recon.field import load_field
+
+        field = load_field(saved)
+        out["field"] = str(saved)
+    else:
+        overrides = {} if iterations is None else {"iterations": iterations}
+        field = fit(cloud, "csp", **overrides)
     t_fit = time.perf_counter() - t0
     n, _ = point_normals(field, cloud.points)
     t_all = time.perf_counter() - t0
@@ -102,6 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", type=Path, default=None, help="benchmark folder (default: the shared one)")
     ap.add_argument("--only", default=",".join(DEFAULT_CASES), help="comma-separated case names")
     ap.add_argument("--iterations", type=int, default=None, help="csp training steps (default: its default)")
+    ap.add_argument("--fields", type=Path, default=None, help="folder of saved fields <case>.npz to use instead of fitting")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "normals")
     args = ap.parse_args(argv)
     root = args.cases or default_cases_dir()
@@ -112,7 +124,7 @@ def main(argv=None) -> int:
         if not (case / "gt.ply").is_file():
             print(f"skip {name}: no {case / 'gt.ply'}", file=sys.stderr)
             continue
-        r = run_case(case, args.iterations)
+        r = run_case(case, args.iterations, args.fields)
         rows.append(r)
         print(json.dumps(r), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

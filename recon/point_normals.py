@@ -73,8 +73,9 @@ def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None):
     """Adaptive-scale plane fits at (N, 3) points (any units).
 
     Returns (normals (N, 3) float64 unit, unoriented; centres (N, 3) float64: centroid of
-    each point's chosen neighbourhood; scale (N,) int64: neighbours used; noise: the noise
-    standard deviation, points' units).
+    each point's chosen neighbourhood; scale (N,) int64: neighbours used; residual (N,)
+    float64: the chosen plane's residual variance; noise: the noise standard deviation,
+    points' units).
     """
     from scipy.spatial import cKDTree
 
@@ -117,7 +118,7 @@ def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None):
     ok |= first  # the smallest scale is always allowed
     pick = cols[np.where(ok, np.arange(len(cols)), -1).max(axis=1)]
     rows = np.arange(n)
-    return normals[rows, pick], centres[rows, pick], np.array(ks)[pick], float(np.sqrt(noise_var))
+    return normals[rows, pick], centres[rows, pick], np.array(ks)[pick], resid[rows, pick], float(np.sqrt(noise_var))
 
 
 def occupancy(points, *, spacing: float):
@@ -201,7 +202,7 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
     p = check_points(points, name="points")
     if surface not in ("closed", "open"):
         raise InputError(f"surface must be closed or open, got {surface!r}")
-    n, centres, scale, noise = plane_fits(p)
+    n, centres, scale, resid, noise = plane_fits(p)
     if normals is not None:
         given = np.asarray(normals, np.float64)
         if given.shape != p.shape:
@@ -211,7 +212,7 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
         d, _ = cKDTree(p).query(p, k=2, workers=-1)
         spacing = float(np.median(d[:, 1]))
     orientation = np.zeros(len(p), np.int8)
-    info = {"scale": scale, "noise": noise}
+    info = {"scale": scale, "noise": noise, "residual": resid, "centres": centres}
     if surface == "closed":
         T = TUNABLES
         vis = visibility(p, n, spacing=spacing)
