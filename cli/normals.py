@@ -15,9 +15,11 @@ from recon.cli._common import FitProgress, info, input_file, output_file, print_
 HELP = """Estimate oriented normals (and, with --curvature, principal curvatures) of a point cloud.
 
 Fits a closest-surface-point field (--method csp) to CLOUD, or loads one with --field, and
-writes CLOUD's points with their normals: the direction of the closest-point map at each
-point's closest surface point, turned outward on closed surfaces and consistently on open
-ones. --curvature adds per-point properties k1, k2 (principal curvatures, 1 / input units).
+writes CLOUD's points with their normals: each point is moved onto the field's surface and
+gets the normal of a plane fitted to its projected neighbours (more neighbours where the
+surface is flat, fewer at bends and edges; on fields fitted to clean points, the field's own
+normal), turned outward on closed surfaces (towards the side from which rays escape the
+shape) and consistently on open ones. --curvature adds per-point properties k1, k2 (principal curvatures, 1 / input units).
 --points N writes N points spread evenly over the fitted surface instead of the input's.
 """
 

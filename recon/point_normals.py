@@ -12,15 +12,19 @@ of a point spacing). A normal is a statement about a neighbourhood, not a point,
   at ``noise_scale``, over all points): flat CAD faces get hundreds of neighbours, bends,
   edges and thin features keep few.
 - Orientation (closed shapes): range scans of closed parts have holes (unseen faces), so
-  a flood fill of the free space leaks into the inside and cannot tell in from out. What
-  survives holes is visibility: from a point, rays into the outside half-space mostly
-  escape the shape, rays into the inside mostly meet its far side. Rays are cast on a
-  coarse occupancy grid of the points, a fan on each side of the plane, and the normal
-  turns towards the side where more escape. Where the fans disagree too little to tell
-  (thin parts: from inside a plate's noisy slab both sides are open), a point lies on the
-  side of the plate that its offset from the wide neighbourhood's centre (the plate's
-  mid-surface) points to, and the normal turns that way; where that offset is within the
-  noise too, the orientation spreads from decided neighbours.
+  a flood fill of the free space leaks into the inside and cannot tell in from out (on the
+  bench's CAD scans the enclosed free space is nearly nil at 48 to 128 cells, dilated or
+  not). What survives holes is visibility: from a point, rays into the outside half-space
+  mostly escape the shape, rays into the inside mostly meet its far side. Rays are cast on
+  a coarse occupancy grid of the points, a fan on each side of the plane, and each point
+  pools the difference of the two sides' escaping shares with its neighbours' (a single
+  ray slipping through a hole or a stray point is outvoted); the normal turns towards the
+  side that the pooled vote favours. Where the vote is too weak to tell and the rays
+  straight ahead and behind both escape (a part thinner than the noise: from inside its
+  noisy slab both sides are open), the point lies on the side of the part that its offset
+  from the wide neighbourhood's centre (the part's mid-surface) points to, and the normal
+  turns that way. The rest (concave pockets where every ray is blocked) take the
+  orientation of their decided neighbours.
 - Open surfaces have no inside: orientation spreads over the neighbour graph from one seed.
 """
 
@@ -194,8 +198,9 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
     ``surface``: "closed" turns normals outward (visibility, thin-part offsets, then
     spreading); "open" orients them consistently from one seed. ``spacing``: the points'
     typical spacing (default: median nearest-neighbour distance). ``normals``: (N, 3) unit
-    directions to orient instead of the plane fits' (e.g. exact ones of a clean surface). With ``details``, also
-    returns a dict of the intermediate per-point arrays (scale, visibility, how decided).
+    directions to orient instead of the plane fits' (e.g. exact ones of a clean surface).
+    With ``details``, also returns a dict of intermediate per-point arrays (scale, residual,
+    centres, visibility, by_visibility, by_offset) and the noise deviation.
     """
     from scipy.spatial import cKDTree
 
