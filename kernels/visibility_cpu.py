@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
 
 @numba.njit(inline="always", cache=True)

@@ -200,7 +200,7 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
     typical spacing (default: median nearest-neighbour distance). ``normals``: (N, 3) unit
     directions to orient instead of the plane fits' (e.g. exact ones of a clean surface).
     With ``details``, also returns a dict of intermediate per-point arrays (scale, residual,
-    centres, visibility, by_visibility, by_offset) and the noise deviation.
+    centres, visibility, vote, by_visibility, by_offset) and the noise deviation.
     """
     from scipy.spatial import cKDTree
 
@@ -234,6 +234,6 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
         off = np.einsum("ij,ij->i", p - centres, n)
         thin = ~decided & open_both & (np.abs(off) >= T.offset_sigmas * noise)
         orientation[thin] = np.where(off[thin] > 0, 1, -1)
-        info.update(visibility=vis, by_visibility=decided, by_offset=thin)
+        info.update(visibility=vis, vote=vote, by_visibility=decided, by_offset=thin)
     n = _spread(p, n, orientation)
     return (n, info) if details else n
