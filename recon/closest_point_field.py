@@ -5,9 +5,10 @@ point is C(x) = x + v(x). It is a multi-resolution grid encoding (learnable feat
 tables, one per level, trilinearly interpolated; coarse levels are dense arrays, fine
 levels hashed into a fixed-size table) followed by a small ReLU MLP.
 
-The weights are plain arrays, so the field is saved without pickle and evaluated with
-NumPy alone when torch is not installed (slower); with torch it evaluates in batches on
-the CPU or on a CUDA GPU.
+The weights are plain arrays, so the field is saved without pickle. On the CPU it is
+evaluated by one numba kernel (``recon.kernels.hashgrid_cpu.network``: encoding and MLP
+per point, no torch needed); on a CUDA GPU by torch. :func:`forward_numpy` is the plain
+NumPy reference.
 
 Shapes: ``tables`` (L, T, F) float32; ``resolutions`` (L,) int64 (cells across the
 encoding box per level); ``dense`` (L,) bool (level indexed without hashing);

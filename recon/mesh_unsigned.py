@@ -354,14 +354,17 @@ def close_holes(field, verts, faces, *, max_edges: int | None):
     loops = [lp for lp in boundary_loops(faces) if len(lp) >= 3 and (max_edges is None or len(lp) <= max_edges)]
     if not loops:
         return verts, faces
-    centres = np.array([verts[lp].mean(axis=0) for lp in loops])
-    centres = _closest(field, centres)
-    new_faces = []
-    base = len(verts)
-    for k, lp in enumerate(loops):
-        c = base + k
-        new_faces.append(np.stack([lp, np.roll(lp, -1), np.full(len(lp), c)], axis=1))
-    return np.concatenate([verts, centres]), np.concatenate([faces] + new_faces)
+    lengths = np.array([len(lp) for lp in loops])
+    flat = np.concatenate(loops)
+    owner = np.repeat(np.arange(len(loops)), lengths)
+    start = np.cumsum(lengths) - lengths
+    nxt = np.arange(len(flat)) + 1
+    nxt[start + lengths - 1] = start  # each loop's last vertex connects to its first
+    centres = np.zeros((len(loops), 3))
+    np.add.at(centres, owner, verts[flat])
+    centres = _closest(field, centres / lengths[:, None])
+    fan = np.stack([flat, flat[nxt], len(verts) + owner], axis=1)
+    return np.concatenate([verts, centres]), np.concatenate([faces, fan])
 
 
 def _wind_outward(verts, faces):

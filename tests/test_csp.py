@@ -223,6 +223,62 @@ def test_numpy_and_torch_forward_agree(sphere_field):
     with torch.no_grad():
         got = torch_forward(to_torch(sphere_field.arrays, "cpu"), torch.as_tensor(x)).numpy()
     np.testing.assert_allclose(got, ref, atol=1e-6)
+    # the CPU evaluation kernel (encoding + MLP in numba) gives the same offsets
+    np.testing.assert_allclose(sphere_field.offsets_unit(x), ref, atol=1e-6)
+
+
+def _layout(**overrides):
+    from recon.closest_point_field import to_torch
+    from recon.fitters.csp import CSPConfig, initial_arrays
+    from recon.seeding import rng
+
+    cfg = CSPConfig(**{**dict(levels=4, table_log2=10, resolution=64, base_resolution=8), **overrides})
+    a = initial_arrays(cfg, rng(0))
+    return a, to_torch(a, "cpu")
+
+
+def test_encoding_backward_is_the_numpy_scatter_of_its_weights():
+    from recon.closest_point_field import CORNERS, level_indices
+    from recon.kernels.hashgrid_cpu import encode_backward
+
+    a, t = _layout()
+    L, T, F = a["tables"].shape
+    assert a["dense"].any() and not a["dense"].all()  # both kinds of level
+    gen = np.random.default_rng(0)
+    x = gen.uniform(-0.7, 0.7, (2000, 3)).astype(np.float32)  # some outside the box (clamped)
+    g = gen.normal(size=(len(x), L * F + 3)).astype(np.float32)
+    got = np.zeros_like(a["tables"])
+    encode_backward(x, g, t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], got)
+    ref = np.zeros((L, T, F))
+    box = a["enc_box"]
+    s = np.clip((x - box[0]) / (box[1] - box[0]), 0.0, 1.0)
+    for lv in range(L):
+        r = int(a["resolutions"][lv])
+        i0 = np.minimum(np.floor(s * r).astype(np.int64), r - 1)
+        w = s * r - i0
+        for c in CORNERS:
+            rows = level_indices(i0 + c, r, bool(a["dense"][lv]), T)
+            np.add.at(ref[lv], rows, np.prod(np.where(c == 1, w, 1 - w), axis=1)[:, None] * g[:, lv * F: (lv + 1) * F])
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_table_adam_step_matches_torch_adam_and_clears_the_gradient():
+    from recon.kernels.hashgrid_cpu import adam_step
+
+    gen = np.random.default_rng(2)
+    p = gen.normal(size=(2, 64, 2)).astype(np.float32)
+    ref = torch.tensor(p.copy(), requires_grad=True)
+    opt = torch.optim.Adam([ref], lr=0.01, betas=(0.9, 0.99), eps=1e-15)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    used = np.array([40, 64])  # level 0 uses 40 rows (a dense level's tail stays untouched)
+    for step in range(1, 4):
+        g = gen.normal(size=p.shape).astype(np.float32)
+        g[0, 40:] = 0.0
+        ref.grad = torch.tensor(g)
+        opt.step()
+        adam_step(p, g, m, v, used, 0.01, 0.9, 0.99, 1e-15, step, False)
+        assert not g.any()
+    np.testing.assert_allclose(p, ref.detach().numpy(), atol=1e-6)
 
 
 def test_save_load_round_trip_and_bake(sphere_field, tmp_path):
