@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -164,10 +165,58 @@ class _Problem:
 
 
 def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
-    from scipy.spatial import cKDTree
-
+    """The whole problem in the unit cube: points (denoised where noisy), the closing band
+    and its signs, initial values, the optimised band, queries and their targets."""
     from recon.kernels import gridpull_cpu as K
-    from recon.seeding import rng
+
+    c = _prepare_points(points, config)
+    lo, shape, labels, dnn, nearest, closing_ijk = _closing_band(K, c)
+    dense, sign = _initial_values(K, c, lo, shape, labels, dnn, nearest, closing_ijk)
+
+    # the optimised nodes: those within the narrow band of their nearest point
+    in_opt = dnn <= c.radii[nearest]
+    node_ijk = np.ascontiguousarray(closing_ijk[in_opt], dtype=np.int32)
+    n_nodes = len(node_ijk)
+    band_index = np.full(shape, -1, np.int32)
+    band_index[tuple(node_ijk.T)] = np.arange(n_nodes, dtype=np.int32)
+
+    queries, target, target_pos, target_start = _queries(c, config)
+    sites = np.ascontiguousarray(np.concatenate([queries, c.points]))
+    entry_start, entry_site, entry_w = K.build_entries(sites, lo, c.h, band_index, n_nodes)
+
+    P = _Problem()
+    P.h = c.h
+    P.denoised = c.denoised
+    P.noise_ratio = c.noise_ratio
+    P.sparse_noisy = c.sparse_noisy
+    P.origin = lo
+    P.dense = dense
+    P.band_index = band_index
+    P.node_ijk = node_ijk
+    P.n_nodes = n_nodes
+    P.values = dense[tuple(node_ijk.T)].copy()
+    P.init_sign = sign[in_opt].astype(np.float32)
+    P.node_dnn = dnn[in_opt].astype(np.float32)
+    P.node_radius = np.float32(np.median(c.radii))
+    P.sites = sites
+    P.n_queries = len(queries)
+    P.n_points = len(c.points)
+    P.target = target
+    P.target_pos = np.ascontiguousarray(target_pos)
+    P.target_start = target_start
+    P.entry_start = entry_start
+    P.entry_site = entry_site
+    P.entry_w = entry_w
+    P.neighbors = K.neighbor_table(node_ijk, band_index)
+    # triples (m - e, m, m + e) of band nodes: the continuity loss's terms
+    P.n_triples = max(int(((P.neighbors[:, 0::2] >= 0) & (P.neighbors[:, 1::2] >= 0)).sum()), 1)
+    return P
+
+
+def _prepare_points(points: np.ndarray, config: GridPullConfig) -> SimpleNamespace:
+    """Points in grid order, denoised when noisy (and dense enough), with their kNN
+    distances and unoriented normals, the cell size and the band radii."""
+    from scipy.spatial import cKDTree
 
     n = len(points)
     pts64 = points.astype(np.float64)
@@ -212,17 +261,28 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     h = max(h, float(np.median(dists[:, k_band])) / CELLS_PER_SPACING)
     # Optimised band: a ball around each point, wider where points are sparse.
     radii = np.minimum(np.maximum(config.band_width * h, 0.75 * dists[:, k_band]), 0.25)
-    # Sign: nodes off a (wider) closing band are outside when connected to the grid's
-    # boundary, else inside. Where the outside leaks in (holes in a scan, gaps between
-    # sparse points) the band is closed morphologically, by ever larger steps.
-    close_radii = np.maximum(radii, dists[:, k_close])
+    return SimpleNamespace(
+        points=pts64, tree=tree, dists=dists, nbr=nbr, normals=normals, h=h, radii=radii,
+        k_band=k_band, k_close=k_close, k_query=k_query, denoised=denoise,
+        noise_ratio=noise_ratio, sparse_noisy=sparse_noisy,
+    )
+
+
+def _closing_band(K, c: SimpleNamespace):
+    """Sign regions: nodes off a (wider) closing band are outside when connected to the
+    grid's boundary, else inside. Where the outside leaks in (holes in a scan, gaps between
+    sparse points) the band is closed morphologically, by ever larger steps. Returns the
+    grid's origin and shape, the region labels, and for the band's nodes (their (B, 3)
+    indices) the distance to and index of their nearest point."""
+    pts64, h = c.points, c.h
+    c.close_radii = np.maximum(c.radii, c.dists[:, c.k_close])
     for closing in CLOSING_STEPS:
-        pad = int(math.ceil(close_radii.max() / h)) + 3 + closing
+        pad = int(math.ceil(c.close_radii.max() / h)) + 3 + closing
         lo = pts64.min(axis=0) - pad * h
         shape = tuple(int(x) for x in np.ceil((pts64.max(axis=0) + pad * h - lo) / h).astype(int) + 1)
         dist2 = np.full(shape, np.inf, np.float32)
         nearest_grid = np.zeros(shape, np.int32)
-        K.splat_nearest(pts64, close_radii, lo, h, dist2, nearest_grid)
+        K.splat_nearest(pts64, c.close_radii, lo, h, dist2, nearest_grid)
         labels = _label_with_closing(K, dist2 < np.inf, closing)
         n_inside = int(np.count_nonzero(labels == K.INSIDE))
         if n_inside >= 0.02 * np.count_nonzero(labels == 0):
@@ -233,20 +293,30 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
             "or too few points): GridPull needs a closed surface; for open surfaces use "
             "--method csp, else try a lower --resolution or a larger --band-width"
         )
-    # Initial sign on the closing band: the side of the nearest point's oriented tangent
-    # plane. Normals (principal axes of each point's neighbours) are oriented where the
-    # regions around a point say clearly which side is out, and carried to neighbours
-    # elsewhere; so parts thinner than the band (ear tips, tails, wings), which have no
-    # inside region of their own, still get one.
     closing_ijk = np.argwhere(labels == 0)
     at_band = tuple(closing_ijk.T)
-    node_pos = lo + closing_ijk * h
     dnn = np.sqrt(dist2[at_band]).astype(np.float64)
     nearest = nearest_grid[at_band]
-    del dist2, nearest_grid
-    orientation = _orientation_from_regions(labels, lo, h, pts64, normals, close_radii + 1.5 * h)
-    K.propagate_orientation(normals, nbr[:, 1 : k_band + 1], orientation)
-    offset = np.einsum("ij,ij->i", node_pos - pts64[nearest], normals[nearest])
+    return lo, shape, labels, dnn, nearest, closing_ijk
+
+
+def _initial_values(K, c: SimpleNamespace, lo, shape, labels, dnn, nearest, closing_ijk):
+    """The dense initial grid (float32 over ``shape``) and the closing band's signs.
+
+    Normals (principal axes of each point's neighbours) are oriented where the regions
+    around a point say clearly which side is out, and carried to neighbours elsewhere; so
+    parts thinner than the band (ear tips, tails, wings), which have no inside region of
+    their own, still get one. Near the points a node takes the signed distance from the
+    local mean plane of the points around it, not from its nearest point's plane: across
+    gaps between sparse points (chamfers, pit floors, big flat triangles) the nearest plane
+    jumps from one point to the next and leaves seams the optimisation cannot smooth out in
+    a few dozen steps; the blend is smooth there and agrees with it on dense clouds.
+    Farther off, the distance to the nearest point (a plane is no model there)."""
+    pts64, normals, h = c.points, c.normals, c.h
+    at_band = tuple(closing_ijk.T)
+    orientation = _orientation_from_regions(labels, lo, h, pts64, normals, c.close_radii + 1.5 * h)
+    K.propagate_orientation(normals, c.nbr[:, 1 : c.k_band + 1], orientation)
+    offset = np.einsum("ij,ij->i", lo + closing_ijk * h - pts64[nearest], normals[nearest])
     # points no seed reached (a stray cluster off the surface) make no inside
     sign = np.where((orientation[nearest] != 0) & (offset < 0), -1.0, 1.0)
     # A closing band also seals narrow openings; regions it sealed off are outside.
@@ -254,86 +324,43 @@ def _set_up(points: np.ndarray, config: GridPullConfig) -> _Problem:
     node_sign[at_band] = sign
     K.relabel_enclosed(labels, node_sign)
     del node_sign
-    # Between sparse points the distance to the nearest point dimples the surface towards
-    # each point; the distance to that point's tangent plane does not, so it is used near
-    # the points, where a plane is a good model.
-    # Near the points, the value is a blend of their tangent planes (each weighted by a
-    # Gaussian of its spacing) rather than the nearest point's plane alone: across gaps
-    # between sparse points (chamfers, pit floors, big flat triangles) the nearest plane
-    # jumps from one point to the next and leaves seams the optimisation cannot smooth
-    # out in a few dozen steps; the blend is smooth there and equal to it on dense clouds.
-    near = np.flatnonzero(dnn < 2.0 * radii[nearest])
-    blended, ok = _blended_planes(K, pts64, normals, orientation, dists[:, k_band], closing_ijk[near], lo, h, shape)
+    close = dnn < 2.0 * c.radii[nearest]
+    near = np.flatnonzero(close)
+    blended, ok = _blended_planes(K, pts64, normals, orientation, c.dists[:, c.k_band], closing_ijk[near], lo, h, shape)
     offset[near[ok]] = blended
     sign[near[ok]] = np.where(blended < 0, -1.0, 1.0)
-    magnitude = np.where(dnn < 2.0 * radii[nearest], np.abs(offset), dnn)
-    del node_pos, offset, nbr
-
+    magnitude = np.where(close, np.abs(offset), dnn)
     # nodes off the closing band: a lower bound of the distance to it (6-neighbour steps
     # over-count Euclidean distance by at most sqrt(3)), plus the smallest ball radius
     dense = np.empty(shape, np.float32)
-    K.far_values(labels, K.l1_distance(labels == 0), float(close_radii.min()), h / math.sqrt(3.0), dense)
-    del labels
+    K.far_values(labels, K.l1_distance(labels == 0), float(c.close_radii.min()), h / math.sqrt(3.0), dense)
     dense[at_band] = (sign * magnitude).astype(np.float32)
-    del magnitude
+    return dense, sign
 
-    # the optimised nodes: those within the narrow band of their nearest point
-    in_opt = dnn <= radii[nearest]
-    node_ijk = np.ascontiguousarray(closing_ijk[in_opt], dtype=np.int32)
-    n_nodes = len(node_ijk)
-    band_index = np.full(shape, -1, np.int32)
-    band_index[tuple(node_ijk.T)] = np.arange(n_nodes, dtype=np.int32)
-    values = dense[tuple(node_ijk.T)].copy()
-    sign = sign[in_opt]
-    dnn = dnn[in_opt]
 
-    # queries: Gaussian around each point, spread = distance to its k-th neighbour,
-    # kept inside its band ball so every query's stencil is (mostly) optimised
+def _queries(c: SimpleNamespace, config: GridPullConfig):
+    """Queries (Gaussian around each point, spread = distance to its k-th neighbour, kept
+    inside its band ball so every query's stencil is mostly optimised), sorted by their
+    nearest point; that point's index, the pull's target and each point's first query.
+
+    The pull brings a query to the foot of its nearest point's tangent plane (not to the
+    point itself): between sparse points the surface stays flat instead of dimpling towards
+    each point, and on dense clouds the two agree."""
+    from recon.seeding import rng
+
+    pts64, n = c.points, len(c.points)
     gen = rng(config.seed)
-    sigma = np.minimum(dists[:, k_query], 0.5 * radii)
+    sigma = np.minimum(c.dists[:, c.k_query], 0.5 * c.radii)
     owner = np.repeat(np.arange(n), config.queries_per_point)
     queries = pts64[owner] + gen.standard_normal((len(owner), 3)) * sigma[owner, None]
-    _, target = tree.query(queries, k=1, workers=-1)
+    _, target = c.tree.query(queries, k=1, workers=-1)
     order = np.argsort(target, kind="stable")
     queries = queries[order]
     target = target[order].astype(np.int64)
-    # The pull brings a query to the foot of its nearest point's tangent plane (not to
-    # the point itself): between sparse points the surface stays flat instead of
-    # dimpling towards each point, and on dense clouds the two agree.
-    tn = normals[target]
+    tn = c.normals[target]
     target_pos = queries - np.einsum("ij,ij->i", queries - pts64[target], tn)[:, None] * tn
     target_start = np.searchsorted(target, np.arange(n + 1)).astype(np.int64)
-
-    sites = np.ascontiguousarray(np.concatenate([queries, pts64]))
-    entry_start, entry_site, entry_w = K.build_entries(sites, lo, h, band_index, n_nodes)
-
-    P = _Problem()
-    P.h = h
-    P.denoised = denoise
-    P.noise_ratio = noise_ratio
-    P.sparse_noisy = sparse_noisy
-    P.origin = lo
-    P.dense = dense
-    P.band_index = band_index
-    P.node_ijk = node_ijk
-    P.n_nodes = n_nodes
-    P.values = values
-    P.init_sign = sign.astype(np.float32)
-    P.node_dnn = dnn.astype(np.float32)
-    P.node_radius = np.float32(np.median(radii))
-    P.sites = sites
-    P.n_queries = len(queries)
-    P.n_points = n
-    P.target = target
-    P.target_pos = np.ascontiguousarray(target_pos)
-    P.target_start = target_start
-    P.entry_start = entry_start
-    P.entry_site = entry_site
-    P.entry_w = entry_w
-    P.neighbors = K.neighbor_table(node_ijk, band_index)
-    # triples (m - e, m, m + e) of band nodes: the continuity loss's terms
-    P.n_triples = max(int(((P.neighbors[:, 0::2] >= 0) & (P.neighbors[:, 1::2] >= 0)).sum()), 1)
-    return P
+    return queries, target, target_pos, target_start
 
 
 def _orientation_from_regions(labels, origin, h, points, normals, reach) -> np.ndarray:
