@@ -27,6 +27,22 @@ INSIDE = 2
 # ---------------------------------------------------------------- set-up (CPU only)
 
 
+@numba.njit(inline="always", cache=True)
+def _ball_box(points, n, origin, h, rv, nx, ny, nz):
+    """Point n in grid units (gx, gy, gz) and the node index range (clipped to the grid)
+    of the box around its ball of radius rv grid units."""
+    gx = (points[n, 0] - origin[0]) / h
+    gy = (points[n, 1] - origin[1]) / h
+    gz = (points[n, 2] - origin[2]) / h
+    i0 = max(int(math.ceil(gx - rv)), 0)
+    i1 = min(int(math.floor(gx + rv)), nx - 1)
+    j0 = max(int(math.ceil(gy - rv)), 0)
+    j1 = min(int(math.floor(gy + rv)), ny - 1)
+    k0 = max(int(math.ceil(gz - rv)), 0)
+    k1 = min(int(math.floor(gz + rv)), nz - 1)
+    return gx, gy, gz, i0, i1, j0, j1, k0, k1
+
+
 @numba.njit(cache=True)
 def splat_nearest(points, radii, origin, h, dist2, nearest):
     """For every node within radii[n] of points[n]: the nearest such point and its squared
@@ -35,17 +51,9 @@ def splat_nearest(points, radii, origin, h, dist2, nearest):
     every run (the lower point index wins)."""
     nx, ny, nz = dist2.shape
     for n in range(points.shape[0]):
-        gx = (points[n, 0] - origin[0]) / h
-        gy = (points[n, 1] - origin[1]) / h
-        gz = (points[n, 2] - origin[2]) / h
+        gx, gy, gz, i0, i1, j0, j1, k0, k1 = _ball_box(points, n, origin, h, radii[n] / h, nx, ny, nz)
         rv = radii[n] / h
         r2 = rv * rv
-        i0 = max(int(math.ceil(gx - rv)), 0)
-        i1 = min(int(math.floor(gx + rv)), nx - 1)
-        j0 = max(int(math.ceil(gy - rv)), 0)
-        j1 = min(int(math.floor(gy + rv)), ny - 1)
-        k0 = max(int(math.ceil(gz - rv)), 0)
-        k1 = min(int(math.floor(gz + rv)), nz - 1)
         for i in range(i0, i1 + 1):
             dx2 = (i - gx) ** 2
             for j in range(j0, j1 + 1):
@@ -69,18 +77,10 @@ def splat_planes(points, normals, sigma, origin, h, node_index, sums):
     for n in range(points.shape[0]):
         if sigma[n] <= 0.0:
             continue
-        gx = (points[n, 0] - origin[0]) / h
-        gy = (points[n, 1] - origin[1]) / h
-        gz = (points[n, 2] - origin[2]) / h
         inv = (h / sigma[n]) ** 2
         rv = 3.0 * sigma[n] / h
         r2 = rv * rv
-        i0 = max(int(math.ceil(gx - rv)), 0)
-        i1 = min(int(math.floor(gx + rv)), nx - 1)
-        j0 = max(int(math.ceil(gy - rv)), 0)
-        j1 = min(int(math.floor(gy + rv)), ny - 1)
-        k0 = max(int(math.ceil(gz - rv)), 0)
-        k1 = min(int(math.floor(gz + rv)), nz - 1)
+        gx, gy, gz, i0, i1, j0, j1, k0, k1 = _ball_box(points, n, origin, h, rv, nx, ny, nz)
         for i in range(i0, i1 + 1):
             dx = i - gx
             for j in range(j0, j1 + 1):
