@@ -39,7 +39,9 @@ _EXTRA: dict[str, BenchMethod] = {}
 
 # fitter config fields that a warm-up shrinks, when the fitter's config has them: a warm-up
 # only has to compile (or load from numba's disk cache) every kernel, not fit well
-WARMUP_FITTER_OVERRIDES = {"resolution": 32, "iterations": 2}
+# (csp's mesh_resolution: its 2-step field is near zero everywhere, and meshing it at 256^3
+# evaluated every node, which took GBs and tens of seconds per case)
+WARMUP_FITTER_OVERRIDES = {"resolution": 32, "iterations": 2, "mesh_resolution": 32}
 
 
 def register_method(method: BenchMethod) -> BenchMethod:

@@ -286,10 +286,7 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None):
     Returns a :class:`~recon.closest_point_field.ClosestPointField` in the cloud's own units.
     ``progress(step, total, losses)`` is called per step (losses in point spacings).
     """
-    from scipy.spatial import cKDTree
-
     from recon.closest_point_field import torch_threads
-    from recon.seeding import rng, seed_torch
 
     config = config or CSPConfig()
     _validate(config)
