@@ -53,6 +53,35 @@ def _unit(x, lo, ext):
     return s
 
 
+@numba.njit(inline="always", cache=True)
+def _encode_point(x, p, tables, res, dense, lo, ext, mask, feat):
+    """Point p's features (level-major) and normalised coordinates into ``feat`` (1-D,
+    at least L * F + 3 long)."""
+    L, _, F = tables.shape
+    sx = _unit(x[p, 0], lo[0], ext[0])
+    sy = _unit(x[p, 1], lo[1], ext[1])
+    sz = _unit(x[p, 2], lo[2], ext[2])
+    for lv in range(L):
+        r = res[lv]
+        d = dense[lv]
+        i, fx = _cell(sx, r)
+        j, fy = _cell(sy, r)
+        k, fz = _cell(sz, r)
+        for f in range(F):
+            feat[lv * F + f] = 0.0
+        for c in range(8):
+            ci = (c >> 2) & 1
+            cj = (c >> 1) & 1
+            ck = c & 1
+            w = (fx if ci else 1.0 - fx) * (fy if cj else 1.0 - fy) * (fz if ck else 1.0 - fz)
+            row = _row(i + ci, j + cj, k + ck, r, d, mask)
+            for f in range(F):
+                feat[lv * F + f] += np.float32(w) * tables[lv, row, f]
+    feat[L * F] = 2.0 * sx - 1.0
+    feat[L * F + 1] = 2.0 * sy - 1.0
+    feat[L * F + 2] = 2.0 * sz - 1.0
+
+
 @numba.njit(parallel=True, cache=True)
 def encode(x, tables, res, dense, lo, ext, out):
     """Features and normalised coordinates of points.
@@ -65,31 +94,9 @@ def encode(x, tables, res, dense, lo, ext, out):
              the point's position in the box (0..1, clamped)
     """
     n = x.shape[0]
-    L, T, F = tables.shape
-    mask = np.int64(T - 1)
+    mask = np.int64(tables.shape[1] - 1)
     for p in numba.prange(n):
-        sx = _unit(x[p, 0], lo[0], ext[0])
-        sy = _unit(x[p, 1], lo[1], ext[1])
-        sz = _unit(x[p, 2], lo[2], ext[2])
-        for lv in range(L):
-            r = res[lv]
-            d = dense[lv]
-            i, fx = _cell(sx, r)
-            j, fy = _cell(sy, r)
-            k, fz = _cell(sz, r)
-            for f in range(F):
-                out[p, lv * F + f] = 0.0
-            for c in range(8):
-                ci = (c >> 2) & 1
-                cj = (c >> 1) & 1
-                ck = c & 1
-                w = (fx if ci else 1.0 - fx) * (fy if cj else 1.0 - fy) * (fz if ck else 1.0 - fz)
-                row = _row(i + ci, j + cj, k + ck, r, d, mask)
-                for f in range(F):
-                    out[p, lv * F + f] += np.float32(w) * tables[lv, row, f]
-        out[p, L * F] = 2.0 * sx - 1.0
-        out[p, L * F + 1] = 2.0 * sy - 1.0
-        out[p, L * F + 2] = 2.0 * sz - 1.0
+        _encode_point(x, p, tables, res, dense, lo, ext, mask, out[p])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -162,38 +169,16 @@ def network(x, tables, res, dense, lo, ext, weights, biases, widths, out_scale, 
     out     : (N, 3) float32, written: the last layer's output times ``out_scale``
     """
     n = x.shape[0]
-    L, T, F = tables.shape
     K = weights.shape[0]
     W = weights.shape[1]
-    mask = np.int64(T - 1)
+    mask = np.int64(tables.shape[1] - 1)
     block = 64
     n_blocks = (n + block - 1) // block
     for b in numba.prange(n_blocks):
         h = np.empty(W, np.float32)
         nxt = np.empty(W, np.float32)
         for p in range(b * block, min(n, (b + 1) * block)):
-            sx = _unit(x[p, 0], lo[0], ext[0])
-            sy = _unit(x[p, 1], lo[1], ext[1])
-            sz = _unit(x[p, 2], lo[2], ext[2])
-            for lv in range(L):
-                r = res[lv]
-                d = dense[lv]
-                i, fx = _cell(sx, r)
-                j, fy = _cell(sy, r)
-                k, fz = _cell(sz, r)
-                for f in range(F):
-                    h[lv * F + f] = 0.0
-                for c in range(8):
-                    ci = (c >> 2) & 1
-                    cj = (c >> 1) & 1
-                    ck = c & 1
-                    w = (fx if ci else 1.0 - fx) * (fy if cj else 1.0 - fy) * (fz if ck else 1.0 - fz)
-                    row = _row(i + ci, j + cj, k + ck, r, d, mask)
-                    for f in range(F):
-                        h[lv * F + f] += np.float32(w) * tables[lv, row, f]
-            h[L * F] = 2.0 * sx - 1.0
-            h[L * F + 1] = 2.0 * sy - 1.0
-            h[L * F + 2] = 2.0 * sz - 1.0
+            _encode_point(x, p, tables, res, dense, lo, ext, mask, h)
             for layer in range(K):
                 n_in = widths[layer]
                 n_out = widths[layer + 1]
