@@ -83,7 +83,7 @@ def build_command(options, *, methods):
         _param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Fit N points drawn from the input: area-uniform on a mesh's surface (a mesh otherwise gives its vertices), a random subset of a cloud.", show_default=False, rich_help_panel="Input")),
         _param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
         _param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
-        _param("min_component", float, typer.Option(FIT_MIN_COMPONENT_FRACTION, "--min-component", min=0.0, max=1.0, help="Drop mesh pieces with fewer faces than this fraction of the largest (0 keeps all).")),
+        _param("min_component", Optional[float], typer.Option(None, "--min-component", min=0.0, max=1.0, help=f"Drop mesh pieces with fewer faces than this fraction of the largest (0 keeps all). Default: {FIT_MIN_COMPONENT_FRACTION} for signed fields (gridpull), 0 for closest-point fields (csp: an open sheet's pieces are data).", show_default=False)),
         _param("seed", Optional[int], typer.Option(None, "--seed", min=0, help="Seed of every random draw (the method's and --sample's); default 0.", show_default=False)),
         _param("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda (numba); auto picks a GPU when one is visible.")),
         _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no summary (errors still print).")),
@@ -132,7 +132,7 @@ def run_fit(
     sample: int | None,
     voxel_size: float | None,
     remove_outliers: bool,
-    min_component: float,
+    min_component: Optional[float],
     seed: int | None,
     device: str,
     quiet: bool,
@@ -200,9 +200,11 @@ def run_fit(
 
     # 4. mesh, then write (each file atomically; an input is never overwritten)
     from recon.io import write_mesh
-    from recon.mesh import extract_mesh
+    from recon.mesh import extract_mesh, fit_min_component_fraction
 
     t_mesh = time.perf_counter()
+    if min_component is None:
+        min_component = fit_min_component_fraction(field)
     mesh = extract_mesh(field, min_component_fraction=min_component)
     mesh_seconds = time.perf_counter() - t_mesh
     if mesh.n_faces == 0:

@@ -231,6 +231,18 @@ def test_min_component_fraction_drops_a_small_second_sphere():
     assert kept.n_faces < both.n_faces
 
 
+def test_fit_drops_small_pieces_of_signed_fields_only():
+    from types import SimpleNamespace
+
+    from recon.mesh import FIT_MIN_COMPONENT_FRACTION, fit_min_component_fraction
+
+    origin, h, p = grid_nodes(-1.0, 1.0, 16)
+    signed = SignedDistanceGrid((np.linalg.norm(p, axis=-1) - 0.5).astype(np.float32), origin, h)
+    assert fit_min_component_fraction(signed) == FIT_MIN_COMPONENT_FRACTION > 0
+    # a closest-point field's pieces are parts of an open sheet: all kept
+    assert fit_min_component_fraction(SimpleNamespace(kind="unsigned")) == 0.0
+
+
 def test_level_override_meshes_the_offset_surface():
     c, r = (0.03, -0.02, 0.01), 0.5
     field = sphere_grid(r=r, center=c)

@@ -115,13 +115,13 @@ def run_fitter(cloud, *, fitter: str, module: str | None = None, overrides: dict
     ``module`` is imported first when given: the module whose import registers the fitter.
     """
     from recon.fitters import fit
-    from recon.mesh import FIT_MIN_COMPONENT_FRACTION, extract_mesh
+    from recon.mesh import extract_mesh, fit_min_component_fraction
 
     if module:
         importlib.import_module(module)
 
     field_ = fit(cloud, fitter, **(overrides or {}))
-    return extract_mesh(field_, min_component_fraction=FIT_MIN_COMPONENT_FRACTION)
+    return extract_mesh(field_, min_component_fraction=fit_min_component_fraction(field_))
 
 
 register_method(
