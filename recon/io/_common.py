@@ -1,4 +1,5 @@
-"""Helpers every reader shares: opening a path with one-line errors, the extension."""
+"""Helpers every reader and writer shares: opening a path with one-line errors, the
+extension, writing by extension."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def one_line(exc: BaseException) -> str:
     """An exception as ``ClassName: message`` squeezed onto one line."""
     text = " ".join(str(exc).split())
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def write_by_extension(obj, path, writers: dict, *, what: str, extensions, inputs=()) -> Path:
+    """Encode ``obj`` with the writer ``writers`` names for ``path``'s extension and write it
+    atomically (refusing to overwrite any of ``inputs``); an unknown extension is an
+    InputError naming ``what`` ("point cloud output", "mesh") and the ``extensions`` known."""
+    from recon.io.atomic import atomic_path
+
+    path = Path(path)
+    ext = extension(path)
+    if ext not in writers:
+        raise InputError(f"{path}: unknown {what} format {ext or '(no extension)'!r}; "
+                         f"write one of {', '.join(extensions)}")
+    payload = writers[ext](obj)
+    with atomic_path(path, inputs=inputs) as tmp:
+        tmp.write_bytes(payload)
+    return path

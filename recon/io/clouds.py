@@ -9,7 +9,7 @@ import numpy as np
 
 from recon.cloud import Cloud
 from recon.errors import InputError, ReconWarning
-from recon.io._common import check_readable, extension, one_line, read_bytes
+from recon.io._common import check_readable, extension, one_line, read_bytes, write_by_extension
 
 SUPPORTED_CLOUD_EXTENSIONS = (
     ".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".npy", ".npz", ".las", ".laz",
@@ -316,21 +316,12 @@ def write_cloud(cloud: Cloud, path, *, inputs=()) -> Path:
     .npz  points, normals, colors and the per-point extras, by name.
     ``inputs``: paths read to make the cloud; writing over one of them is refused.
     """
-    from recon.io.atomic import atomic_path
-
     if not isinstance(cloud, Cloud):
         raise TypeError(f"cloud must be a Cloud, got {type(cloud).__name__}")
-    path = Path(path)
-    ext = extension(path)
     writers = {".ply": _ply_cloud_bytes, ".pcd": _pcd_bytes, ".xyz": _text_bytes, ".xyzn": _text_bytes,
                ".txt": _text_bytes, ".npy": _npy_bytes, ".npz": _npz_bytes}
-    if ext not in writers:
-        raise InputError(f"{path}: unknown point cloud output format {ext or '(no extension)'!r}; "
-                         f"write one of {', '.join(CLOUD_OUTPUT_EXTENSIONS)}")
-    payload = writers[ext](cloud)
-    with atomic_path(path, inputs=inputs) as tmp:
-        tmp.write_bytes(payload)
-    return path
+    return write_by_extension(cloud, path, writers, what="point cloud output",
+                              extensions=CLOUD_OUTPUT_EXTENSIONS, inputs=inputs)
 
 
 def _per_point_extras(cloud: Cloud) -> dict:

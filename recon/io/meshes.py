@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.io._common import check_readable, extension, one_line
+from recon.io._common import check_readable, extension, one_line, write_by_extension
 from recon.triangles import TriangleMesh
 
 SUPPORTED_MESH_EXTENSIONS = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
@@ -174,21 +174,12 @@ def write_mesh(mesh: TriangleMesh, path, *, inputs=()) -> Path:
     diagonal, else as float64 (.ply, .obj, .off; STL and glTF hold float32 only).
     ``inputs``: paths read to make the mesh; writing over one of them is refused.
     """
-    from recon.io.atomic import atomic_path
-
     if not isinstance(mesh, TriangleMesh):
         raise TypeError(f"mesh must be a TriangleMesh, got {type(mesh).__name__}")
-    path = Path(path)
-    ext = extension(path)
     writers = {".ply": _ply_mesh_bytes, ".obj": _obj_bytes, ".stl": _stl_bytes, ".off": _off_bytes,
                ".glb": _glb_bytes}
-    if ext not in writers:
-        raise InputError(f"{path}: unknown mesh format {ext or '(no extension)'!r}; "
-                         f"write one of {', '.join(MESH_OUTPUT_EXTENSIONS)}")
-    payload = writers[ext](mesh)
-    with atomic_path(path, inputs=inputs) as tmp:
-        tmp.write_bytes(payload)
-    return path
+    return write_by_extension(mesh, path, writers, what="mesh", extensions=MESH_OUTPUT_EXTENSIONS,
+                              inputs=inputs)
 
 
 def float_code(points: np.ndarray) -> str:
