@@ -215,14 +215,22 @@ class Box(_Analytic):
         return t, _face(self._gradient(p), d)
 
 
-class OpenDisc(_Analytic):
-    """Unsigned distance to a flat disc in the plane z = center_z, radius ``radius``."""
+class _OpenSheet(_Analytic):
+    """An open surface of one centre and radius: the value is the distance to the closest
+    point (unsigned)."""
 
     kind = "unsigned"
 
     def __init__(self, center=(0.0, 0.0, 0.0), radius: float = 0.5):
         self.center = np.asarray(center, np.float64)
         self.radius = float(radius)
+
+    def _value(self, x):
+        return np.linalg.norm(x - self._closest(x), axis=1)
+
+
+class OpenDisc(_OpenSheet):
+    """Unsigned distance to a flat disc in the plane z = center_z, radius ``radius``."""
 
     def _extent(self):
         r = self.radius
@@ -235,9 +243,6 @@ class OpenDisc(_Analytic):
         s = np.where(rho > self.radius, self.radius / np.where(rho > 0, rho, 1.0), 1.0)
         return self.center + np.stack([q[:, 0] * s, q[:, 1] * s, np.zeros(len(q))], 1)
 
-    def _value(self, x):
-        return np.linalg.norm(x - self._closest(x), axis=1)
-
     def intersect(self, o, d):
         q = o - self.center
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -248,14 +253,8 @@ class OpenDisc(_Analytic):
         return t, _face(np.tile([0.0, 0.0, 1.0], (len(o), 1)), d)
 
 
-class Hemisphere(_Analytic):
+class Hemisphere(_OpenSheet):
     """Unsigned distance to the upper half (z >= center_z) of a sphere: an open dome."""
-
-    kind = "unsigned"
-
-    def __init__(self, center=(0.0, 0.0, 0.0), radius: float = 0.5):
-        self.center = np.asarray(center, np.float64)
-        self.radius = float(radius)
 
     def _extent(self):
         r = self.radius
@@ -274,9 +273,6 @@ class Hemisphere(_Analytic):
         both = up & (np.linalg.norm(q, axis=1) == 0)
         out[both] = (0.0, 0.0, r)
         return self.center + out
-
-    def _value(self, x):
-        return np.linalg.norm(x - self._closest(x), axis=1)
 
     def intersect(self, o, d):
         oc = o - self.center
