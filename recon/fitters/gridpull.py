@@ -236,9 +236,8 @@ def _prepare_points(points: np.ndarray, config: GridPullConfig) -> SimpleNamespa
     noise_rms = float(np.median(noise))
     noise_ratio = noise_rms / max(float(np.median(dists[:, k_band])), 1e-12)
     denoise = config.denoise == "on" or (config.denoise == "auto" and noise_ratio > NOISY_RATIO)
-    k_denoise = min(DENOISE_NEIGHBORS, n - 1)
-    span = float(np.median(dists[:, k_denoise])) if k_denoise < dists.shape[1] else float(
-        np.median(tree.query(pts64, k=k_denoise + 1, workers=-1)[0][:, -1]))
+    # how far a denoising neighbourhood reaches (DENOISE_NEIGHBORS = k_close, already queried)
+    span = float(np.median(dists[:, min(DENOISE_NEIGHBORS, k_close)]))
     sparse_noisy = config.denoise == "auto" and denoise and span > SPARSE_SPAN * float(
         np.linalg.norm(np.ptp(pts64, axis=0)))
     denoise = denoise and not sparse_noisy
