@@ -18,6 +18,13 @@ Here they come from the closest-point directions u(x) = (x - C(x)) / |x - C(x)|:
    of open surfaces open instead of lidded);
 6. vertices are snapped onto the surface with C, small holes are closed (every hole on a
    closed surface), and closed surfaces are wound outward.
+
+Closed surfaces (forced, or decided by the fitter from free space the surface encloses)
+take their signs from free space instead of steps 3 and 5: the space off the band that is
+connected to the box's boundary is outside, the rest inside, and each band node takes the
+side its direction points to. Relations between neighbouring directions tear where a
+fitted field's directions are unsure (right at the surface); one inside cannot, so the
+mesh comes out watertight, and small closed pockets of the field's noise are dropped.
 """
 
 from __future__ import annotations
@@ -55,6 +62,14 @@ class UnsignedMeshTunables:
     "On open surfaces, boundary loops of at most this many edges are closed."
     closed_hole_edges: int = 96
     "On closed surfaces, boundary loops of at most this many edges are closed (longer ones are real openings)."
+    free_voxels: float = 1.0
+    "Closed surfaces: band nodes nearer the surface than this take their side from where their direction points."
+    free_spacings: float = 0.5
+    "... or this many point spacings of the fitted cloud, if more (a sparse cloud's field has gaps of about a spacing)."
+    min_inside_nodes: int = 8
+    "Closed surfaces: enclosed free space of fewer nodes is no inside (a pocket of the field's noise)."
+    closed_min_piece: float = 0.01
+    "Closed surfaces: pieces with fewer faces than this share of the largest are dropped."
     snap_steps: int = 2
     "Closest-point projections applied to each vertex."
     chunk_points: int = 1 << 18
@@ -113,7 +128,11 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     ext = box[1] - box[0]
     h = float(ext.max()) / (int(resolution) - 1)
     n = np.maximum(np.ceil(ext / h - 1e-9).astype(np.int64) + 1, 2)
-    nodes, offs = _near_nodes(field, box[0], h, n)
+    # a closed surface is meshed where the field puts it: free space decides the sides, so
+    # the data-support mask (which keeps open sheets from growing lids) would only punch
+    # holes where samples are far apart (big flat faces sampled at their corners)
+    closed_early = forced == "closed" or (forced is None and decided == "closed")
+    nodes, offs = _near_nodes(field, box[0], h, n, use_support=not closed_early)
     dist = np.linalg.norm(offs, axis=1)
     band = dist < T.band * h
     nodes, offs, dist = nodes[band], offs[band], dist[band]
@@ -151,12 +170,25 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     conflict_share = conflicts / max(len(ea), 1)
     if forced is not None:
         surface = forced
+    elif decided == "closed":
+        surface = "closed"  # the field encloses free space (recon.csp_geometry.decide_surface)
     elif conflict_share > T.closed_conflict_fraction:
         surface = "open"  # sure contradictions: the sides cannot be told apart everywhere
     else:
         surface = decided if decided in ("open", "closed") else "closed"
+    global_sides = None
+    if surface == "closed":
+        spacing = float(getattr(field, "params", {}).get("spacing_median", 0.0))
+        global_sides = _enclosed_sides(field, box[0], n, nodes, dist, dirs, h, max(T.free_voxels * h, T.free_spacings * spacing))
+        if global_sides is not None:
+            side, inside_far = global_sides
 
     values = np.full(tuple(n), np.float32(T.band * h * 2), np.float32)
+    if global_sides is not None:
+        # away from the surface too, inside is negative: cells at the band's inner edge
+        # must not see a sign change
+        values[inside_far] = -np.float32(T.band * h * 2)
+        del inside_far
     sval = np.where(side == 1, -dist, dist).astype(np.float32)
     # no node exactly on the level: marching cubes would put several vertices on one node
     tiny = np.float32(1e-4 * h)
@@ -176,7 +208,8 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     from skimage.measure import marching_cubes
 
     try:
-        verts, faces, _, _ = marching_cubes(values, level=0.0, mask=mask, gradient_direction="descent")
+        verts, faces, _, _ = marching_cubes(values, level=0.0, mask=None if global_sides is not None else mask,
+                                            gradient_direction="descent")
     except (ValueError, RuntimeError):
         return _empty(surface)
     del values, mask
@@ -203,14 +236,14 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     # on a closed surface every relation was satisfied, so the distance checks only need
     # to catch gross errors of the field
     loose = 3.0 if surface == "closed" else 1.0
-    good_v = ok_v & (cosv < T.oppose_cos) & (dv < loose * T.vertex_tolerance * h)
-    keep = good_v[faces].all(axis=1)
-    faces = faces[keep]
+    if global_sides is None:
+        good_v = ok_v & (cosv < T.oppose_cos) & (dv < loose * T.vertex_tolerance * h)
+        faces = faces[good_v[faces].all(axis=1)]
     # snap onto the surface
     world = c1
     for _ in range(T.snap_steps - 1):
         world = _closest(field, world)
-    if len(faces):
+    if len(faces) and global_sides is None:
         cen = world[faces].mean(axis=1)
         dc = np.linalg.norm(cen - _closest(field, cen), axis=1)
         faces = faces[(dc < loose * T.face_tolerance * h) & _supported(field, cen)]
@@ -220,6 +253,9 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     world, faces = _drop_unused(world, faces)
     world, faces = close_holes(field, world, faces,
                                max_edges=T.closed_hole_edges if surface == "closed" else T.open_hole_edges)
+    if global_sides is not None:
+        # small closed pieces off a closed surface are pockets of the field's noise
+        min_component_fraction = max(min_component_fraction, T.closed_min_piece)
     if min_component_fraction > 0:
         from recon.mesh import face_components
 
@@ -235,6 +271,106 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     return mesh
 
 
+def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau):
+    """Sides of band nodes from the free space around a closed surface: (M,) int8, 1 inside,
+    and the (X, Y, Z) bool grid of inside nodes off the band.
+
+    Free space connected to the boundary of the box is outside, the rest inside. A band
+    node nearer the surface than ``tau`` (input units) takes the side of the free space
+    its direction points to (at twice ``tau`` from the surface), else the side most of its
+    neighbours took. Unlike the relations between neighbouring directions, this cannot
+    tear: every sign agrees with one inside. On dense clouds free space is what lies off
+    the band (a wall as thick as the band: a thinner one leaks through the field's small
+    gaps), and reaches band nodes farther than ``tau`` through their neighbours; on sparse
+    ones (``tau`` wider than the band) it is read off a coarser grid of its own. Returns
+    None when no free space is enclosed."""
+    from scipy import ndimage
+
+    T = TUNABLES
+    fine = tau <= T.band * h * 1.001
+    if fine:
+        free = np.ones(tuple(n), bool)
+        free[tuple(nodes.T)] = False
+        comp, count = ndimage.label(free)
+        faces_of_box = [comp[0], comp[-1], comp[:, 0], comp[:, -1], comp[:, :, 0], comp[:, :, -1]]
+        is_out = np.zeros(count + 1, bool)
+        is_out[np.unique(np.concatenate([f.ravel() for f in faces_of_box]))] = True
+        enclosed = ~is_out & (np.bincount(comp.ravel(), minlength=count + 1) >= T.min_inside_nodes)
+        enclosed[0] = False
+        label = np.where(is_out[comp], np.int8(-1), np.where(enclosed[comp], np.int8(1), np.int8(0)))
+        label[~free] = 0  # -1 outside, 1 inside, 0 on the band (or a tiny pocket)
+        del comp, free
+        lo, hc = origin, h
+    else:
+        from recon.csp_geometry import inside_outside
+
+        box = np.stack([origin, origin + (n - 1) * h])
+        res = int(math.ceil(float((box[1] - box[0]).max()) / tau)) + 1
+        coarse, lo, hc = inside_outside(field, resolution=max(res, 8))
+        label = (-coarse).astype(np.int8)
+    if not (label == 1).any():
+        return None
+    side = np.zeros(len(nodes), np.int8)
+    near = dist <= tau
+    if fine:
+        # free space flows into the band's outer nodes, one neighbour step a round, both
+        # sides at once (so a gap in the field splits between them)
+        outer = np.flatnonzero(~near)
+        for _ in range(int(math.ceil(T.band)) + 2):
+            votes = _neighbour_votes(label, nodes[outer], n)
+            newly = (side[outer] == 0) & (votes != 0)
+            side[outer[newly]] = np.sign(votes[newly])
+            label[tuple(nodes[outer[newly]].T)] = side[outer[newly]]
+            if not newly.any():
+                break
+    x = origin + nodes[near] * h
+    probe = x + dirs[near] * (2.0 * tau - dist[near])[:, None]
+    ijk = np.clip(np.rint((probe - lo) / hc).astype(np.int64), 0, np.array(label.shape) - 1)
+    side[near] = label[tuple(ijk.T)]
+    if not fine:
+        side[~near] = label[tuple(np.clip(np.rint((origin + nodes[~near] * h - lo) / hc).astype(np.int64), 0,
+                                          np.array(label.shape) - 1).T)]
+    # the rest: the side most of their 6 neighbours took (a few rounds reach every node)
+    grid = np.zeros(tuple(n), np.int8)
+    for _ in range(8):
+        todo = np.flatnonzero(side == 0)
+        if len(todo) == 0:
+            break
+        grid[tuple(nodes.T)] = side
+        side[todo] = np.sign(_neighbour_votes(grid, nodes[todo], n))
+    # nodes off the band: inside where their free space is (fine), or where the coarse
+    # grid says so, and where it cannot tell, the side of the nearest band node
+    in_band = np.zeros(tuple(n), bool)
+    in_band[tuple(nodes.T)] = True
+    if fine:
+        inside_far = (label == 1) & ~in_band
+    else:
+        grid_ijk = np.indices(tuple(n), dtype=np.int32).reshape(3, -1).T
+        cij = np.clip(np.rint((origin + grid_ijk * h - lo) / hc).astype(np.int32), 0, np.array(label.shape) - 1)
+        far_label = label[tuple(cij.T)].reshape(tuple(n))
+        del grid_ijk, cij
+        grid[tuple(nodes.T)] = side
+        unsure = (far_label == 0) & ~in_band
+        if unsure.any():
+            idx = np.empty((3,) + tuple(n), np.int32)
+            ndimage.distance_transform_edt(~in_band, return_distances=False, return_indices=True, indices=idx)
+            far_label[unsure] = grid[idx[0][unsure], idx[1][unsure], idx[2][unsure]]
+            del idx
+        inside_far = (far_label == 1) & ~in_band
+    return (side > 0).astype(np.int8), inside_far
+
+
+def _neighbour_votes(grid, ijk, n):
+    """(K,) int64 sum of the int8 ``grid`` over the 6 neighbours of (K, 3) nodes."""
+    vote = np.zeros(len(ijk), np.int64)
+    for axis in range(3):
+        for step in (-1, 1):
+            nb = ijk.copy()
+            nb[:, axis] = np.clip(nb[:, axis] + step, 0, n[axis] - 1)
+            vote += grid[tuple(nb.T)]
+    return vote
+
+
 def _empty(surface: str) -> TriangleMesh:
     """No surface found (an untrained field, or bounds away from it): a mesh with no faces;
     callers decide whether that is an error (``recon fit`` says so and writes nothing)."""
@@ -244,14 +380,14 @@ def _empty(surface: str) -> TriangleMesh:
     return mesh
 
 
-def _near_nodes(field, origin, h, n):
+def _near_nodes(field, origin, h, n, *, use_support: bool = True):
     """Grid nodes (M, 3) int64 of the blocks near the surface, and their offsets x - C(x) (M, 3)."""
     s = TUNABLES.coarse_step
     nb = np.maximum(-(-(n - 1) // s), 1)
     kc = [np.arange(m + 1) * s for m in nb]
     g = np.stack(np.meshgrid(*kc, indexing="ij"), axis=-1).reshape(-1, 3)
     pts = origin + g * h
-    sup = _supported(field, pts)
+    sup = _supported(field, pts) if use_support else np.ones(len(pts), bool)
     d = np.full(len(pts), np.inf)
     d[sup] = np.linalg.norm(pts[sup] - _closest(field, pts[sup]), axis=1)
     d = d.reshape(tuple(nb + 1))
@@ -282,8 +418,9 @@ def _near_nodes(field, origin, h, n):
     del marked
     nodes = np.stack(np.unravel_index(flat, tuple(n)), axis=1).astype(np.int64)
     pts = origin + nodes * h
-    sup = _supported(field, pts)
-    nodes, pts = nodes[sup], pts[sup]
+    if use_support:
+        sup = _supported(field, pts)
+        nodes, pts = nodes[sup], pts[sup]
     return nodes, pts - _closest(field, pts)
 
 

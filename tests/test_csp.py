@@ -134,6 +134,39 @@ def test_closed_sphere_mesh_is_watertight_and_outward():
     np.testing.assert_allclose(np.linalg.norm(m.vertices, axis=1), 0.5, atol=1e-9)
 
 
+class WobblySphere(UnsignedSphere):
+    """A sphere field whose closest points wander along the surface (by up to ``wobble``):
+    directions of nodes very near the surface then disagree with their neighbours', as a
+    fitted field's do, while every distance stays nearly exact."""
+
+    params = {"surface_decided": "closed"}
+
+    def __init__(self, radius=0.5, wobble=0.02):
+        super().__init__(radius=radius)
+        self.wobble = wobble
+
+    def closest_point(self, x):
+        x = np.asarray(x, np.float64)
+        c = self.s.closest_point(x)
+        n = c / np.linalg.norm(c, axis=1, keepdims=True)
+        t = np.cross(n, [0.3, 0.5, 0.8])
+        t /= np.linalg.norm(t, axis=1, keepdims=True)
+        c = c + self.wobble * np.sin(97.0 * x[:, :1] + 61.0 * x[:, 1:2] - 83.0 * x[:, 2:]) * t
+        return 0.5 * c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def test_closed_field_with_wandering_directions_still_meshes_watertight():
+    from recon.mesh_unsigned import extract_unsigned_mesh
+
+    # the sides come from the free space inside and outside, not from neighbouring
+    # directions, so noisy directions at the surface cannot tear the mesh
+    m = extract_unsigned_mesh(WobblySphere(), resolution=64)
+    assert m.surface == "closed"
+    check_mesh(m, watertight=True)
+    assert signed_volume(m) == pytest.approx(4 / 3 * np.pi * 0.125, rel=0.02)
+    np.testing.assert_allclose(np.linalg.norm(m.vertices, axis=1), 0.5, atol=1e-9)
+
+
 def test_open_disc_keeps_its_boundary_and_gets_no_lid():
     from recon.mesh import extract_mesh
 
