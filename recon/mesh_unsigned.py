@@ -168,18 +168,21 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
 
     side, conflicts = parity_union(len(nodes), ea[order], eb[order], rel[order], conf[order], T.conflict_confidence)
     conflict_share = conflicts / max(len(ea), 1)
+    spacing = float(getattr(field, "params", {}).get("spacing_median", 0.0))
+    tau = max(T.free_voxels * h, T.free_spacings * spacing)
     if forced is not None:
         surface = forced
-    elif decided == "closed":
-        surface = "closed"  # the field encloses free space (recon.csp_geometry.decide_surface)
+    elif decided == "closed" and tau > T.band * h:
+        # a sparse cloud's field is far coarser than this grid: relations between
+        # neighbouring nodes' directions say little, free space (at its scale) says closed
+        surface = "closed"
     elif conflict_share > T.closed_conflict_fraction:
         surface = "open"  # sure contradictions: the sides cannot be told apart everywhere
     else:
         surface = decided if decided in ("open", "closed") else "closed"
     global_sides = None
     if surface == "closed":
-        spacing = float(getattr(field, "params", {}).get("spacing_median", 0.0))
-        global_sides = _enclosed_sides(field, box[0], n, nodes, dist, dirs, h, max(T.free_voxels * h, T.free_spacings * spacing))
+        global_sides = _enclosed_sides(field, box[0], n, nodes, dist, dirs, h, tau)
         if global_sides is not None:
             side, inside_far = global_sides
 
