@@ -141,7 +141,7 @@ class WobblySphere(UnsignedSphere):
 
     params = {"surface_decided": "closed"}
 
-    def __init__(self, radius=0.5, wobble=0.02):
+    def __init__(self, radius=0.5, wobble=0.013):
         super().__init__(radius=radius)
         self.wobble = wobble
 
