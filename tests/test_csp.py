@@ -417,3 +417,20 @@ def test_normals_command_writes_outward_normals_and_curvature(tmp_path, sphere_f
     assert np.median(mean_curvature) == pytest.approx(2.0, rel=0.3)  # a tiny fit: rough at its finest scale
     # never over the input
     assert cli_main.run(["normals", str(src), "--field", str(field_path), "-o", str(src), "-q"]) == 2
+
+
+def test_thick_noise_is_trimmed_before_the_fit():
+    from recon.fitters.csp import fit_csp, CSPConfig
+    from recon.preprocess import thick_noise_keep
+
+    # a thin plate under noise thicker than it (see tests/test_gridpull.py): the same
+    # points go as for GridPull, and the field's support follows the kept points
+    gen = np.random.default_rng(11)
+    n = 20000
+    faces = np.column_stack([gen.uniform(-0.5, 0.5, (n, 2)), np.where(np.arange(n) % 2, 0.005, -0.005)])
+    plate = faces + gen.normal(0.0, 0.02, (n, 3))
+    keep = thick_noise_keep(plate)
+    field = fit_csp(Cloud(plate), CSPConfig(iterations=2, surface="open"))
+    assert field.params["trimmed"] == int((~keep).sum()) > 0
+    assert field.params["n_points"] == n
+

@@ -297,7 +297,7 @@ def test_sparse_noisy_sphere_is_smoothed_not_projected():
 
 
 def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
-    from recon.fitters.gridpull import _thick_noise_keep
+    from recon.preprocess import thick_noise_keep
 
     gen = np.random.default_rng(11)
     # a plate 0.01 thick (two faces) under isotropic noise of 0.02: 64-neighbour patches
@@ -305,7 +305,7 @@ def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
     n = 20000
     faces = np.column_stack([gen.uniform(-0.5, 0.5, (n, 2)), np.where(np.arange(n) % 2, 0.005, -0.005)])
     plate = faces + gen.normal(0.0, 0.02, (n, 3))
-    keep = _thick_noise_keep(plate)
+    keep = thick_noise_keep(plate)
     assert keep is not None
     assert 0.85 < keep.mean() < 0.99
     # what goes is what lies far off the plate (2 robust deviations of about 0.02)
@@ -317,5 +317,5 @@ def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
     assert np.all(np.abs(field.closest_point(probe + [0, 0, 0.2])[:, 2]) < 0.03)  # untrimmed: 0.053
     # mild noise on a sphere (patches flatter the wider they are) is left whole
     sphere = sphere_points(20000, 0.5, np.zeros(3), seed=12) + gen.normal(0.0, 0.0025, (20000, 3))
-    assert _thick_noise_keep(sphere) is None
+    assert thick_noise_keep(sphere) is None
     assert fit(Cloud(sphere), "gridpull", resolution=64, iterations=0).params["trimmed"] == 0

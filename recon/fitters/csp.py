@@ -36,6 +36,9 @@ What is changed, and why:
   point's plane, so the field is not faceted between samples; clean inputs are not moved
   at all. Sparse clouds get a coarser finest feature grid (at most CELLS_PER_SPACING
   cells per spacing): finer cells between the samples would hold untrained features.
+- Noise thicker than the surface is flat (a thin plate in range-scanner noise) first loses
+  its outer points (``recon.preprocess.thick_noise_keep``, as for GridPull): targets on
+  local planes cannot average it out.
 - Open or closed is decided from the fitted field (does a region exist that the free space
   around the surface cannot reach from the box boundary?), or forced with ``surface``.
 """
@@ -353,10 +356,18 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     from recon.closest_point_field import ClosestPointField, from_torch, to_torch, torch_forward
     from recon.seeding import rng, seed_torch
 
+    from recon.preprocess import thick_noise_keep
+
     timings = {}
     t0 = time.perf_counter()
-    norm = Normalization.fit_unit_cube(cloud.points)
-    pts = norm.to_unit(cloud.points).astype(np.float64)
+    points = cloud.points
+    norm = Normalization.fit_unit_cube(points)
+    # noise thicker than the surface is flat: the targets would follow its outer points
+    keep = thick_noise_keep(norm.to_unit(points))
+    if keep is not None:
+        points = points[keep]
+        norm = Normalization.fit_unit_cube(points)
+    pts = norm.to_unit(points).astype(np.float64)
     if len(pts) < 10:
         raise InputError(f"{cloud.source}: {len(pts)} points; method 'csp' needs at least 10")
     gen = rng(config.seed)
@@ -448,10 +459,11 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
                 progress(step, config.iterations, losses)
     timings["optimise_s"] = time.perf_counter() - t1
     trained = from_torch(params, arrays)
-    trained.update(support_grid(cloud.points, spacing / norm.scale, norm.to_world(box), config))
+    trained.update(support_grid(points, spacing / norm.scale, norm.to_world(box), config))
     world_box = norm.to_world(box)
     out_params = asdict(config)
-    out_params.update(method="csp", device_used=device, resolution_used=finest, n_points=len(cloud), noise_ratio=noise_ratio,
+    out_params.update(method="csp", device_used=device, resolution_used=finest, n_points=len(cloud),
+                      trimmed=0 if keep is None else int(len(keep) - np.count_nonzero(keep)), noise_ratio=noise_ratio,
                       spacing_median=float(np.median(spacing)) / norm.scale, final_losses=losses, **timings)
     return ClosestPointField(trained, normalization=norm, box=world_box, params=out_params, device=device)
 

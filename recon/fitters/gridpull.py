@@ -39,6 +39,7 @@ from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
 from recon.field import SignedDistanceGrid
 from recon.fitters import FitterSpec, register
+from recon.preprocess import local_planes, thick_noise_keep
 
 
 @dataclass
@@ -105,7 +106,7 @@ def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress
     t0 = time.perf_counter()
     norm = Normalization.fit_unit_cube(cloud.points)
     points = norm.to_unit(cloud.points)
-    keep = _thick_noise_keep(points) if config.denoise != "off" else None
+    keep = thick_noise_keep(points) if config.denoise != "off" else None
     if keep is not None:  # the grid then spans the kept points only
         norm = Normalization.fit_unit_cube(cloud.points[keep])
         points = norm.to_unit(cloud.points[keep])
@@ -164,14 +165,6 @@ DENOISE_PASSES = 1
 SPARSE_SPAN = 0.04
 SPARSE_NOISY_SMOOTHING = 30.0
 SPARSE_NOISY_STEPS = 3
-# Noise thicker than the surface is flat: 64-neighbour patches at least this thick for
-# their width (sqrt of least over largest principal variance, median; the bench's scans
-# 0.04-0.54, a thin plate in scanner noise 0.76) get their outer points trimmed, those
-# farther than TRIM_SIGMAS robust deviations from the TRIM_NEIGHBORS-point plane.
-THICKNESS_NEIGHBORS = 64
-THICK_NOISE = 0.65
-TRIM_NEIGHBORS = 256
-TRIM_SIGMAS = 2.0
 
 
 class _Problem:
@@ -244,7 +237,7 @@ def _prepare_points(points: np.ndarray, config: GridPullConfig) -> SimpleNamespa
     k_query = min(config.query_neighbors, n - 1)
     tree = cKDTree(pts64)
     dists, nbr = tree.query(pts64, k=max(k_band, k_close, k_query) + 1, workers=-1)
-    normals, _, noise = _local_planes(pts64, nbr[:, : k_close + 1])
+    normals, _, noise = local_planes(pts64, nbr[:, : k_close + 1])
     # Noisy scans: fit to the points moved onto their neighbours' plane. Clean samples
     # are left alone (the plane would flatten curvature by a fraction of a voxel).
     noise_rms = float(np.median(noise))
@@ -264,11 +257,11 @@ def _prepare_points(points: np.ndarray, config: GridPullConfig) -> SimpleNamespa
         k_denoise = min(DENOISE_NEIGHBORS * (2 if heavy else 1), n - 1)
         for _ in range(DENOISE_PASSES * (2 if heavy else 1)):
             _, nb = tree.query(pts64, k=k_denoise + 1, workers=-1)
-            nrm, cen, _ = _local_planes(pts64, nb)
+            nrm, cen, _ = local_planes(pts64, nb)
             pts64 = pts64 - np.einsum("ij,ij->i", pts64 - cen, nrm)[:, None] * nrm
             tree = cKDTree(pts64)
         dists, nbr = tree.query(pts64, k=max(k_band, k_close, k_query) + 1, workers=-1)
-        normals, _, _ = _local_planes(pts64, nbr[:, : k_close + 1])
+        normals, _, _ = local_planes(pts64, nbr[:, : k_close + 1])
     # A sparse cloud needs no cells much finer than its spacing: they only make the band
     # (and the time) huge, with nothing to pin the surface between the points.
     h = max(h, float(np.median(dists[:, k_band])) / CELLS_PER_SPACING)
@@ -279,35 +272,6 @@ def _prepare_points(points: np.ndarray, config: GridPullConfig) -> SimpleNamespa
         k_band=k_band, k_close=k_close, k_query=k_query, denoised=denoise,
         noise_ratio=noise_ratio, sparse_noisy=sparse_noisy,
     )
-
-
-def _thick_noise_keep(points: np.ndarray):
-    """Which of (N, 3) unit-cube points to keep when the noise is thicker than the surface is flat.
-
-    A clean or mildly noisy surface looks flatter the wider the patch (noise stays, width
-    grows); noise as thick as the patches are wide keeps even 64-neighbour patches
-    ball-like (a thin plate in range-scanner noise). Local planes cannot denoise such a
-    cloud, and the fitted surface would wrap the noise's outer points; so points farther
-    than TRIM_SIGMAS robust standard deviations from their wide (TRIM_NEIGHBORS) plane
-    are dropped. Returns the (N,) bool mask, or None when the noise is not that thick."""
-    from scipy.spatial import cKDTree
-
-    n = len(points)
-    if n < 4 * TRIM_NEIGHBORS:
-        return None
-    tree = cKDTree(points)
-    probe = points[:: max(1, n // 2000)]
-    _, nb = tree.query(probe, k=THICKNESS_NEIGHBORS, workers=-1)
-    patch = points[nb] - points[nb].mean(axis=1, keepdims=True)
-    ev = np.linalg.eigvalsh(np.einsum("nki,nkj->nij", patch, patch))
-    thickness = float(np.median(np.sqrt(np.maximum(ev[:, 0], 0.0) / np.maximum(ev[:, 2], 1e-30))))
-    if thickness <= THICK_NOISE:
-        return None
-    _, nb = tree.query(points, k=TRIM_NEIGHBORS, workers=-1)
-    normals, centroids, _ = _local_planes(points, nb)
-    residual = np.einsum("ij,ij->i", points - centroids, normals)
-    sigma = 1.4826 * float(np.median(np.abs(residual)))
-    return np.abs(residual) <= TRIM_SIGMAS * sigma
 
 
 def _closing_band(K, c: SimpleNamespace):
@@ -458,26 +422,6 @@ def _blended_planes(K, points, normals, orientation, spacing, node_ijk, origin, 
     x = origin + node_ijk[ok] * h
     value = np.einsum("ij,ij->i", x - s[:, 1:4] / s[:, :1], s[:, 4:]) / length[ok]
     return value, ok
-
-
-def _local_planes(points: np.ndarray, neighbors: np.ndarray):
-    """Each point's neighbourhood plane: (N, 3) unit normals (unoriented, the least
-    principal axis), (N, 3) centroids, and (N,) the RMS distance of the neighbours from
-    that plane (the noise, plus a little curvature)."""
-    normals = np.empty_like(points)
-    centroids = np.empty_like(points)
-    spread = np.empty(len(points))
-    step = max(1024, (1 << 20) // neighbors.shape[1])  # bounded memory for wide patches
-    for start in range(0, len(points), step):
-        nb = points[neighbors[start : start + step]]
-        c = nb.mean(axis=1, keepdims=True)
-        centred = nb - c
-        cov = np.einsum("nki,nkj->nij", centred, centred) / nb.shape[1]
-        vals, vecs = np.linalg.eigh(cov)
-        normals[start : start + step] = vecs[:, :, 0]
-        centroids[start : start + step] = c[:, 0]
-        spread[start : start + step] = np.sqrt(np.maximum(vals[:, 0], 0.0))
-    return normals, centroids, spread
 
 
 def loss_scales(P: _Problem, config: GridPullConfig) -> dict:
