@@ -425,10 +425,10 @@ def test_thick_noise_is_trimmed_before_the_fit():
 
     # a thin plate under noise thicker than it (see tests/test_gridpull.py): the same
     # points go as for GridPull, and the field's support follows the kept points
-    gen = np.random.default_rng(11)
+    from noisy_shapes import noisy_plate
+
     n = 20000
-    faces = np.column_stack([gen.uniform(-0.5, 0.5, (n, 2)), np.where(np.arange(n) % 2, 0.005, -0.005)])
-    plate = faces + gen.normal(0.0, 0.02, (n, 3))
+    plate = noisy_plate(n, thickness=0.01, sigma=0.02)
     keep = thick_noise_keep(plate)
     field = fit_csp(Cloud(plate), CSPConfig(iterations=2, surface="open"))
     assert field.params["trimmed"] == int((~keep).sum()) > 0

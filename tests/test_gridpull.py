@@ -299,12 +299,12 @@ def test_sparse_noisy_sphere_is_smoothed_not_projected():
 def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
     from recon.preprocess import thick_noise_keep
 
-    gen = np.random.default_rng(11)
+    from noisy_shapes import noisy_plate
+
+    gen = np.random.default_rng(12)
     # a plate 0.01 thick (two faces) under isotropic noise of 0.02: 64-neighbour patches
     # look like balls, and the outer points of the noise go
-    n = 20000
-    faces = np.column_stack([gen.uniform(-0.5, 0.5, (n, 2)), np.where(np.arange(n) % 2, 0.005, -0.005)])
-    plate = faces + gen.normal(0.0, 0.02, (n, 3))
+    plate = noisy_plate(20000, thickness=0.01, sigma=0.02)
     keep = thick_noise_keep(plate)
     assert keep is not None
     assert 0.85 < keep.mean() < 0.99
@@ -314,7 +314,9 @@ def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
     field = fit(Cloud(plate), "gridpull", resolution=64, iterations=10)
     assert field.params["trimmed"] == int((~keep).sum())
     probe = np.column_stack([gen.uniform(-0.3, 0.3, (200, 2)), np.zeros(200)])
-    assert np.all(np.abs(field.closest_point(probe + [0, 0, 0.2])[:, 2]) < 0.03)  # untrimmed: 0.053
+    off = np.abs(field.closest_point(probe + [0, 0, 0.2])[:, 2])
+    # measured: median 0.0018, 90th percentile 0.0055; untrimmed 0.0044 and 0.027
+    assert np.median(off) < 0.003 and np.percentile(off, 90) < 0.015
     # mild noise on a sphere (patches flatter the wider they are) is left whole
     sphere = sphere_points(20000, 0.5, np.zeros(3), seed=12) + gen.normal(0.0, 0.0025, (20000, 3))
     assert thick_noise_keep(sphere) is None
