@@ -149,6 +149,16 @@ def principal_curvatures(field, points, normals, *, step: float | None = None) -
     return 0.5 * (ks[0] + ks[1])
 
 
+def touches_box(comp: np.ndarray, count: int) -> np.ndarray:
+    """(count + 1,) bool: which labels of a (X, Y, Z) component grid (0: no component)
+    reach the grid's boundary; label 0 never counts."""
+    faces_of_box = [comp[0], comp[-1], comp[:, 0], comp[:, -1], comp[:, :, 0], comp[:, :, -1]]
+    out = np.zeros(count + 1, bool)
+    out[np.unique(np.concatenate([f.ravel() for f in faces_of_box]))] = True
+    out[0] = False
+    return out
+
+
 def inside_outside(field, *, resolution: int | None = None):
     """Label a grid over the field's bounds: 1 outside (free space reachable from the box
     boundary), -1 inside (free space enclosed by the surface), 0 near the surface.
@@ -174,11 +184,8 @@ def inside_outside(field, *, resolution: int | None = None):
         d = np.full(len(pts), np.inf)
         d[sup] = np.linalg.norm(pts[sup] - _cp(field, pts[sup]), axis=1)
         free[xs[0]: xs[-1] + 1] = (d > TUNABLES.free_voxels * h).reshape(len(xs), n[1], n[2])
-    comp, _ = ndimage.label(free)
-    border = np.unique(np.concatenate([comp[0].ravel(), comp[-1].ravel(), comp[:, 0].ravel(), comp[:, -1].ravel(),
-                                       comp[:, :, 0].ravel(), comp[:, :, -1].ravel()]))
-    border = border[border > 0]
-    outside = np.isin(comp, border)
+    comp, count = ndimage.label(free)
+    outside = touches_box(comp, count)[comp]
     labels[outside] = 1
     labels[free & ~outside] = -1
     return labels, box[0].copy(), h

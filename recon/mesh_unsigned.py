@@ -19,8 +19,9 @@ Here they come from the closest-point directions u(x) = (x - C(x)) / |x - C(x)|:
 6. vertices are snapped onto the surface with C, small holes are closed (every hole on a
    closed surface), and closed surfaces are wound outward.
 
-Closed surfaces (forced, or decided by the fitter from free space the surface encloses)
-take their signs from free space instead of steps 3 and 5: the space off the band that is
+Closed surfaces (forced; or few sure conflicts in step 3; or a sparse cloud's field that
+the fitter found enclosing free space) take their signs from free space instead of steps 3
+and 5: the space off the band that is
 connected to the box's boundary is outside, the rest inside, and each band node takes the
 side its direction points to. Relations between neighbouring directions tear where a
 fitted field's directions are unsure (right at the surface); one inside cannot, so the
@@ -289,15 +290,15 @@ def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau):
     None when no free space is enclosed."""
     from scipy import ndimage
 
+    from recon.csp_geometry import inside_outside, touches_box
+
     T = TUNABLES
     fine = tau <= T.band * h * 1.001
     if fine:
         free = np.ones(tuple(n), bool)
         free[tuple(nodes.T)] = False
         comp, count = ndimage.label(free)
-        faces_of_box = [comp[0], comp[-1], comp[:, 0], comp[:, -1], comp[:, :, 0], comp[:, :, -1]]
-        is_out = np.zeros(count + 1, bool)
-        is_out[np.unique(np.concatenate([f.ravel() for f in faces_of_box]))] = True
+        is_out = touches_box(comp, count)
         enclosed = ~is_out & (np.bincount(comp.ravel(), minlength=count + 1) >= T.min_inside_nodes)
         enclosed[0] = False
         label = np.where(is_out[comp], np.int8(-1), np.where(enclosed[comp], np.int8(1), np.int8(0)))
@@ -305,8 +306,6 @@ def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau):
         del comp, free
         lo, hc = origin, h
     else:
-        from recon.csp_geometry import inside_outside
-
         box = np.stack([origin, origin + (n - 1) * h])
         res = int(math.ceil(float((box[1] - box[0]).max()) / tau)) + 1
         coarse, lo, hc = inside_outside(field, resolution=max(res, 8))
@@ -348,10 +347,10 @@ def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau):
     if fine:
         inside_far = (label == 1) & ~in_band
     else:
-        grid_ijk = np.indices(tuple(n), dtype=np.int32).reshape(3, -1).T
-        cij = np.clip(np.rint((origin + grid_ijk * h - lo) / hc).astype(np.int32), 0, np.array(label.shape) - 1)
-        far_label = label[tuple(cij.T)].reshape(tuple(n))
-        del grid_ijk, cij
+        # the coarse cell of a node, axis by axis (separable: no (X*Y*Z, 3) index array)
+        axes = [np.clip(np.rint((origin[a] + np.arange(n[a]) * h - lo[a]) / hc).astype(np.int64), 0, label.shape[a] - 1)
+                for a in range(3)]
+        far_label = label[np.ix_(*axes)]
         grid[tuple(nodes.T)] = side
         unsure = (far_label == 0) & ~in_band
         if unsure.any():

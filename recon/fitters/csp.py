@@ -77,7 +77,7 @@ class CSPConfig:
     features: int = 2
     "Features per level."
     resolution: int = 256
-    "Finest feature-grid resolution (cells across the fitting cube)."
+    "Finest feature-grid resolution (cells across the fitting cube); sparse clouds get fewer (resolution_used)."
     base_resolution: int = 16
     "Coarsest feature-grid resolution."
     table_log2: int = 17
