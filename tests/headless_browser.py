@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -77,12 +78,15 @@ def screenshot_when(url: str, *, ready, timeout: float = 60.0, width: int = 1024
     exe = find_chromium()
     if exe is None:
         raise FileNotFoundError("no chromium on PATH")
-    with tempfile.TemporaryDirectory() as profile:
+    # chromium's helper processes (zygote, crash handler) may still write to the profile for
+    # a moment after the main process exits: the whole process group is stopped, and a
+    # straggling file does not fail the cleanup
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
              f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
              "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         try:
             port = None
@@ -98,9 +102,20 @@ def screenshot_when(url: str, *, ready, timeout: float = 60.0, width: int = 1024
                 raise RuntimeError("chromium did not report its DevTools port")
             return asyncio.run(_drive(port, url, ready, timeout, width, height))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_group(proc)
+
+
+def _stop_group(proc) -> None:
+    """Terminate a process started with start_new_session=True and everything it spawned."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
