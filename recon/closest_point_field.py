@@ -187,6 +187,20 @@ def _encode_function():
     return _ENCODE
 
 
+def encode_torch(t: dict, x):
+    """The encoding in torch ops, on any device (the GPU's path): (N, 3) cube-unit points ->
+    (N, L * F + 3) features and box coordinates, the same numbers as the numba kernel
+    ``recon.kernels.hashgrid_cpu.encode``. Differentiable with respect to the tables."""
+    import torch
+
+    with torch.no_grad():
+        rows, weights, s = torch_encode_indices(t, x)
+    tables = t["tables"]
+    L, T, F = tables.shape
+    feats = _gather_function()(tables.reshape(L * T, F), rows, weights).reshape(x.shape[0], L * F)
+    return torch.cat([feats, 2.0 * s - 1.0], dim=1)
+
+
 def torch_forward(t: dict, x):
     """The same pass as :func:`forward_numpy` in torch. ``t``: the arrays as tensors (see
     :func:`to_torch`); x (N, 3) float32 tensor -> (N, 3) offsets (cube units). On the CPU
@@ -205,13 +219,7 @@ def torch_forward(t: dict, x):
             encode(x.numpy(), t["tables"].detach().numpy(), t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], out)
             h = torch.from_numpy(out)
     else:
-        with torch.no_grad():
-            rows, weights, s = torch_encode_indices(t, x)
-        tables = t["tables"]
-        L, T, F = tables.shape
-        flat = tables.reshape(L * T, F)
-        feats = _gather_function()(flat, rows, weights).reshape(x.shape[0], L * F)
-        h = torch.cat([feats, 2.0 * s - 1.0], dim=1)
+        h = encode_torch(t, x)
     n_layers = len(t["w"])
     for i in range(n_layers):
         h = torch.nn.functional.linear(h, t["w"][i], t["b"][i])

@@ -19,6 +19,10 @@ Before ``code`` runs, the child sets ``recon.kernels.config.THREADS_PER_BLOCK`` 
 ``threads_per_block`` (default 4): a tiny block, so multi-block edge cases show up in
 small tests. ``tests/`` is on ``sys.path``
 (see ``conftest.py``), so ``from cuda_sim import ...`` works in any test module.
+
+On a machine with a CUDA GPU, ``RECON_CUDA_TESTS=gpu`` runs the same children on the real
+GPU instead of the simulator (``scripts/device_check.sh`` does), so the CPU and CUDA forms
+of each kernel keep one shared test.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def run_in_cuda_simulator(
     stderr, so an assertion inside ``code`` reads like any other test failure.
     """
     child_env = dict(os.environ)
-    child_env["NUMBA_ENABLE_CUDASIM"] = "1"
+    child_env["NUMBA_ENABLE_CUDASIM"] = "0" if os.environ.get("RECON_CUDA_TESTS") == "gpu" else "1"
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if env:
         child_env.update(env)

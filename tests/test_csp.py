@@ -295,6 +295,56 @@ def test_encoding_backward_is_the_numpy_scatter_of_its_weights():
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
+TORCH_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="torch sees no CUDA GPU"))]
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_torch_encoding_matches_the_numba_kernel_forward_and_backward(device):
+    # the GPU trains through encode_torch, the CPU through the numba kernels: one field,
+    # fitted on either, must mean the same thing on both (a GPU-fitted field is evaluated
+    # by numba once loaded on a laptop)
+    from recon.closest_point_field import encode_torch, to_torch
+    from recon.kernels.hashgrid_cpu import encode, encode_backward
+
+    a, t = _layout()
+    L, T, F = a["tables"].shape
+    gen = np.random.default_rng(1)
+    a["tables"] = gen.normal(size=a["tables"].shape).astype(np.float32)
+    x = gen.uniform(-0.7, 0.7, (3000, 3)).astype(np.float32)  # some outside the box (clamped)
+    g = gen.normal(size=(len(x), L * F + 3)).astype(np.float32)
+    ref = np.empty((len(x), L * F + 3), np.float32)
+    encode(x, a["tables"], t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], ref)
+    ref_grad = np.zeros_like(a["tables"])
+    encode_backward(x, g, t["res_np"], t["dense_np"], t["lo_np"], t["ext_np"], ref_grad)
+
+    td = to_torch(a, device, requires_grad=True)
+    h = encode_torch(td, torch.as_tensor(x, device=device))
+    (h * torch.as_tensor(g, device=device)).sum().backward()
+    # float32 cell coordinates in torch, float64 in numba: features of unit size agree to
+    # a float32 rounding of the position times their slope across the finest cell
+    np.testing.assert_allclose(h.detach().cpu().numpy(), ref, atol=1e-4)
+    np.testing.assert_allclose(td["tables"].grad.cpu().numpy(), ref_grad, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
+def test_fit_on_cuda_finds_the_sphere_and_reads_the_same_on_the_cpu(tmp_path):
+    from recon.field import load_field
+
+    f = _trained(device="cuda")
+    assert f.params["device_used"] == "cuda"
+    gen = np.random.default_rng(5)
+    d = gen.normal(size=(500, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q = d * gen.uniform(0.45, 0.55, (500, 1))
+    c = f.closest_point(q)  # evaluated by torch on the GPU
+    assert np.median(np.abs(np.linalg.norm(c, axis=1) - 0.5)) < 0.01
+    f.save(tmp_path / "gpu.csp.npz")
+    on_cpu = load_field(tmp_path / "gpu.csp.npz")
+    on_cpu.device = "cpu"  # the numba kernel, as on a machine without a GPU
+    np.testing.assert_allclose(on_cpu.closest_point(q), c, atol=1e-5)
+
+
 def test_table_adam_step_matches_torch_adam_and_clears_the_gradient():
     from recon.kernels.hashgrid_cpu import adam_step
 

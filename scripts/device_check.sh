@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU checks, as one call on a lent CUDA machine (the device tool's `run`):
+#   install recon into the machine's python3 (it has torch, numba, numba-cuda, scikit-image,
+#   typer and rich, no open3d/trimesh/pyvista: fitting and tracing do not import them),
+#   run the CUDA forms of the kernel tests on the real GPU (RECON_CUDA_TESTS=gpu) and the
+#   csp tests, then the GPU benchmarks and an end-to-end `recon fit` + `recon render` on cuda.
+# Clouds to bench are read from .devdata/*.ply (copies of bench inputs, carried with the call).
+# Logs, the fitted csp fields and the render land in $OUT (default /tmp/device_out).
+# A dry run on a machine without a GPU: DEV=cpu SKIP_INSTALL=1 bash scripts/device_check.sh
+set -u
+OUT=${OUT:-/tmp/device_out}
+DEV=${DEV:-cuda}
+export DEV
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+step() { echo; echo "=== $* ($(date +%T))"; }
+
+step gpu
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+nproc
+
+step install
+if [ -z "${SKIP_INSTALL:-}" ] && ! (set -o pipefail; python3 -m pip install -q --no-deps --no-build-isolation --no-cache-dir . 2>&1 | tail -3); then
+  # no build backend there: lay the package out by hand (kernels/ and cli/ live under recon)
+  mkdir -p /tmp/pkg && cp -r recon /tmp/pkg/ && cp -r kernels /tmp/pkg/recon/kernels && cp -r cli /tmp/pkg/recon/cli
+  export PYTHONPATH=/tmp/pkg
+  recon() { python3 -c 'import sys; from recon.cli.main import main; sys.argv[0] = "recon"; sys.exit(main())' "$@"; }
+fi
+python3 -c "import recon, torch, numba, numba.cuda as c; print('torch', torch.__version__, torch.cuda.is_available(), 'numba', numba.__version__, c.is_available())"
+
+step tests on the GPU
+[ -n "${SKIP_TESTS:-}" ] ||
+RECON_CUDA_TESTS=gpu timeout 300 python3 -m pytest -q -p no:cacheprovider -W ignore \
+  tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
+  tests/test_gridpull.py tests/test_csp.py -rs 2>&1 | tee "$OUT/tests.log" | tail -12
+
+step bench
+timeout 240 python3 benchmarks/bench_gpu.py .devdata/bunny.ply --out /tmp/gpubench --repeats 3 --device "$DEV" 2>&1 \
+  | tee "$OUT/bench_gpu.log" | tail -4
+timeout 120 python3 benchmarks/bench_gpu.py .devdata/armadillo.ply --out /tmp/gpubench2 --repeats 2 --methods csp --device "$DEV" 2>&1 \
+  | tee "$OUT/bench_gpu_armadillo.log" | tail -4
+cp /tmp/gpubench/bunny.csp.npz /tmp/gpubench/bench_gpu.json "$OUT/" 2>/dev/null
+cp /tmp/gpubench2/bench_gpu.json "$OUT/bench_gpu_armadillo.json" 2>/dev/null
+
+step determinism of csp on cuda with torch deterministic algorithms
+CUBLAS_WORKSPACE_CONFIG=:4096:8 timeout 90 python3 - <<'EOF' 2>&1 | tee "$OUT/determinism.log" | tail -4
+import os, time, numpy as np, torch
+from recon.io import read_cloud
+from recon.fitters import fit
+torch.use_deterministic_algorithms(True, warn_only=True)
+cloud = read_cloud(".devdata/bunny.ply")
+runs = []
+for _ in range(3):
+    t = time.perf_counter(); f = fit(cloud, "csp", device=os.environ["DEV"]); runs.append((f, time.perf_counter() - t))
+a, b = runs[1][0], runs[2][0]
+d = max(float(np.abs(a.arrays[k] - b.arrays[k]).max()) for k in a.arrays if getattr(a.arrays[k], "dtype", None) is not None and a.arrays[k].dtype.kind == "f")
+print("deterministic mode: warm fit seconds", [round(s, 2) for _, s in runs[1:]], "max difference between same-seed fits", d)
+EOF
+
+step render
+timeout 90 python3 benchmarks/bench_render.py --field /tmp/gpubench/bunny.gridpull.npz --device "$DEV" --no-mesh \
+  --size 1024 --repeats 7 2>&1 | tee "$OUT/render.log" | tail -3
+
+step cli end to end on cuda
+timeout 120 recon fit .devdata/bunny.ply --method csp --device "$DEV" -o /tmp/bunny_cli.ply \
+  --save-field /tmp/bunny_cli.csp.npz --quiet 2>&1 | tail -4
+timeout 60 recon render /tmp/bunny_cli.csp.npz -o "$OUT/bunny_csp_cuda.png" --device "$DEV" --size 512 2>&1 | tail -2
+ls -la "$OUT"
