@@ -26,11 +26,20 @@ if [ -z "${SKIP_INSTALL:-}" ] && ! (set -o pipefail; python3 -m pip install -q -
   export PYTHONPATH=/tmp/pkg
   recon() { python3 -c 'import sys; from recon.cli.main import main; sys.argv[0] = "recon"; sys.exit(main())' "$@"; }
 fi
+# the image's numba-cuda registers an overload for np.row_stack, which numpy 2.5 removed:
+# without this alias no CUDA kernel compiles there (seen 2026-11-28: numba-cuda's arrayobj)
+python3 - <<'EOF'
+import numpy, site
+if not hasattr(numpy, "row_stack"):
+    open(site.getsitepackages()[0] + "/zz_numpy_row_stack.pth", "w").write(
+        "import numpy as _np; _np.__dict__.setdefault('row_stack', lambda tup, **kw: _np.vstack(tup, **kw))\n")
+    print("numpy", numpy.__version__, "has no row_stack: aliased to vstack for numba-cuda")
+EOF
 python3 -c "import recon, torch, numba, numba.cuda as c; print('torch', torch.__version__, torch.cuda.is_available(), 'numba', numba.__version__, c.is_available())"
 
 step tests on the GPU
 [ -n "${SKIP_TESTS:-}" ] ||
-RECON_CUDA_TESTS=gpu timeout 300 python3 -m pytest -q -p no:cacheprovider -W ignore \
+RECON_CUDA_TESTS=gpu timeout 300 python3 -P -m pytest -q -p no:cacheprovider -W ignore \
   tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
   tests/test_gridpull.py tests/test_csp.py -rs 2>&1 | tee "$OUT/tests.log" | tail -12
 

@@ -58,7 +58,9 @@ def run_in_cuda_simulator(
         f"_recon_kernel_config.THREADS_PER_BLOCK = {int(threads_per_block)}\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        # -P: the checkout's own recon/ (without kernels/ and cli/, which install under it)
+        # must not shadow the installed package
+        [sys.executable, "-P", "-c", prelude + textwrap.dedent(code)],
         cwd=REPO,
         env=child_env,
         capture_output=True,

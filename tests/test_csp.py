@@ -484,3 +484,83 @@ def test_thick_noise_is_trimmed_before_the_fit():
     assert field.params["trimmed"] == int((~keep).sum()) > 0
     assert field.params["n_points"] == n
 
+
+
+def reference_plane_targets(queries, surf, surf_normals, surf_radius, spacing, tree, neighbors):
+    """Plain-NumPy form of ``recon.kernels.plane_targets_cpu.plane_targets`` (the fitter's
+    own code before the kernel)."""
+    d, j = tree.query(queries, k=neighbors)
+    j0 = j[:, 0]
+    n0 = surf_normals[j0]
+    sig = np.maximum(spacing[j0], 1e-12)[:, None]
+    nb, nn = surf[j], surf_normals[j]
+    off = np.einsum("bki,bi->bk", nb - surf[j0][:, None, :], n0)
+    align = np.sign(np.einsum("bki,bi->bk", nn, n0))
+    w = np.exp(-(d / sig) ** 2 - (off / sig) ** 2) * (align != 0)
+    w[:, 0] = np.maximum(w[:, 0], 1e-12)
+    c = np.einsum("bk,bki->bi", w, nb) / w.sum(1, keepdims=True)
+    n = np.einsum("bk,bki->bi", w * align, nn)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    foot = queries - np.einsum("bi,bi->b", queries - c, n)[:, None] * n
+    rel = foot - surf[j0]
+    tang = rel - np.einsum("bi,bi->b", rel, n)[:, None] * n
+    tl = np.linalg.norm(tang, axis=1)
+    over = np.maximum(tl - surf_radius[j0], 0.0) / np.maximum(tl, 1e-12)
+    return foot - tang * over[:, None]
+
+
+def _plane_targets_case(points, normals, queries, neighbors=8):
+    from scipy.spatial import cKDTree
+
+    from recon.fitters.csp import make_targets
+
+    tree = cKDTree(points)
+    spacing = tree.query(points, k=9)[0][:, 1:].mean(axis=1)
+    radius = 1.5 * spacing
+    got = make_targets(queries, points, normals, radius, spacing, tree, neighbors=neighbors)
+    ref = reference_plane_targets(queries, points, normals, radius, spacing, tree, neighbors)
+    return got, ref
+
+
+def test_plane_targets_are_feet_on_a_plane_and_clamped_past_its_edge():
+    gen = np.random.default_rng(3)
+    xy = gen.uniform(-0.5, 0.5, (4000, 2))
+    n = np.array([1.0, 2.0, 2.0]) / 3.0
+    u = np.cross(n, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(n, u)
+    points = xy[:, :1] * u + xy[:, 1:] * v + 0.1 * n
+    normals = np.where(gen.random((4000, 1)) < 0.5, n, -n)  # unoriented
+    inner = gen.uniform(-0.4, 0.4, (3000, 2))
+    h = gen.uniform(-0.1, 0.1, (3000, 1))
+    q = inner[:, :1] * u + inner[:, 1:] * v + 0.1 * n + h * n
+    got, ref = _plane_targets_case(points, normals, q)
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    np.testing.assert_allclose(got @ n, 0.1, atol=1e-12)  # on the plane
+    # the foot itself, except where it falls in a sampling gap wider than the radius
+    assert np.mean(np.linalg.norm(got - (q - h * n), axis=1) < 1e-12) > 0.99
+    # past the edge the target stops within the radius of the last samples
+    far = np.array([[0.8, 0.0]])
+    got, _ = _plane_targets_case(points, normals, far[:, :1] * u + far[:, 1:] * v + 0.1 * n)
+    assert float(got[0] @ u) < 0.5 + 0.05 and abs(float(got[0] @ n) - 0.1) < 1e-12
+
+
+def test_plane_targets_on_a_sphere_and_a_thin_plate_match_the_numpy_form():
+    gen = np.random.default_rng(4)
+    p = gen.normal(size=(5000, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    q = p[:2000] * gen.uniform(0.9, 1.1, (2000, 1))
+    got, ref = _plane_targets_case(p, p, q, neighbors=16)
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    assert np.median(np.abs(np.linalg.norm(got, axis=1) - 1.0)) < 2e-3  # within the chord
+    # two sheets 0.02 apart (closer than the blending reach): each query keeps its own side
+    xy = gen.uniform(-0.5, 0.5, (6000, 2))
+    z = np.where(np.arange(6000) % 2 == 0, 0.01, -0.01)[:, None]
+    plate = np.hstack([xy, z])
+    normals = np.tile([0.0, 0.0, 1.0], (6000, 1))
+    q = np.hstack([gen.uniform(-0.4, 0.4, (1000, 2)), gen.choice([0.03, -0.03], (1000, 1))])
+    got, ref = _plane_targets_case(plate, normals, q, neighbors=16)
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    own = got[:, 2] * np.sign(q[:, 2])
+    # never pulled past the middle; typically a few % of the gap towards the other sheet
+    assert own.min() > 0.005 and np.median(np.abs(own - 0.01)) < 5e-4

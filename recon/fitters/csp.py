@@ -46,6 +46,7 @@ What is changed, and why:
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -218,30 +219,16 @@ def make_targets(queries, surf, surf_normals, surf_radius, spacing, tree, *, nei
     side of a thin part). A single point's plane jumps from one point to the next, and a
     field fitted to it is faceted and dimpled between samples; the blend is smooth there
     and the same on a plane."""
+    from recon.kernels.plane_targets_cpu import plane_targets
+
     k = min(neighbors, len(surf))
-    out = np.empty_like(queries)
-    step = 65536
+    out = np.empty((len(queries), 3), np.float64)
+    step = 65536  # bounds the (step, k) neighbour arrays
     for s in range(0, len(queries), step):
-        q = queries[s: s + step]
+        q = np.ascontiguousarray(queries[s: s + step], np.float64)
         d, j = tree.query(q, k=k, workers=-1)
-        d, j = d.reshape(len(q), k), j.reshape(len(q), k)
-        j0 = j[:, 0]
-        n0 = surf_normals[j0]
-        sig = np.maximum(spacing[j0], 1e-12)[:, None]
-        nb, nn = surf[j], surf_normals[j]  # (B, k, 3)
-        off = np.einsum("bki,bi->bk", nb - surf[j0][:, None, :], n0)
-        align = np.sign(np.einsum("bki,bi->bk", nn, n0))
-        w = np.exp(-(d / sig) ** 2 - (off / sig) ** 2) * (align != 0)
-        w[:, 0] = np.maximum(w[:, 0], 1e-12)  # the nearest point always counts
-        c = np.einsum("bk,bki->bi", w, nb) / w.sum(1, keepdims=True)
-        n = np.einsum("bk,bki->bi", w * align, nn)
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        foot = q - np.einsum("bi,bi->b", q - c, n)[:, None] * n
-        rel = foot - surf[j0]
-        tang = rel - np.einsum("bi,bi->b", rel, n)[:, None] * n
-        tl = np.linalg.norm(tang, axis=1)
-        over = np.maximum(tl - surf_radius[j0], 0.0) / np.maximum(tl, 1e-12)
-        out[s: s + step] = foot - tang * over[:, None]
+        plane_targets(q, np.asarray(d, np.float64).reshape(len(q), k), np.asarray(j, np.int64).reshape(len(q), k),
+                      surf, surf_normals, spacing, surf_radius, out[s: s + step])
     return out
 
 
@@ -335,7 +322,7 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None):
     _validate(config)
     torch = _import_torch()
     device = _torch_device(torch, config.device)
-    with torch_threads(torch_only_one=device == "cpu") as threads:
+    with torch_threads(torch_only_one=device == "cpu") as threads, _deterministic(torch, device):
         field = _fit(cloud, config, progress, torch, device)
     field.params["torch_threads"] = threads
     t2 = time.perf_counter()
@@ -348,6 +335,31 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None):
     field.params["surface_decided"] = decided
     field.params["decide_s"] = time.perf_counter() - t2
     return field
+
+
+class _deterministic:
+    """Context manager: on CUDA, torch's deterministic algorithms for the fit, so that one
+    ``--seed`` gives one field. The tables' gradient is a scatter-add (``index_add_``),
+    whose default CUDA form adds in whatever order the atomics land: two same-seed fits on
+    an H200 differed by 0.39 in a table entry; with this, not at all. The previous setting
+    is restored afterwards."""
+
+    def __init__(self, torch, device: str):
+        self.torch, self.on = torch, device == "cuda"
+
+    def __enter__(self):
+        if self.on:
+            # cuBLAS picks reproducible kernels only with a fixed workspace; it reads this
+            # when its first handle is made (a no-op if the process already used cuBLAS)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            self.before = (self.torch.are_deterministic_algorithms_enabled(),
+                           self.torch.is_deterministic_algorithms_warn_only_enabled())
+            self.torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            self.torch.use_deterministic_algorithms(self.before[0], warn_only=self.before[1])
 
 
 def _fit(cloud, config: CSPConfig, progress, torch, device: str):
