@@ -51,19 +51,21 @@ timeout 120 python3 benchmarks/bench_gpu.py .devdata/armadillo.ply --out /tmp/gp
 cp /tmp/gpubench/bunny.csp.npz /tmp/gpubench/bench_gpu.json "$OUT/" 2>/dev/null
 cp /tmp/gpubench2/bench_gpu.json "$OUT/bench_gpu_armadillo.json" 2>/dev/null
 
-step determinism of csp on cuda with torch deterministic algorithms
-CUBLAS_WORKSPACE_CONFIG=:4096:8 timeout 90 python3 - <<'EOF' 2>&1 | tee "$OUT/determinism.log" | tail -4
-import os, time, numpy as np, torch
+step csp on cuda without deterministic algorithms: the time they cost
+timeout 90 python3 - <<'EOF' 2>&1 | tee "$OUT/determinism.log" | tail -4
+import os, time, numpy as np
+import recon.fitters.csp as csp
 from recon.io import read_cloud
 from recon.fitters import fit
-torch.use_deterministic_algorithms(True, warn_only=True)
+csp._deterministic.__enter__ = lambda self: self  # torch's default (atomic) scatter-add
+csp._deterministic.__exit__ = lambda self, *exc: None
 cloud = read_cloud(".devdata/bunny.ply")
 runs = []
 for _ in range(3):
     t = time.perf_counter(); f = fit(cloud, "csp", device=os.environ["DEV"]); runs.append((f, time.perf_counter() - t))
 a, b = runs[1][0], runs[2][0]
 d = max(float(np.abs(a.arrays[k] - b.arrays[k]).max()) for k in a.arrays if getattr(a.arrays[k], "dtype", None) is not None and a.arrays[k].dtype.kind == "f")
-print("deterministic mode: warm fit seconds", [round(s, 2) for _, s in runs[1:]], "max difference between same-seed fits", d)
+print("default (non-deterministic) torch: warm fit seconds", [round(s, 2) for _, s in runs[1:]], "max difference between same-seed fits", d)
 EOF
 
 step render
