@@ -29,6 +29,8 @@ from recon.field import check_points, register_field_class
 # Primes of the spatial hash (Teschner et al. 2003, as used by Instant-NGP); the first is 1
 # so that neighbouring x cells stay neighbours in the table.
 HASH_PRIMES = (1, 2654435761, 805459861)
+SURFACE_TOLERANCE_SPACINGS = 0.5
+"A fitted surface's tolerance (see ClosestPointField.surface_tolerance), in point spacings."
 EVAL_BATCH = 1 << 17
 "Points per network evaluation batch (bounds the scratch memory)."
 
@@ -389,6 +391,15 @@ class ClosestPointField:
     @property
     def bounds(self) -> np.ndarray:
         return self.box.copy()
+
+    @property
+    def surface_tolerance(self) -> float:
+        """How far from its points the field's surface may sit, input units: half
+        the median point spacing it was fitted to (0 when unknown). A fitted closest point
+        of a point on the surface misses it by a share of a spacing, so renderers take a
+        ray that comes this close as a hit (a pixel-sized threshold alone lets rays slip
+        through the surface)."""
+        return SURFACE_TOLERANCE_SPACINGS * float(self.params.get("spacing_median", 0.0) or 0.0)
 
     @property
     def surface(self) -> str:

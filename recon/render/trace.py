@@ -33,6 +33,8 @@ import numpy as np
 from recon.errors import InputError
 from recon.render.camera import Camera
 
+NORMAL_PROBE_TOLERANCES = 12.0
+"Fitted fields (a surface_tolerance): read normals this many tolerances off the surface."
 STATUS_MISS = 0
 STATUS_HIT = 1
 STATUS_NOT_CONVERGED = 2
@@ -423,12 +425,16 @@ def _trace_numpy(field, camera: Camera, s: TraceSettings, bounds, offset):
             g = np.asarray(field.gradient(eye + d[hits] * depth[hits, None]), dtype=np.float64)
             normal[hits] = -g if kind == "occupancy" else g
     else:  # unsigned distance / closest-point field
+        # a fitted field's surface is only as sharp as its fit: a ray within its tolerance
+        # counts as on it (else rays pass between the field's near-misses and the image is
+        # speckled with holes)
+        tol = float(getattr(field, "surface_tolerance", 0.0) or 0.0)
         while len(idx):
-            eps = np.maximum(s.hit_pixels * pix * t, hit_dist)
+            eps = np.maximum(np.maximum(s.hit_pixels * pix * t, hit_dist), tol)
             near = sv < eps
             if near.any():
                 ih, th, ok, nrm = _refine_unsigned(field, eye, d, idx[near], t[near], s, t0, pix, hit_dist,
-                                                   eps[near])
+                                                   eps[near], tol)
                 status[ih[ok]] = STATUS_HIT
                 depth[ih[ok]] = th[ok]
                 normal[ih[ok]] = nrm[ok]
@@ -453,11 +459,12 @@ def _trace_numpy(field, camera: Camera, s: TraceSettings, bounds, offset):
             steps.reshape(h_img, w_img), status.reshape(h_img, w_img))
 
 
-def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist, eps):
+def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist, eps, tol=0.0):
     """Tangent-plane (Newton) steps for rays idx that came within eps of an unsigned surface.
 
     Returns (idx, t, ok, normal): ok where the refined point lies on the surface (residual
-    under ``residual_pixels`` footprints), normal (n, 3) facing the ray.
+    under ``residual_pixels`` footprints, or the field's tolerance ``tol``), normal (n, 3)
+    facing the ray.
     """
     dh = d[idx]
     th = t.copy()
@@ -479,9 +486,13 @@ def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist,
         p = eye + dh * th[:, None]
         c = np.asarray(field.closest_point(p), dtype=np.float64)
     residual = np.linalg.norm(p - c, axis=1)
-    ok = residual <= np.maximum(s.residual_pixels * pix * th, hit_dist)
-    # the normal, read from a point eps off the surface (the direction is ill-posed on it)
-    q = p + nrm * eps[:, None]
+    ok = residual <= np.maximum(np.maximum(s.residual_pixels * pix * th, hit_dist), tol)
+    # the normal, read from a point eps off the surface (the direction is ill-posed on it);
+    # a fitted field's direction is sure only a few tolerances off (closer, it is noise),
+    # and there the probe goes back along the ray: the side it came from, whatever the
+    # refinement's normal says
+    probe = np.where(tol > 0, -dh, nrm)
+    q = p + probe * np.maximum(eps, NORMAL_PROBE_TOLERANCES * tol)[:, None]
     cq = np.asarray(field.closest_point(q), dtype=np.float64)
     nq = q - cq
     good = np.linalg.norm(nq, axis=1) > 0
