@@ -567,3 +567,47 @@ def test_plane_targets_on_a_sphere_and_a_thin_plate_match_the_numpy_form():
     own = got[:, 2] * np.sign(q[:, 2])
     # never pulled past the middle; typically a few % of the gap towards the other sheet
     assert own.min() > 0.005 and np.median(np.abs(own - 0.01)) < 5e-4
+
+
+def reference_denoise(points, dist, nbr):
+    """Plain-NumPy form of ``recon.kernels.denoise_cpu.project_on_local_planes`` (the
+    fitter's own code before the kernel)."""
+    nb = points[nbr]
+    bw = np.maximum(dist[:, -1:], 1e-12) * 0.6
+    w = np.exp(-(dist / bw) ** 2)
+    for _ in range(2):
+        c = (w[:, :, None] * nb).sum(1) / w.sum(1, keepdims=True)
+        cen = nb - c[:, None, :]
+        _, vecs = np.linalg.eigh(np.einsum("bk,bki,bkj->bij", w, cen, cen))
+        nrm = vecs[:, :, 0]
+        r = np.einsum("bki,bi->bk", cen, nrm)
+        sigma = 1.5 * np.median(np.abs(r), axis=1, keepdims=True) + 1e-12
+        w = np.exp(-(dist / bw) ** 2) / (1.0 + (r / sigma) ** 2)
+    off = np.einsum("bi,bi->b", points - c, nrm)
+    return points - off[:, None] * nrm, nrm
+
+
+def test_denoise_kernel_matches_the_numpy_form_and_keeps_a_plane():
+    from scipy.spatial import cKDTree
+
+    from recon.fitters.csp import denoise
+
+    gen = np.random.default_rng(6)
+    n = np.array([2.0, -1.0, 2.0]) / 3.0
+    u = np.cross(n, [0.0, 0.0, 1.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(n, u)
+    xy = gen.uniform(-0.5, 0.5, (3000, 2))
+    plane = xy[:, :1] * u + xy[:, 1:] * v + 0.2 * n
+    out, normals, _ = denoise(plane, 24)
+    np.testing.assert_allclose(out, plane, atol=1e-12)  # on the plane already
+    np.testing.assert_allclose(np.abs(normals @ n), 1.0, atol=1e-9)
+
+    noisy = plane + gen.normal(0.0, 0.004, (3000, 1)) * n
+    out, normals, _ = denoise(noisy, 24)
+    dist, nbr = cKDTree(noisy).query(noisy, k=24)
+    ref_out, ref_n = reference_denoise(noisy, dist, nbr)
+    np.testing.assert_allclose(out, ref_out, atol=1e-10)
+    np.testing.assert_allclose(np.abs((normals * ref_n).sum(1)), 1.0, atol=1e-9)  # up to sign
+    inner = np.all(np.abs(xy) < 0.45, axis=1)
+    assert np.median(np.abs((out[inner] @ n) - 0.2)) < 0.5 * np.median(np.abs((noisy[inner] @ n) - 0.2))

@@ -178,32 +178,17 @@ def denoise(points: np.ndarray, neighbors: int, *, tree=None) -> tuple[np.ndarra
     """
     from scipy.spatial import cKDTree
 
+    from recon.kernels.denoise_cpu import project_on_local_planes
+
     n = len(points)
     k = min(neighbors, n)
     tree = tree or cKDTree(points)
     dist, nbr = tree.query(points, k=k, workers=-1)
     spacing = dist[:, 1: min(9, k)].mean(axis=1) if k > 1 else np.full(n, 1e-3)
-    out = np.empty_like(points)
-    normals = np.empty_like(points)
-    step = 32768
-    for s in range(0, n, step):
-        nb = points[nbr[s: s + step]]  # (B, k, 3)
-        d = dist[s: s + step]
-        bw = np.maximum(d[:, -1:], 1e-12) * 0.6
-        w = np.exp(-(d / bw) ** 2)
-        for _ in range(2):
-            c = (w[:, :, None] * nb).sum(1) / w.sum(1, keepdims=True)
-            cen = nb - c[:, None, :]
-            cov = np.einsum("bk,bki,bkj->bij", w, cen, cen)
-            _, vecs = np.linalg.eigh(cov)
-            nrm = vecs[:, :, 0]
-            r = np.einsum("bki,bi->bk", cen, nrm)
-            sigma = 1.5 * np.median(np.abs(r), axis=1, keepdims=True) + 1e-12
-            w = np.exp(-(d / bw) ** 2) / (1.0 + (r / sigma) ** 2)
-        p = points[s: s + step]
-        off = np.einsum("bi,bi->b", p - c, nrm)
-        out[s: s + step] = p - off[:, None] * nrm
-        normals[s: s + step] = nrm
+    out = np.empty((n, 3), np.float64)
+    normals = np.empty((n, 3), np.float64)
+    project_on_local_planes(np.ascontiguousarray(points, np.float64), np.asarray(dist, np.float64).reshape(n, k),
+                            np.asarray(nbr, np.int64).reshape(n, k), out, normals)
     return out, normals, spacing
 
 
