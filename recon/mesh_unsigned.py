@@ -267,6 +267,9 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         counts = np.bincount(lab)
         faces = faces[counts[lab] >= min_component_fraction * counts.max()]
         world, faces = _drop_unused(world, faces)
+    onto_data = getattr(field, "onto_data", None)
+    if onto_data is not None:  # a fitted field's vertices end on its data's planes
+        world = np.asarray(onto_data(world), np.float64)
     if surface == "closed":
         faces = _wind_outward(world, faces)
     mesh = TriangleMesh(world, faces, vertex_normals(world, faces))

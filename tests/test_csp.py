@@ -611,3 +611,27 @@ def test_denoise_kernel_matches_the_numpy_form_and_keeps_a_plane():
     np.testing.assert_allclose(np.abs((normals * ref_n).sum(1)), 1.0, atol=1e-9)  # up to sign
     inner = np.all(np.abs(xy) < 0.45, axis=1)
     assert np.median(np.abs((out[inner] @ n) - 0.2)) < 0.5 * np.median(np.abs((noisy[inner] @ n) - 0.2))
+
+
+def test_meshes_of_dense_fits_end_on_the_data_planes_and_sparse_fits_keep_none(sphere_field, tmp_path):
+    from recon.field import load_field
+    from recon.fitters import fit
+    from recon.mesh import extract_mesh
+
+    assert sphere_field.params["sparse"] and "data_points" not in sphere_field.arrays  # 2000 points
+    q = np.random.default_rng(2).normal(size=(50, 3)) * 0.3
+    np.testing.assert_array_equal(sphere_field.onto_data(q), q)  # nothing to end on
+
+    f = fit(sphere_cloud(8000), "csp", **TINY)
+    assert not f.params["sparse"] and len(f.arrays["data_points"]) == 8000
+    d = np.random.default_rng(3).normal(size=(500, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    near = d * np.random.default_rng(4).uniform(0.49, 0.51, (500, 1))
+    # feet on the blended tangent planes of exact samples: on the sphere to within the chord
+    assert np.abs(np.linalg.norm(f.onto_data(near), axis=1) - 0.5).max() < 1e-3
+    f.save(tmp_path / "dense.csp.npz")
+    again = load_field(tmp_path / "dense.csp.npz")
+    np.testing.assert_allclose(again.onto_data(near), f.onto_data(near), atol=1e-12)
+    m = extract_mesh(f)
+    r = np.linalg.norm(m.vertices, axis=1)
+    assert np.median(np.abs(r - 0.5)) < 2e-4 and m.surface == "closed"

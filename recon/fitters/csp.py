@@ -225,14 +225,21 @@ QUERY_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 "Spreads of the query points around an input point, in its spacings (cycled)."
 
 
-def _target_neighbors(clean: bool, spacing, pts) -> int:
+TARGET_RADIUS_SPACINGS = 1.5
+"A target's reach along its plane from the nearest point, in that point's spacings (past the gaps of uneven sampling)."
+
+
+def _is_sparse(spacing, pts) -> bool:
+    return float(np.median(spacing)) > SPARSE_SPACING * float(np.linalg.norm(np.ptp(pts, axis=0)))
+
+
+def _target_neighbors(clean: bool, sparse: bool) -> int:
     """Denoised points a target's mean plane blends: few on clean clouds (the plane of a
     curved surface cuts its chord), more on noisy ones (what the denoising left of the noise
     averages out), but not on sparse noisy ones, where 16 points span much of the shape
     (500 points on a kitten: measured worse)."""
     if clean:
         return 4
-    sparse = float(np.median(spacing)) > SPARSE_SPACING * float(np.linalg.norm(np.ptp(pts, axis=0)))
     return 8 if sparse else 16
 
 
@@ -383,12 +390,14 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
         if config.neighbors > config.clean_neighbors:
             surf, surf_n, spacing = denoise(pts, config.neighbors, tree=tree)
         s_tree = cKDTree(surf)
-    radius = spacing * 1.5  # targets reach past the gaps of uneven sampling
+    radius = spacing * TARGET_RADIUS_SPACINGS
+    sparse = _is_sparse(spacing, pts)
+    neighbors = _target_neighbors(clean, sparse)
     ext = pts.max(0) - pts.min(0)
     box = np.stack([pts.min(0) - 0.05 - 0.05 * ext.max(), pts.max(0) + 0.05 + 0.05 * ext.max()])
     box = np.clip(box, -0.5 - ENCODING_PAD, 0.5 + ENCODING_PAD)
     queries = _sample_queries(pts, spacing, config, gen, box)
-    targets = make_targets(queries, surf, surf_n, radius, spacing, s_tree, neighbors=_target_neighbors(clean, spacing, pts))
+    targets = make_targets(queries, surf, surf_n, radius, spacing, s_tree, neighbors=neighbors)
     eps = 2.0 * float(np.median(spacing))
     timings["setup_s"] = time.perf_counter() - t0
 
@@ -457,9 +466,15 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     timings["optimise_s"] = time.perf_counter() - t1
     trained = from_torch(params, arrays)
     trained.update(support_grid(points, spacing / norm.scale, norm.to_world(box), config))
+    if not sparse:
+        # the data the targets were made of: meshes end on its local planes (see
+        # ClosestPointField.onto_data); between sparse samples those planes dent the surface
+        trained.update(data_points=surf.astype(np.float32), data_normals=surf_n.astype(np.float32),
+                       data_spacing=spacing.astype(np.float32))
     world_box = norm.to_world(box)
     out_params = asdict(config)
-    out_params.update(method="csp", device_used=device, resolution_used=finest, n_points=len(cloud),
+    out_params.update(method="csp", device_used=device, resolution_used=finest, n_points=len(cloud), sparse=sparse,
+                      target_neighbors=neighbors,
                       trimmed=0 if keep is None else int(len(keep) - np.count_nonzero(keep)), noise_ratio=noise_ratio,
                       spacing_median=float(np.median(spacing)) / norm.scale, final_losses=losses, **timings)
     return ClosestPointField(trained, normalization=norm, box=world_box, params=out_params, device=device)
