@@ -635,3 +635,16 @@ def test_meshes_of_dense_fits_end_on_the_data_planes_and_sparse_fits_keep_none(s
     m = extract_mesh(f)
     r = np.linalg.norm(m.vertices, axis=1)
     assert np.median(np.abs(r - 0.5)) < 2e-4 and m.surface == "closed"
+
+
+def test_sparse_clean_points_are_not_taken_for_noise():
+    # between 500 samples of a sphere a light plane fit cuts the curvature's chord, so exact
+    # points look noisy by it (noise_ratio over the clean threshold); a quadric tells them
+    # apart from the same cloud with noise a third of a spacing deep
+    from recon.fitters import fit
+
+    exact = fit(sphere_cloud(500), "csp", **{**TINY, "iterations": 5})
+    noisy = fit(sphere_cloud(500, noise=0.03), "csp", **{**TINY, "iterations": 5})
+    assert exact.params["sparse"] and noisy.params["sparse"]
+    assert exact.params["noise_ratio"] > exact.params["clean_threshold"] and exact.params["clean"]
+    assert not noisy.params["clean"]

@@ -78,3 +78,21 @@ def test_per_point_extras_follow_the_points():
     sub = cloud.subset(np.array([True, False, True]))
     np.testing.assert_array_equal(sub.extra["intensity"], [1.0, 3.0])
     assert sub.extra["units"] == "mm"
+
+
+def test_roughness_tells_noise_from_curvature_on_sparse_spheres():
+    from scipy.spatial import cKDTree
+
+    from recon.preprocess import roughness
+
+    gen = np.random.default_rng(0)
+    p = gen.normal(size=(500, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)  # 500 points on a unit sphere: sparse, curved
+    spacing = float(np.median(cKDTree(p).query(p, k=9)[0][:, 1:].mean(axis=1)))
+    clean = roughness(p, spacing)
+    noisy = roughness(p * (1.0 + gen.normal(0.0, 0.06, (500, 1))), spacing)  # noise ~ a third of a spacing
+    assert clean < 0.05 < 0.2 < noisy, (clean, noisy)
+    # a plane is exactly a quadric; a tiny cloud has no neighbourhoods to fit
+    xy = gen.uniform(-1, 1, (400, 2))
+    assert roughness(np.hstack([xy, 0.3 * xy[:, :1]]), 0.1) < 1e-9
+    assert roughness(p[:5], spacing) == 0.0
