@@ -254,7 +254,10 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
     if surface not in ("open", "closed"):
         raise InputError(f"surface must be open or closed, got {surface!r}")
     params = getattr(field, "params", {}) or {}
-    noisy = float(params.get("noise_ratio", 0.0)) > float(params.get("clean_threshold", 0.02))
+    if "clean" in params:  # as the fitter decided (sparse clean clouds included)
+        noisy = not bool(params["clean"])
+    else:  # fields saved before the fitter recorded it
+        noisy = float(params.get("noise_ratio", 0.0)) > float(params.get("clean_threshold", 0.02))
     if noisy:
         c = _cp(field, x)
         n = estimate_normals(c, surface=surface)
