@@ -648,3 +648,9 @@ def test_sparse_clean_points_are_not_taken_for_noise():
     assert exact.params["sparse"] and noisy.params["sparse"]
     assert exact.params["noise_ratio"] > exact.params["clean_threshold"] and exact.params["clean"]
     assert not noisy.params["clean"]
+    # and their finest feature grid is coarser: SPARSE_CELLS_PER_SPACING cells per spacing
+    from recon.fitters.csp import SPARSE_CELLS_PER_SPACING
+
+    spacing = exact.params["spacing_median"] * exact.normalization.scale  # fitting-cube units
+    want = max(TINY["base_resolution"], round(SPARSE_CELLS_PER_SPACING / spacing))
+    assert exact.params["resolution_used"] == want < TINY["resolution"]
