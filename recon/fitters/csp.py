@@ -226,8 +226,6 @@ SPARSE_SPACING = 0.02
 "A cloud whose median point spacing exceeds this share of its diagonal is sparse (dense bench clouds: about 0.003)."
 QUERY_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 "Spreads of the query points around an input point, in its spacings (cycled)."
-
-
 SPARSE_ROUGHNESS = 0.15
 "A sparse cloud is clean when its quadric residual (recon.preprocess.roughness) is at most this many spacings."
 TARGET_RADIUS_SPACINGS = 1.5
