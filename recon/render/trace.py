@@ -491,7 +491,7 @@ def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist,
     # a fitted field's direction is sure only a few tolerances off (closer, it is noise),
     # and there the probe goes back along the ray: the side it came from, whatever the
     # refinement's normal says
-    probe = np.where(tol > 0, -dh, nrm)
+    probe = -dh if tol > 0 else nrm
     q = p + probe * np.maximum(eps, NORMAL_PROBE_TOLERANCES * tol)[:, None]
     cq = np.asarray(field.closest_point(q), dtype=np.float64)
     nq = q - cq
