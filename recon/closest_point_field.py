@@ -393,6 +393,11 @@ class ClosestPointField:
     def bounds(self) -> np.ndarray:
         return self.box.copy()
 
+    @property
+    def keeps_data(self) -> bool:
+        """Whether the field keeps the data it was fitted to (dense fits; see onto_data)."""
+        return "data_points" in self.arrays
+
     def onto_data(self, x) -> np.ndarray:
         """(N, 3) points near the surface (input units) -> (N, 3) float64: their feet on the
         blended local planes of the data the field was fitted to, the very points its
