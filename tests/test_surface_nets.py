@@ -161,3 +161,59 @@ def test_open_net_of_the_disc_ends_at_its_rim(resolution):
     h = 1.25 / (resolution - 1)
     assert rho.max() <= 0.5 + 1e-9 and rho.max() > 0.5 - 1.5 * h
     assert len(boundary_loops(m.faces)) == 1
+
+
+class BlockAndPlate:
+    """Unsigned closest points of two disjoint boxes: a block, thick enough to enclose free
+    space at the test's resolution, and a plate thinner than the mesher's band, whose
+    inside is band through and through."""
+
+    kind = "unsigned"
+    level = 0.0
+    params: dict = {}
+    boxes = (np.array([[-0.45, -0.3, -0.3], [-0.05, 0.3, 0.3]]),  # block
+             np.array([[0.1, -0.3, -0.03], [0.45, 0.3, 0.03]]))  # plate, 0.06 thick
+    bounds = np.array([[-0.55, -0.4, -0.4], [0.55, 0.4, 0.4]])
+
+    @staticmethod
+    def _box_closest(x, lo, hi):
+        out = np.clip(x, lo, hi)
+        inside = ((x > lo) & (x < hi)).all(axis=1)
+        gaps = np.concatenate([x[inside] - lo, hi - x[inside]], axis=1)  # (k, 6)
+        face = np.argmin(gaps, axis=1)
+        q = x[inside].copy()
+        rows = np.arange(len(q))
+        q[rows, face % 3] = np.where(face < 3, lo[face % 3], hi[face % 3])
+        out[inside] = q
+        return out
+
+    def closest_point(self, x):
+        x = np.asarray(x, np.float64)
+        feet = [self._box_closest(x, *b) for b in self.boxes]
+        nearer = np.linalg.norm(x - feet[1], axis=1) < np.linalg.norm(x - feet[0], axis=1)
+        return np.where(nearer[:, None], feet[1], feet[0])
+
+
+def test_a_plate_thinner_than_the_band_keeps_its_inside():
+    from mesh_checks import signed_volume
+    from recon.mesh_unsigned import extract_unsigned_mesh
+
+    field = BlockAndPlate()
+    m = extract_unsigned_mesh(field, resolution=56, surface="closed")
+    # (vertices snapped onto the boxes' sharp edges make some slivers)
+    check_mesh(m, watertight=True, area_rtol=-1.0)
+    h = 1.1 / 55
+    assert 0.06 < 2 * 2.0 * h  # the plate's inside is all band (2 voxels each side)
+    vol = [float(np.prod(b[1] - b[0])) for b in field.boxes]
+
+    class Piece:
+        pass
+
+    # the two solids are separate pieces: each outward, with its own volume (corners and
+    # edges are cut by a voxel at most); without its inside the plate would be lost
+    for k, keep in enumerate((m.vertices[:, 0] < 0.0, m.vertices[:, 0] > 0.075)):
+        piece = Piece()
+        piece.vertices, piece.faces = m.vertices, m.faces[keep[m.faces].all(axis=1)]
+        assert signed_volume(piece) == pytest.approx(vol[k], rel=0.15)
+    plate = m.vertices[:, 0] > 0.075
+    np.testing.assert_allclose(np.abs(m.vertices[plate, 2]).max(), 0.03, atol=1e-9)
