@@ -217,3 +217,19 @@ def test_a_plate_thinner_than_the_band_keeps_its_inside():
         assert signed_volume(piece) == pytest.approx(vol[k], rel=0.15)
     plate = m.vertices[:, 0] > 0.075
     np.testing.assert_allclose(np.abs(m.vertices[plate, 2]).max(), 0.03, atol=1e-9)
+
+
+@pytest.mark.parametrize("clean, resolution, coarse", [(False, None, True), (True, None, False), (False, 64, False)])
+def test_open_meshes_of_noisy_fits_get_a_voxel_of_one_point_spacing(clean, resolution, coarse):
+    from recon.mesh_unsigned import extract_unsigned_mesh
+
+    class NoisyFitDisc(OpenDisc):
+        params = {"mesh_resolution": 64, "clean": clean, "spacing_median": 0.05, "surface_decided": "open"}
+
+    m = extract_unsigned_mesh(NoisyFitDisc(radius=0.5), resolution=resolution)
+    check_mesh(m)
+    assert m.surface == "open"
+    e = np.concatenate([m.faces[:, [0, 1]], m.faces[:, [1, 2]]])
+    median_edge = float(np.median(np.linalg.norm(m.vertices[e[:, 0]] - m.vertices[e[:, 1]], axis=1)))
+    voxel = 0.05 if coarse else 1.25 / 63  # the disc's box is 1.25 wide
+    assert voxel * 0.8 < median_edge < voxel * 1.3
