@@ -19,7 +19,8 @@ writes CLOUD's points with their normals: each point is moved onto the field's s
 gets the normal of a plane fitted to its projected neighbours (more neighbours where the
 surface is flat, fewer at bends and edges; on fields fitted to clean points, the field's own
 normal), turned outward on closed surfaces (towards the side from which rays escape the
-shape) and consistently on open ones. --curvature adds per-point properties k1, k2 (principal curvatures, 1 / input units).
+shape), and on open ones towards their open side where the rest of the shape walls the other in,
+consistently elsewhere. --curvature adds per-point properties k1, k2 (principal curvatures, 1 / input units).
 --points N writes N points spread evenly over the fitted surface instead of the input's.
 """
 

@@ -239,9 +239,10 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
 
     The points are first moved onto the field's surface (C(p)); their normals then come
     from :func:`recon.point_normals.estimate_normals` (adaptive-scale plane fits, turned
-    outward by visibility on closed surfaces, consistently on open ones), not from the
-    field's Jacobian: a field fitted to noisy points follows the noise at the scale of a
-    spacing, and a plane through many projected neighbours averages it out. Fields fitted
+    outward by visibility on closed surfaces, towards the open side or consistently on
+    open ones), not from the field's Jacobian: a field fitted to noisy points follows the
+    noise at the scale of a spacing, and a plane through many projected neighbours
+    averages it out. Fields fitted
     to clean points (the fitter's ``noise_ratio`` at most its ``clean_threshold``) and
     analytic ones keep the Jacobian's direction, which is then exact where a plane fit
     has chord errors; only the orientation comes from the points. ``step``: finite

@@ -25,7 +25,15 @@ of a point spacing). A normal is a statement about a neighbourhood, not a point,
   from the wide neighbourhood's centre (the part's mid-surface) points to, and the normal
   turns that way. The rest (concave pockets where every ray is blocked) take the
   orientation of their decided neighbours.
-- Open surfaces have no inside: orientation spreads over the neighbour graph from one seed.
+- Open surfaces have no inside, but where one side is walled in by the rest of the shape
+  (a car body's panels, a box without a lid, a closed part scanned with holes that the
+  field took for open) the same pooled visibility vote says which side is open, and the
+  normal turns there. Where both sides are open (a sheet in the open) nothing is decided
+  (the thin-part rule would follow the noise there) and orientation spreads over the
+  neighbour graph from the decided points, or from one seed. On the bench: abc_00994122,
+  decided open, 62.3 % -> 88.3 % of the points not flipped; truck's normals agree with its
+  truth's winding on 77.9 % of the points (from one seed: 43.0 %, i.e. 57 % one way),
+  plane_holes' on 98.9 % (97.1 %).
 """
 
 from __future__ import annotations
@@ -196,7 +204,8 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
     """Oriented unit normals of (N, 3) points (any units), float64 (N, 3).
 
     ``surface``: "closed" turns normals outward (visibility, thin-part offsets, then
-    spreading); "open" orients them consistently from one seed. ``spacing``: the points'
+    spreading); "open" turns them towards the open side where visibility tells, and
+    spreads from there (or from one seed) where it does not. ``spacing``: the points'
     typical spacing (default: median nearest-neighbour distance). ``normals``: (N, 3) unit
     directions to orient instead of the plane fits' (e.g. exact ones of a clean surface).
     With ``details``, also returns a dict of intermediate per-point arrays (scale, residual,
@@ -218,7 +227,7 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
         spacing = float(np.median(d[:, 1]))
     orientation = np.zeros(len(p), np.int8)
     info = {"scale": scale, "noise": noise, "residual": resid, "centres": centres}
-    if surface == "closed":
+    if surface in ("closed", "open"):
         T = TUNABLES
         vis = visibility(p, n, spacing=spacing)
         diff = vis[:, 0] - vis[:, 1]
@@ -233,6 +242,8 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
         open_both = (vis[:, 2] > 0) & (vis[:, 3] > 0)  # straight through: a thin part
         off = np.einsum("ij,ij->i", p - centres, n)
         thin = ~decided & open_both & (np.abs(off) >= T.offset_sigmas * noise)
+        if surface == "open":
+            thin[:] = False  # an open sheet is open on both sides everywhere, not thin
         orientation[thin] = np.where(off[thin] > 0, 1, -1)
         info.update(visibility=vis, vote=vote, by_visibility=decided, by_offset=thin)
     n = _spread(p, n, orientation)

@@ -120,3 +120,27 @@ def test_same_input_same_normals_and_bad_inputs():
         estimate_normals(p, normals=np.zeros((10, 3)))
     with pytest.raises((InputError, ValueError, TypeError)):
         estimate_normals(p[:, :2])
+
+
+def test_open_box_points_out_of_its_walls_where_its_own_walls_block_the_inside():
+    """An open surface has no inside, but where one side of it is walled in (here: the inside
+    of a box without a lid) the side rays escape from is the one its normal takes."""
+    from recon.point_normals import estimate_normals
+
+    gen = np.random.default_rng(3)
+    pts, truth = [], []
+    for axis in range(3):
+        for side in (-1.0, 1.0):
+            if axis == 2 and side > 0:
+                continue  # no lid
+            q = gen.uniform(-0.5, 0.5, (1500, 3))
+            q[:, axis] = 0.5 * side
+            nrm = np.zeros((1500, 3))
+            nrm[:, axis] = side
+            pts.append(q)
+            truth.append(nrm)
+    p = np.concatenate(pts) + gen.normal(0, 0.003, (7500, 3))
+    truth = np.concatenate(truth)
+    n = estimate_normals(p, surface="open")
+    _, cos = angles_deg(n, truth)
+    assert (cos > 0).mean() > 0.99
