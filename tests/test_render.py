@@ -569,3 +569,24 @@ def test_fitted_closest_point_field_renders_without_holes_within_its_tolerance()
     assert front > 0.98 and normal_deg < 8.0, (front, normal_deg)
     front_without, _ = _front_hits_and_normal_error(FittedSphere(err=0.004, tolerance=0.0))
     assert front_without < 0.95  # what the tolerance is for
+
+
+def test_unsigned_surfaces_off_the_fields_support_are_not_hit():
+    """A fitted field's surface far from its data is a guess: rays pass it."""
+
+    class HalfSupportedDisc(_Opaque):
+        def supported(self, x):
+            return np.asarray(x)[:, 0] < 0.0
+
+    shape = SHAPES["disc"]
+    cam = view(shape)
+    full = sphere_trace(_Opaque(shape), cam)
+    half = sphere_trace(HalfSupportedDisc(shape), cam)
+    o, d = cam.rays()
+    pts = o.reshape(-1, 3) + d.reshape(-1, 3) * np.where(half.hit, half.depth, 0).reshape(-1, 1)
+    assert (pts[half.hit.ravel(), 0] < 0.0).all()
+    assert not (half.hit & ~full.hit).any()
+    fp = o.reshape(-1, 3) + d.reshape(-1, 3) * np.where(full.hit, full.depth, 0).reshape(-1, 1)
+    kept = full.hit.ravel() & (fp[:, 0] < -0.02)
+    assert half.hit.ravel()[kept].all()  # the supported half is untouched
+    assert 0.3 < half.hit.sum() / full.hit.sum() < 0.7

@@ -487,6 +487,11 @@ def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist,
         c = np.asarray(field.closest_point(p), dtype=np.float64)
     residual = np.linalg.norm(p - c, axis=1)
     ok = residual <= np.maximum(np.maximum(s.residual_pixels * pix * th, hit_dist), tol)
+    supported = getattr(field, "supported", None)
+    if supported is not None:
+        # a fitted field's surfaces far from its data are the network's guesses (floating
+        # flakes around a csp plane_holes render): rays pass them
+        ok &= np.asarray(supported(p), bool)
     # the normal, read from a point eps off the surface (the direction is ill-posed on it);
     # a fitted field's direction is sure only a few tolerances off (closer, it is noise),
     # and there the probe goes back along the ray: the side it came from, whatever the
