@@ -401,7 +401,7 @@ class ClosestPointField:
     def onto_data(self, x) -> np.ndarray:
         """(N, 3) points near the surface (input units) -> (N, 3) float64: their feet on the
         blended local planes of the data the field was fitted to, the very points its
-        training targets were (``recon.fitters.csp.make_targets``); x itself when the field
+        training targets were (``recon.plane_targets.make_targets``); x itself when the field
         keeps no data (fitted to a sparse cloud, or saved before it kept any).
 
         The network reproduces its targets only to a share of a point spacing; meshes end
@@ -411,7 +411,7 @@ class ClosestPointField:
             return p
         from scipy.spatial import cKDTree
 
-        from recon.fitters.csp import TARGET_RADIUS_SPACINGS, make_targets
+        from recon.plane_targets import TARGET_RADIUS_SPACINGS, make_targets
 
         if self._data is None:
             pts = self.arrays["data_points"].astype(np.float64)

@@ -515,7 +515,7 @@ def reference_plane_targets(queries, surf, surf_normals, surf_radius, spacing, t
 def _plane_targets_case(points, normals, queries, neighbors=8):
     from scipy.spatial import cKDTree
 
-    from recon.fitters.csp import make_targets
+    from recon.plane_targets import make_targets
 
     tree = cKDTree(points)
     spacing = tree.query(points, k=9)[0][:, 1:].mean(axis=1)
