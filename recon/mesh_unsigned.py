@@ -288,12 +288,11 @@ def _open_net(field, origin, h, n, nodes, side, conflict_share, min_component_fr
         return _empty("open")
     # a quad faces +axis; it should face from the inside node to the outside one
     flip = (side[a] == 0) & (side[b] == 1)
-    votes_q = (side[a] != side[b]).astype(np.float64)  # seams of the sides do not vote
-    verts, quads = net_quads(nodes, a, axis, cross, n, flip=flip)
-    quad_of = np.arange(len(quads))
+    votes = (side[a] != side[b]).astype(np.float64)  # per edge: seams of the sides do not vote
+    verts, quads, edge_of = net_quads(nodes, a, axis, cross, n, flip=flip)
     for _ in range(T.snap_steps):
         verts = foot(verts)
-    faces, owner = split_quads(verts, quads, quad_of)
+    faces, owner = split_quads(verts, quads, edge_of)  # owner: the edge each face came from
     cen = verts[faces].mean(axis=1)
     keep = (np.linalg.norm(cen - foot(cen), axis=1) < T.face_tolerance * h) & _supported(field, cen)
     faces, owner = faces[keep], owner[keep]
@@ -301,7 +300,7 @@ def _open_net(field, origin, h, n, nodes, side, conflict_share, min_component_fr
     if len(faces) == 0:
         return _empty("open")
     verts, faces = _drop_unused(verts, faces)
-    faces = consistent_winding(faces, len(verts), seed_votes=votes_q[owner])
+    faces = consistent_winding(faces, len(verts), seed_votes=votes[owner])
     verts, faces = close_holes(field, verts, faces, max_edges=T.open_hole_edges)
     verts, faces = _drop_small_pieces(verts, faces, min_component_fraction)
     verts = _onto_data(field, verts)

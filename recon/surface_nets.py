@@ -74,11 +74,12 @@ def net_quads(nodes, a, axis, points, shape, *, flip=None):
     nodes (M, 3) int64; a (E,) the edges' low nodes; axis (E,) their axes; points (E, 3)
     their crossing points; shape: the grid's node counts (3,). ``flip`` (E,) bool turns a
     quad to face -axis. Returns (vertices (V, 3) float64: per cell, the mean of its
-    crossings; quads (Q, 4) int64, in order around their edge). Edges on the grid's border
-    (fewer than four cells) make no quad.
+    crossings; quads (Q, 4) int64, in order around their edge; edge (Q,) int64: the edge
+    each quad was made from). Edges on the grid's border (fewer than four cells) make no
+    quad.
     """
     cells_shape = np.asarray(shape) - 1
-    quads, pts = [], []
+    quads, pts, edges = [], [], []
     for ax in range(3):
         sel = np.flatnonzero(axis == ax)
         cells = nodes[a[sel]][:, None, :] + _AROUND[ax][None]  # (e, 4, 3)
@@ -89,6 +90,7 @@ def net_quads(nodes, a, axis, points, shape, *, flip=None):
             keys = np.where(flip[sel][:, None], keys[:, ::-1], keys)
         quads.append(keys)
         pts.append(points[sel])
+        edges.append(sel)
     quads = np.concatenate(quads)
     pts = np.concatenate(pts)
     cell_keys, inv = np.unique(quads, return_inverse=True)
@@ -98,7 +100,7 @@ def net_quads(nodes, a, axis, points, shape, *, flip=None):
     for k in range(4):
         np.add.at(total, inv[:, k], pts)
         np.add.at(count, inv[:, k], 1.0)
-    return total / count[:, None], inv
+    return total / count[:, None], inv, np.concatenate(edges)
 
 
 def split_quads(verts, quads, quad_of):

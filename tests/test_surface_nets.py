@@ -33,16 +33,19 @@ def test_plane_crosses_exactly_the_edges_that_straddle_it_and_its_net_lies_on_it
     t = dist[a] / (dist[a] + dist[b])
     cross = pos[a] + (t * h)[:, None] * np.eye(3)[axis]
     np.testing.assert_allclose(cross[:, 2], z0, atol=1e-12)
-    verts, quads = net_quads(nodes, a, axis, cross, shape)
+    verts, quads, edge = net_quads(nodes, a, axis, cross, shape)
     # edges on the border of the grid have fewer than four cells around them: no quad
     assert len(quads) == (shape[0] - 2) * (shape[1] - 2)
     assert len(verts) == (shape[0] - 1) * (shape[1] - 1)
     np.testing.assert_allclose(verts[:, 2], z0, atol=1e-12)
+    # each quad's edge: an interior one, and the quad's cells lie around it
+    inner = (nodes[a[edge], 0] > 0) & (nodes[a[edge], 1] > 0)
+    assert inner.all() and len(np.unique(edge)) == len(quads)
     faces, owner = split_quads(verts, quads, np.arange(len(quads)))
     assert len(faces) == 2 * len(quads) and np.bincount(owner).tolist() == [2] * len(quads)
     normal = np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]])
     assert (normal[:, 2] > 0).all()  # a quad faces +axis unless told to flip
-    _, flipped = net_quads(nodes, a, axis, cross, shape, flip=np.ones(len(a), bool))
+    _, flipped, _ = net_quads(nodes, a, axis, cross, shape, flip=np.ones(len(a), bool))
     np.testing.assert_array_equal(flipped, quads[:, ::-1])
 
 
