@@ -55,17 +55,17 @@ def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.
     return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_axis)
 
 
-# the four cells around an edge along each axis, in turn (offsets of their low corners
-# from the edge's low node); walked in this order a quad faces +axis
-_AROUND = {}
-for _axis in range(3):
-    _o1, _o2 = (_axis + 1) % 3, (_axis + 2) % 3  # cyclic: e_o1 x e_o2 = e_axis
-    _cells = []
-    for _d1, _d2 in ((1, 1), (0, 1), (0, 0), (1, 0)):
-        _off = np.zeros(3, np.int64)
-        _off[_o1], _off[_o2] = -_d1, -_d2
-        _cells.append(_off)
-    _AROUND[_axis] = np.stack(_cells)
+def _cells_around(axis: int) -> np.ndarray:
+    """(4, 3) int64: the low corners of the four cells around an edge along ``axis``, as
+    offsets from the edge's low node, in the order that makes a quad face +axis."""
+    o1, o2 = (axis + 1) % 3, (axis + 2) % 3  # cyclic: e_o1 x e_o2 = e_axis
+    cells = np.zeros((4, 3), np.int64)
+    for k, (d1, d2) in enumerate(((1, 1), (0, 1), (0, 0), (1, 0))):
+        cells[k, o1], cells[k, o2] = -d1, -d2
+    return cells
+
+
+_AROUND = {axis: _cells_around(axis) for axis in range(3)}
 
 
 def net_quads(nodes, a, axis, points, shape, *, flip=None):
