@@ -242,11 +242,10 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
     outward by visibility on closed surfaces, towards the open side or consistently on
     open ones), not from the field's Jacobian: a field fitted to noisy points follows the
     noise at the scale of a spacing, and a plane through many projected neighbours
-    averages it out. Fields fitted
-    to clean points (the fitter's ``noise_ratio`` at most its ``clean_threshold``) and
-    analytic ones keep the Jacobian's direction, which is then exact where a plane fit
-    has chord errors; only the orientation comes from the points. ``step``: finite
-    differences of the Jacobian and the curvatures."""
+    averages it out. Fields fitted to clean points (the fitter's ``noise_ratio`` at most
+    its ``clean_threshold``) and analytic ones keep the Jacobian's direction, which is
+    then exact where a plane fit has chord errors; only the orientation comes from the
+    points. ``step``: finite differences of the Jacobian and the curvatures."""
     from recon.point_normals import estimate_normals
 
     x = check_points(points, name="points")

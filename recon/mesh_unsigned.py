@@ -151,22 +151,10 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
 
     index = np.full(tuple(n), -1, np.int64)
     index[nodes[:, 0], nodes[:, 1], nodes[:, 2]] = np.arange(len(nodes))
-    # edges between band nodes along each axis: (a, b, cos)
-    ea, eb, ecos, eaxis = [], [], [], []
-    for axis in range(3):
-        nb = nodes.copy()
-        nb[:, axis] += 1
-        ok = nb[:, axis] < n[axis]
-        j = np.full(len(nodes), -1, np.int64)
-        j[ok] = index[nb[ok, 0], nb[ok, 1], nb[ok, 2]]
-        has = j >= 0
-        a = np.nonzero(has)[0]
-        b = j[has]
-        ea.append(a)
-        eb.append(b)
-        ecos.append(np.einsum("ij,ij->i", dirs[a], dirs[b]))
-        eaxis.append(np.full(len(a), axis, np.int8))
-    ea, eb, ecos, eaxis = map(np.concatenate, (ea, eb, ecos, eaxis))
+    from recon.surface_nets import grid_edges
+
+    ea, eb, _ = grid_edges(nodes, index)  # edges between band nodes
+    ecos = np.einsum("ij,ij->i", dirs[ea], dirs[eb])
     rel = (ecos < T.oppose_cos).astype(np.int8)
     # confidence: how clearly the directions agree or oppose, less where a node is so close
     # to the surface that its direction is round-off
@@ -202,7 +190,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         if coarse is not None:
             return extract_unsigned_mesh(field, resolution=coarse, bounds=box, surface="open",
                                          min_component_fraction=min_component_fraction)
-        return _open_net(field, box[0], h, n, nodes, side, conflict_share, min_component_fraction)
+        return _open_net(field, box[0], h, n, nodes, offs, side, conflict_share, min_component_fraction)
 
     values = np.full(tuple(n), np.float32(T.band * h * 2), np.float32)
     # away from the surface too, inside is negative: cells at the band's inner edge must
@@ -256,9 +244,10 @@ def _noisy_open_resolution(field, ext, h):
     return max(8, int(float(ext.max()) / spacing) + 1)
 
 
-def _open_net(field, origin, h, n, nodes, side, conflict_share, min_component_fraction):
+def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_component_fraction):
     """Mesh of an open surface: a surface net (recon.surface_nets) of the grid edges the
-    surface crosses near ``nodes`` (M, 3), wound by the nodes' sides (M,) where they hold.
+    surface crosses near ``nodes`` (M, 3), whose offsets x - C(x) from the field are
+    ``offs`` (M, 3), wound by the nodes' sides (M,) where they hold.
 
     A field that keeps clean data (a dense fit) is read on the data's local planes here
     (``onto_data``: the targets its network was trained to reproduce, and reproduces only
@@ -268,9 +257,9 @@ def _open_net(field, origin, h, n, nodes, side, conflict_share, min_component_fr
     from recon.surface_nets import consistent_winding, crossed_edges, net_quads, split_quads
 
     T = TUNABLES
-    foot = _feet_function(field)
+    foot, on_data = _feet_function(field)
     pos = origin + nodes * h
-    feet = foot(pos)
+    feet = foot(pos) if on_data else pos - offs  # the field's own feet are known already
     dist = np.linalg.norm(pos - feet, axis=1)
     band = dist < T.band * h
     nodes, pos, feet, dist, side = nodes[band], pos[band], feet[band], dist[band], side[band]
@@ -332,13 +321,13 @@ def _facing_the_field(foot, verts, faces, owner, h):
 
 
 def _feet_function(field):
-    """The closest-point function the open mesher reads: the data's planes where the field
-    keeps clean data, else the field itself. Planes through noisy data, even denoised, keep
+    """The closest-point function the open mesher reads, and whether it is the data's: the
+    data's planes where the field keeps clean data, else the field itself. Planes through noisy data, even denoised, keep
     some of its jitter, and edges between them cross it (on the bench's abc_00011084 the
     planes made twice the faces and Chamfer-L1 6.1e-3 where the network gave 5.5e-3)."""
     if getattr(field, "keeps_data", False) and bool(field.params.get("clean", False)):
-        return lambda x: np.asarray(field.onto_data(x), np.float64)
-    return lambda x: _closest(field, x)
+        return (lambda x: np.asarray(field.onto_data(x), np.float64)), True
+    return (lambda x: _closest(field, x)), False
 
 
 def _onto_data(field, verts):
@@ -368,10 +357,11 @@ def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau, relations=None)
     that free space does not reach (the inside of thin parts) then take sides along the
     direction ``relations`` (ea, eb, rel, conf: the edges of step 2) from decided
     neighbours, and what remains the side most of its neighbours took. Unlike a labelling
-    by relations alone, this cannot tear: every sign agrees with one inside. On dense clouds free space is what lies off
-    the band (a wall as thick as the band: a thinner one leaks through the field's small
-    gaps), and reaches band nodes farther than ``tau`` through their neighbours; on sparse
-    ones (``tau`` wider than the band) it is read off a coarser grid of its own. Returns
+    by relations alone, this cannot tear: every sign agrees with one inside. On dense
+    clouds free space is what lies off the band (a wall as thick as the band: a thinner
+    one leaks through the field's small gaps), and reaches band nodes farther than ``tau``
+    through their neighbours; on sparse ones (``tau`` wider than the band) it is read off
+    a coarser grid of its own. Returns
     None when no free space is enclosed."""
     from scipy import ndimage
 

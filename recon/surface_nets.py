@@ -25,14 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.0):
-    """Grid edges between near-surface nodes that the surface crosses.
-
-    nodes (M, 3) int64 grid indices; pos, feet (M, 3) float64 the nodes' positions and their
-    closest points; dist (M,) |pos - feet|; dirs (M, 3) unit (pos - feet) / dist; index: the
-    grid (X, Y, Z) int64 of node numbers (-1 where no node). Returns (a (E,) int64, b (E,)
-    int64, axis (E,) int8): b is a's neighbour one step along +axis.
-    """
+def grid_edges(nodes, index):
+    """Grid edges between listed nodes: nodes (M, 3) int64 grid indices, index the grid
+    (X, Y, Z) int64 of node numbers (-1 where no node). Returns (a (E,) int64, b (E,) int64,
+    axis (E,) int8): b is a's neighbour one step along +axis."""
     out_a, out_b, out_axis = [], [], []
     n = np.array(index.shape)
     for axis in range(3):
@@ -42,17 +38,28 @@ def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.
         j = np.full(len(nodes), -1, np.int64)
         j[ok] = index[tuple(nb[ok].T)]
         a = np.flatnonzero(j >= 0)
-        b = j[a]
-        far_a = dist[a] >= dist[b]
-        ref = np.where(far_a, a, b)
-        other = np.where(far_a, b, a)
-        across = np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref]) < 0.0
-        oppose = np.einsum("ij,ij->i", dirs[a], dirs[b]) < oppose_cos
-        keep = across & oppose
-        out_a.append(a[keep])
-        out_b.append(b[keep])
-        out_axis.append(np.full(int(keep.sum()), axis, np.int8))
+        out_a.append(a)
+        out_b.append(j[a])
+        out_axis.append(np.full(len(a), axis, np.int8))
     return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_axis)
+
+
+def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.0):
+    """Grid edges between near-surface nodes that the surface crosses.
+
+    nodes (M, 3) int64 grid indices; pos, feet (M, 3) float64 the nodes' positions and their
+    closest points; dist (M,) |pos - feet|; dirs (M, 3) unit (pos - feet) / dist; index: the
+    grid (X, Y, Z) int64 of node numbers (-1 where no node). Returns (a (E,) int64, b (E,)
+    int64, axis (E,) int8): b is a's neighbour one step along +axis.
+    """
+    a, b, axis = grid_edges(nodes, index)
+    far_a = dist[a] >= dist[b]
+    ref = np.where(far_a, a, b)
+    other = np.where(far_a, b, a)
+    across = np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref]) < 0.0
+    oppose = np.einsum("ij,ij->i", dirs[a], dirs[b]) < oppose_cos
+    keep = across & oppose
+    return a[keep], b[keep], axis[keep]
 
 
 def _cells_around(axis: int) -> np.ndarray:
