@@ -233,10 +233,10 @@ def _noisy_open_resolution(field, ext, h):
     """A coarser resolution for the open mesh of a noisy fit, whose voxel is one point
     spacing, or None (clean or unknown data, or a voxel already that wide). On the bench's
     noisy abc scans (voxel 0.4 to 0.5 spacings at 256) the net was a cloud of fragments;
-    at one spacing abc_00016513 comes out a whole, bumpy surface (Chamfer-L1 / normal
-    consistency 2.23e-3 / 0.911 -> 2.08e-3 / 0.918, abc_00011084 5.54e-3 / 0.821 ->
-    5.49e-3 / 0.838; abc_00994122, noise thicker than its plate, 5.81e-3 / 0.584 ->
-    6.22e-3 / 0.592, fragments either way)."""
+    at one spacing abc_00016513 comes out a whole, bumpy surface (`recon bench`, Chamfer-L1
+    / normal consistency: 2.23e-3 / 0.911 -> 2.00e-3 / 0.921, abc_00011084 5.54e-3 / 0.821
+    -> 5.43e-3 / 0.842; abc_00994122, noise thicker than its plate, 5.81e-3 / 0.584 ->
+    6.23e-3 / 0.593, fragments either way)."""
     params = getattr(field, "params", {}) or {}
     spacing = float(params.get("spacing_median", 0.0) or 0.0)
     if params.get("clean", True) or spacing <= h:
