@@ -1,4 +1,5 @@
-"""Ray visibility on an occupancy grid (numba, CPU): which way out of a closed shape is open."""
+"""Ray visibility on an occupancy grid (numba, CPU): which way out of a closed shape is open,
+and how deep the occupied band runs on each side of a point."""
 
 from __future__ import annotations
 
@@ -43,6 +44,38 @@ def _escapes(occ, origin, h, px, py, pz, dx, dy, dz, band_steps):
         t += step
 
 
+@numba.njit(inline="always", cache=True)
+def _band_exit(occ, origin, h, px, py, pz, dx, dy, dz, max_steps):
+    """Distance along d at which a ray from p first reaches a free cell or leaves the grid
+    (quarter-cell steps, at most ``max_steps`` of them)."""
+    step = 0.25 * h
+    t = step
+    s = 0
+    while s < max_steps:
+        if _occupied(occ, origin, h, px + t * dx, py + t * dy, pz + t * dz) != 1:
+            break
+        t += step
+        s += 1
+    return t
+
+
+@numba.njit(inline="always", cache=True)
+def _tangent_frame(nx, ny, nz, phase):
+    """Two unit vectors spanning the plane normal to the unit (nx, ny, nz), turned about it
+    by ``phase`` radians."""
+    if abs(nx) < 0.9:
+        ax, ay, az = 1.0, 0.0, 0.0
+    else:
+        ax, ay, az = 0.0, 1.0, 0.0
+    e1x, e1y, e1z = ny * az - nz * ay, nz * ax - nx * az, nx * ay - ny * ax
+    ln = math.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
+    e1x, e1y, e1z = e1x / ln, e1y / ln, e1z / ln
+    e2x, e2y, e2z = ny * e1z - nz * e1y, nz * e1x - nx * e1z, nx * e1y - ny * e1x
+    c, s = math.cos(phase), math.sin(phase)
+    return (c * e1x + s * e2x, c * e1y + s * e2y, c * e1z + s * e2z,
+            c * e2x - s * e1x, c * e2y - s * e1y, c * e2z - s * e1z)
+
+
 @numba.njit(parallel=True, cache=True)
 def escape_shares(occ, origin, h, points, normals, dirs_local, band_steps, out):
     """out[i, 0] / out[i, 1]: share of rays that escape on the +normal / -normal side;
@@ -57,24 +90,12 @@ def escape_shares(occ, origin, h, points, normals, dirs_local, band_steps, out):
     nd = dirs_local.shape[0]
     for i in numba.prange(n):
         nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-        # tangent frame
-        if abs(nx) < 0.9:
-            ax, ay, az = 1.0, 0.0, 0.0
-        else:
-            ax, ay, az = 0.0, 1.0, 0.0
-        e1x, e1y, e1z = ny * az - nz * ay, nz * ax - nx * az, nx * ay - ny * ax
-        ln = math.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
-        e1x, e1y, e1z = e1x / ln, e1y / ln, e1z / ln
-        e2x, e2y, e2z = ny * e1z - nz * e1y, nz * e1x - nx * e1z, nx * e1y - ny * e1x
-        phase = 2.399963229728653 * i
-        c, s = math.cos(phase), math.sin(phase)
+        e1x, e1y, e1z, e2x, e2y, e2z = _tangent_frame(nx, ny, nz, 2.399963229728653 * i)
         for side in range(2):
             sg = 1.0 if side == 0 else -1.0
             hits = 0
             for d in range(nd):
-                a = c * dirs_local[d, 0] - s * dirs_local[d, 1]
-                b = s * dirs_local[d, 0] + c * dirs_local[d, 1]
-                w = sg * dirs_local[d, 2]
+                a, b, w = dirs_local[d, 0], dirs_local[d, 1], sg * dirs_local[d, 2]
                 dx = a * e1x + b * e2x + w * nx
                 dy = a * e1y + b * e2y + w * ny
                 dz = a * e1z + b * e2z + w * nz
@@ -83,3 +104,29 @@ def escape_shares(occ, origin, h, points, normals, dirs_local, band_steps, out):
                 if d == 0:
                     out[i, 2 + side] = e
             out[i, side] = hits / nd
+
+
+@numba.njit(parallel=True, cache=True)
+def band_depths(occ, origin, h, points, normals, dirs_local, max_steps, out):
+    """out[i, 0] / out[i, 1]: mean depth (along the normal, in cells) at which rays from
+    point i on the +normal / -normal side leave the occupied band it sits in.
+
+    Same grid, points, normals and ray frame as :func:`escape_shares`; each ray is followed
+    for at most ``max_steps`` quarter-cell steps.
+    """
+    n = points.shape[0]
+    nd = dirs_local.shape[0]
+    for i in numba.prange(n):
+        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
+        e1x, e1y, e1z, e2x, e2y, e2z = _tangent_frame(nx, ny, nz, 2.399963229728653 * i)
+        for side in range(2):
+            sg = 1.0 if side == 0 else -1.0
+            depth = 0.0
+            for d in range(nd):
+                a, b, w = dirs_local[d, 0], dirs_local[d, 1], sg * dirs_local[d, 2]
+                dx = a * e1x + b * e2x + w * nx
+                dy = a * e1y + b * e2y + w * ny
+                dz = a * e1z + b * e2z + w * nz
+                t = _band_exit(occ, origin, h, points[i, 0], points[i, 1], points[i, 2], dx, dy, dz, max_steps)
+                depth += t * dirs_local[d, 2]
+            out[i, side] = depth / (nd * h)
