@@ -137,6 +137,13 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     ext = box[1] - box[0]
     h = float(ext.max()) / (int(resolution) - 1)
     n = np.maximum(np.ceil(ext / h - 1e-9).astype(np.int64) + 1, 2)
+    coarse = _noisy_open_resolution(field, ext, h) if auto_resolution else None
+    if coarse is not None and (forced == "open" or (forced is None and decided == "open")):
+        # an open surface stays open whatever this grid's relations say, so its noisy
+        # fit's mesh is the coarse one, without a pass on this grid first
+        # (abc_00994122: meshing 4.0 s -> 0.8 s, medians of 3, the same mesh)
+        return extract_unsigned_mesh(field, resolution=coarse, bounds=box, surface="open",
+                                     min_component_fraction=min_component_fraction)
     # a closed surface is meshed where the field puts it: free space decides the sides, so
     # the data-support mask (which keeps open sheets from growing lids) would only punch
     # holes where samples are far apart (big flat faces sampled at their corners)
@@ -186,7 +193,6 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     if global_sides is None:
         # open (or closed without an inside to be found): a net of the crossed edges,
         # whose sides are not needed, and which no labelling conflict tears
-        coarse = _noisy_open_resolution(field, ext, h) if auto_resolution else None
         if coarse is not None:
             return extract_unsigned_mesh(field, resolution=coarse, bounds=box, surface="open",
                                          min_component_fraction=min_component_fraction)
