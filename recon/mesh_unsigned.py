@@ -295,7 +295,7 @@ def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_compon
     if len(faces) == 0:
         return _empty("open")
     verts, faces = _drop_unused(verts, faces)
-    faces = consistent_winding(faces, len(verts), seed_votes=votes[owner])
+    faces = consistent_winding(faces, seed_votes=votes[owner])
     verts, faces = close_holes(field, verts, faces, max_edges=T.open_hole_edges)
     verts, faces = _drop_small_pieces(verts, faces, min_component_fraction)
     verts = _onto_data(field, verts)
@@ -543,8 +543,9 @@ def _drop_unused(verts, faces):
 
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """Closed loops of boundary edges (edges used by one face), as vertex index arrays."""
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.minimum(e[:, 0], e[:, 1]) * (faces.max() + 1) + np.maximum(e[:, 0], e[:, 1])
+    from recon.triangles import face_edges
+
+    e, key = face_edges(faces)
     _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
     bnd = e[counts[inv] == 1]
     # walk the boundary backwards relative to the faces, so a fan over it faces the same way

@@ -124,21 +124,20 @@ def split_quads(verts, quads, quad_of):
     return faces[ok], of[ok]
 
 
-def consistent_winding(faces, n_vertices, seed_votes=None):
+def consistent_winding(faces, seed_votes=None):
     """Faces (F, 3) turned so that neighbours across each edge shared by two faces wind
     alike (a walk over each connected piece; a piece that cannot be wound alike, a Moebius
     band, keeps the turns the walk made). ``seed_votes`` (F,) float: each piece ends up
     wound the way the larger total of its faces' votes prefers (positive: as given).
     Returns the new (F, 3) int64 faces."""
     from recon.kernels.winding_cpu import wind_alike
+    from recon.triangles import face_edges
 
     f = np.ascontiguousarray(faces, np.int64)
     if len(f) == 0:
         return f
-    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e, key = face_edges(f)
     owner = np.tile(np.arange(len(f)), 3)
-    lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
-    key = lo * np.int64(n_vertices) + hi
     order = np.argsort(key, kind="stable")
     ks = key[order]
     # edges used by exactly two faces

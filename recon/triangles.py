@@ -58,3 +58,15 @@ class TriangleMesh:
     @classmethod
     def from_trimesh(cls, tm) -> "TriangleMesh":
         return cls(np.asarray(tm.vertices), np.asarray(tm.faces))
+
+
+def face_edges(faces) -> tuple[np.ndarray, np.ndarray]:
+    """The directed edges of (F, 3) faces and an undirected key for each.
+
+    Returns (edges (3F, 2) int64: face f's edges (v0, v1), (v1, v2), (v2, v0) are rows f,
+    F + f and 2F + f; key (3F,) int64, the same for both directions of an edge, ordered as
+    the (lower, higher) vertex pairs are)."""
+    f = np.asarray(faces, np.int64).reshape(-1, 3)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    n = np.int64(f.max()) + 1 if len(f) else np.int64(1)
+    return e, np.minimum(e[:, 0], e[:, 1]) * n + np.maximum(e[:, 0], e[:, 1])

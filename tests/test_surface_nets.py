@@ -122,7 +122,7 @@ def test_winding_made_alike_on_a_sphere_with_faces_turned_at_random():
     turned = gen.random(len(faces)) < 0.3
     messy = faces.copy()
     messy[turned] = messy[turned][:, [0, 2, 1]]
-    fixed = consistent_winding(messy, len(verts))
+    fixed = consistent_winding(messy)
 
     class M:
         pass
@@ -132,9 +132,9 @@ def test_winding_made_alike_on_a_sphere_with_faces_turned_at_random():
     check_mesh(mesh, watertight=True)  # every edge walked once each way
     # votes choose the way: for the faces as they were, the original winding comes back
     votes = np.where(turned, -1.0, 1.0)
-    np.testing.assert_array_equal(np.sort(consistent_winding(messy, len(verts), seed_votes=votes), axis=1),
+    np.testing.assert_array_equal(np.sort(consistent_winding(messy, seed_votes=votes), axis=1),
                                   np.sort(faces, axis=1))
-    back = consistent_winding(messy, len(verts), seed_votes=votes)
+    back = consistent_winding(messy, seed_votes=votes)
     np.testing.assert_array_equal(back, faces)
 
 
@@ -149,7 +149,7 @@ def test_winding_of_a_moebius_band_ends_and_keeps_every_face():
         faces += [[i, i + 1, n + i], [i + 1, n + i + 1, n + i]]
     faces += [[n - 1, n, 2 * n - 1], [n, 0, 2 * n - 1]]  # the twist
     faces = np.array(faces, np.int64)
-    out = consistent_winding(faces, len(verts))
+    out = consistent_winding(faces)
     assert out.shape == faces.shape
     np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(faces, axis=1))
 
@@ -236,3 +236,15 @@ def test_open_meshes_of_noisy_fits_get_a_voxel_of_one_point_spacing(clean, resol
     median_edge = float(np.median(np.linalg.norm(m.vertices[e[:, 0]] - m.vertices[e[:, 1]], axis=1)))
     voxel = 0.05 if coarse else 1.25 / 63  # the disc's box is 1.25 wide
     assert voxel * 0.8 < median_edge < voxel * 1.3
+
+
+def test_face_edges_key_both_directions_of_an_edge_alike():
+    from recon.triangles import face_edges
+
+    faces = np.array([[0, 1, 2], [2, 1, 3]])
+    e, key = face_edges(faces)
+    np.testing.assert_array_equal(e[[0, 2, 4]], [[0, 1], [1, 2], [2, 0]])  # face 0's edges: rows 0, F, 2F
+    shared = key[(e[:, 0] == 1) & (e[:, 1] == 2)][0]
+    assert key[(e[:, 0] == 2) & (e[:, 1] == 1)][0] == shared
+    assert len(np.unique(key)) == 5  # six directed edges, one edge shared
+    assert face_edges(np.zeros((0, 3), np.int64))[0].shape == (0, 2)

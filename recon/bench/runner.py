@@ -291,12 +291,13 @@ def is_watertight(mesh: TriangleMesh) -> bool:
     """Every edge shared by exactly two faces, after merging vertices at identical positions."""
     if mesh.n_faces == 0:
         return False
+    from recon.triangles import face_edges
+
     _, remap = np.unique(mesh.vertices, axis=0, return_inverse=True)
-    f = remap.reshape(-1)[mesh.faces]
-    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    edges, key = face_edges(remap.reshape(-1)[mesh.faces])
     if np.any(edges[:, 0] == edges[:, 1]):
         return False  # a collapsed edge: degenerate face
-    _, counts = np.unique(edges, axis=0, return_counts=True)
+    _, counts = np.unique(key, return_counts=True)
     return bool(np.all(counts == 2))
 
 
