@@ -116,7 +116,7 @@ def local_planes(points: np.ndarray, neighbors: np.ndarray):
     return normals, centroids, spread
 
 
-def thick_noise_keep(points: np.ndarray):
+def thick_noise_keep(points: np.ndarray, *, tree=None):
     """Which of (N, 3) unit-cube points to keep when the noise is thicker than the surface is flat.
 
     A clean or mildly noisy surface looks flatter the wider the patch (noise stays, width
@@ -124,13 +124,14 @@ def thick_noise_keep(points: np.ndarray):
     ball-like (a thin plate in range-scanner noise). Local planes cannot denoise such a
     cloud, and a fitted surface would wrap the noise's outer points; so points farther
     than TRIM_SIGMAS robust standard deviations from their wide (TRIM_NEIGHBORS) plane
-    are dropped. Returns the (N,) bool mask, or None when the noise is not that thick."""
+    are dropped. ``tree``: a cKDTree of ``points`` already built. Returns the (N,) bool
+    mask, or None when the noise is not that thick."""
     from scipy.spatial import cKDTree
 
     n = len(points)
     if n < 4 * TRIM_NEIGHBORS:
         return None
-    tree = cKDTree(points)
+    tree = cKDTree(points) if tree is None else tree
     probe = points[:: max(1, n // 2000)]
     _, nb = tree.query(probe, k=THICKNESS_NEIGHBORS, workers=-1)
     patch = points[nb] - points[nb].mean(axis=1, keepdims=True)

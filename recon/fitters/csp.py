@@ -343,16 +343,18 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     t0 = time.perf_counter()
     points = cloud.points
     norm = Normalization.fit_unit_cube(points)
+    pts = norm.to_unit(points).astype(np.float64)
+    tree = cKDTree(pts)
     # noise thicker than the surface is flat: the targets would follow its outer points
-    keep = thick_noise_keep(norm.to_unit(points))
+    keep = thick_noise_keep(pts, tree=tree)
     if keep is not None:
         points = points[keep]
         norm = Normalization.fit_unit_cube(points)
-    pts = norm.to_unit(points).astype(np.float64)
+        pts = norm.to_unit(points).astype(np.float64)
+        tree = cKDTree(pts)
     if len(pts) < 10:
         raise InputError(f"{cloud.source}: {len(pts)} points; method 'csp' needs at least 10")
     gen = rng(config.seed)
-    tree = cKDTree(pts)
     # Denoising smooths sharp features away, so clean inputs get a light one: a plane
     # through few neighbours moves clean points by a tiny share of their spacing, noisy
     # ones by much more.
