@@ -19,6 +19,11 @@ Field modes (``mode``):
 - ``MODE_CLOSEST``: ``cp`` (3, X, Y, Z) holds, per node, the offset from the node to its
   closest surface point; the distance is the offset's length. March like ``MODE_UNSIGNED``,
   then step onto the tangent plane at the closest point (repeated ``refine`` times).
+- ``MODE_CLOSEST_SPARSE``: the same offsets on a block-sparse grid
+  (``recon.sparse_closest_point_grid``): ``values`` (BX, BY, BZ) is the block table (brick
+  index, or ``-1 - bound`` for an empty block) and ``cp`` (3, K * (B + 1), B + 1, B + 1)
+  the bricks. An empty block's bound is its distance; a ray counts as near the surface
+  only inside a brick.
 
 Every ray is first clipped to the grid's box. ``params`` is a float64 array indexed by the
 ``P_*`` constants (see ``recon.render.trace`` for what each means and its default).
@@ -32,6 +37,7 @@ MODE_SIGNED = 0
 MODE_UNSIGNED = 1
 MODE_OCCUPANCY = 2
 MODE_CLOSEST = 3
+MODE_CLOSEST_SPARSE = 4
 
 STATUS_MISS = 0
 STATUS_HIT = 1
@@ -67,6 +73,7 @@ def make_trace_math(jit, m, jit_inline=None):
     numba's compile time and memory explode).
     """
     trilinear = m.trilinear
+    cell_coords = m.cell_coords
     jit_inline = jit_inline or jit
 
     @jit_inline
@@ -120,9 +127,60 @@ def make_trace_math(jit, m, jit_inline=None):
         return t0, t1
 
     @jit
+    def brick_lerp(bricks, a, base, i, j, k, tx, ty, tz):
+        """Trilinear interpolation of component ``a`` in the cell (i, j, k) of the brick that
+        starts at x-row ``base``."""
+        i += base
+        c00 = bricks[a, i, j, k] + (bricks[a, i + 1, j, k] - bricks[a, i, j, k]) * tx
+        c10 = bricks[a, i, j + 1, k] + (bricks[a, i + 1, j + 1, k] - bricks[a, i, j + 1, k]) * tx
+        c01 = bricks[a, i, j, k + 1] + (bricks[a, i + 1, j, k + 1] - bricks[a, i, j, k + 1]) * tx
+        c11 = bricks[a, i, j + 1, k + 1] + (bricks[a, i + 1, j + 1, k + 1] - bricks[a, i, j + 1, k + 1]) * tx
+        c0 = c00 + (c10 - c00) * ty
+        c1 = c01 + (c11 - c01) * ty
+        return c0 + (c1 - c0) * tz
+
+    @jit
+    def sparse_offset(table, bricks, ox, oy, oz, h, x, y, z):
+        """Mode 4: (offset to the closest surface point, -1) from (x, y, z) where a brick is
+        stored; (0, 0, 0, bound) in an empty block, bound a lower bound on the distance.
+        Outside the blocks' box, the offset of the nearest box point plus the way there."""
+        b = bricks.shape[2] - 1
+        nbx = table.shape[0]
+        nby = table.shape[1]
+        nbz = table.shape[2]
+        cx = min(max(x, ox), ox + nbx * b * h)
+        cy = min(max(y, oy), oy + nby * b * h)
+        cz = min(max(z, oz), oz + nbz * b * h)
+        gx = (cx - ox) / h
+        gy = (cy - oy) / h
+        gz = (cz - oz) / h
+        bi = min(int(math.floor(gx / b)), nbx - 1)
+        bj = min(int(math.floor(gy / b)), nby - 1)
+        bk = min(int(math.floor(gz / b)), nbz - 1)
+        code = table[bi, bj, bk]
+        if code < 0.0:
+            ex = x - cx
+            ey = y - cy
+            ez = z - cz
+            return 0.0, 0.0, 0.0, -1.0 - code + math.sqrt(ex * ex + ey * ey + ez * ez)
+        i, tx = cell_coords(b + 1, gx - bi * b)
+        j, ty = cell_coords(b + 1, gy - bj * b)
+        k, tz = cell_coords(b + 1, gz - bk * b)
+        base = int(code) * (b + 1)
+        ax = brick_lerp(bricks, 0, base, i, j, k, tx, ty, tz) + (cx - x)
+        ay = brick_lerp(bricks, 1, base, i, j, k, tx, ty, tz) + (cy - y)
+        az = brick_lerp(bricks, 2, base, i, j, k, tx, ty, tz) + (cz - z)
+        return ax, ay, az, -1.0
+
+    @jit
     def sample(values, cp, mode, level, ox, oy, oz, h, x, y, z):
         """The march quantity at (x, y, z): signed distance (mode 0), level - occupancy
-        (mode 2, positive outside) or unsigned distance (modes 1 and 3)."""
+        (mode 2, positive outside) or unsigned distance (modes 1, 3 and 4)."""
+        if mode == 4:
+            ax, ay, az, bound = sparse_offset(values, cp, ox, oy, oz, h, x, y, z)
+            if bound >= 0.0:
+                return bound
+            return math.sqrt(ax * ax + ay * ay + az * az)
         if mode == 3:
             qx, qy, qz = x, y, z
             ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, qx, qy, qz)
@@ -152,8 +210,11 @@ def make_trace_math(jit, m, jit_inline=None):
 
     @jit
     def direction_to_surface(values, cp, mode, ox, oy, oz, h, eps, x, y, z):
-        """Unit vector from (x, y, z) towards the surface point closest to it, modes 1 and 3."""
-        if mode == 3:
+        """Unit vector from (x, y, z) towards the surface point closest to it, modes 1, 3 and
+        4 (zero where unknown: an empty block of mode 4)."""
+        if mode == 4:
+            ax, ay, az, _ = sparse_offset(values, cp, ox, oy, oz, h, x, y, z)
+        elif mode == 3:
             ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, x, y, z)
             ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, x, y, z)
             az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, x, y, z)
@@ -368,7 +429,8 @@ def make_trace_math(jit, m, jit_inline=None):
                 eps = hit_dist
             if eps < floor:
                 eps = floor
-            if s < eps:
+            if s < eps and (mode != 4 or sparse_offset(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy,
+                                                      ez + t * dz)[3] < 0.0):
                 tr, nx, ny, nz, res = refine_unsigned(values, cp, mode, level, ox, oy, oz, h, neps, ex, ey, ez,
                                                      dx, dy, dz, t, s, refine, min_cos, t0, eps)
                 tol = res_pix * tr
@@ -419,6 +481,7 @@ def make_trace_math(jit, m, jit_inline=None):
 
     return SimpleNamespace(
         clip_box=clip_box, beam_start=beam_start, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
-        n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, refine_unsigned=refine_unsigned, camera_ray=camera_ray, tile_ray=tile_ray,
+        n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, sparse_offset=sparse_offset, refine_unsigned=refine_unsigned,
+        camera_ray=camera_ray, tile_ray=tile_ray,
         central_gradient=central_gradient, facing=facing, bisect=bisect,
     )

@@ -12,6 +12,7 @@ import numpy as np
 from recon.kernels import config
 from recon.kernels._trace_math import (  # noqa: F401  (re-exported constants)
     MODE_CLOSEST,
+    MODE_CLOSEST_SPARSE,
     MODE_OCCUPANCY,
     MODE_SIGNED,
     MODE_UNSIGNED,
@@ -28,9 +29,11 @@ _DUMMY_VALUES = np.zeros((2, 2, 2), np.float32)
 class GridTracer:
     """A grid ready to be traced.
 
-    values : (X, Y, Z) float32 scalar grid (modes signed, unsigned, occupancy), or None
-    cp     : (3, X, Y, Z) float32 closest-point offsets (mode closest), or None
-    mode   : one of MODE_SIGNED, MODE_UNSIGNED, MODE_OCCUPANCY, MODE_CLOSEST
+    values : (X, Y, Z) float32 scalar grid (modes signed, unsigned, occupancy), the block
+             table (BX, BY, BZ) float32 (mode closest sparse), or None
+    cp     : (3, X, Y, Z) float32 closest-point offsets (mode closest), the bricks
+             (3, K * (B + 1), B + 1, B + 1) float32 (mode closest sparse), or None
+    mode   : one of MODE_SIGNED, MODE_UNSIGNED, MODE_OCCUPANCY, MODE_CLOSEST, MODE_CLOSEST_SPARSE
     level  : iso level of ``values`` (0 for distances, 0.5 for occupancy)
     origin : (3,) float64 position of node (0, 0, 0); h : voxel size (same units)
     lo, hi : (3,) float64 clip box (normally the grid's box)
@@ -38,11 +41,20 @@ class GridTracer:
     """
 
     def __init__(self, *, values, cp, mode, level, origin, h, lo, hi, device):
-        if mode not in (MODE_SIGNED, MODE_UNSIGNED, MODE_OCCUPANCY, MODE_CLOSEST):
+        if mode not in (MODE_SIGNED, MODE_UNSIGNED, MODE_OCCUPANCY, MODE_CLOSEST, MODE_CLOSEST_SPARSE):
             raise ValueError(f"unknown trace mode {mode!r}")
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda' here, got {device!r}")
-        if mode == MODE_CLOSEST:
+        if mode == MODE_CLOSEST_SPARSE:
+            values = np.ascontiguousarray(values, dtype=np.float32)
+            cp = np.ascontiguousarray(cp, dtype=np.float32)
+            if values.ndim != 3 or cp.ndim != 4 or cp.shape[0] != 3 or cp.shape[2] != cp.shape[3] \
+                    or cp.shape[1] % cp.shape[2]:
+                raise ValueError(f"a sparse grid is a (BX, BY, BZ) table and (3, K * (B + 1), B + 1, B + 1) "
+                                 f"bricks, got {values.shape} and {cp.shape}")
+            if cp.shape[1] == 0:
+                cp = np.zeros((3, cp.shape[2], cp.shape[2], cp.shape[2]), np.float32)  # no brick: never read
+        elif mode == MODE_CLOSEST:
             cp = np.ascontiguousarray(cp, dtype=np.float32)
             if cp.ndim != 4 or cp.shape[0] != 3:
                 raise ValueError(f"closest-point offsets must be (3, X, Y, Z), got {cp.shape}")

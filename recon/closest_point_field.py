@@ -539,12 +539,18 @@ class ClosestPointField:
         return (v / np.where(n > 0, n, 1.0)).astype(np.float32)
 
     # ------------------------------------------------------------------ baking, files
-    def bake(self, resolution: int = 256, *, bounds=None):
-        """Sample the offsets on a grid: a :class:`~recon.closest_point_grid.ClosestPointGrid`
-        with ``resolution`` nodes along the longest side of ``bounds`` (default: the field's),
-        which the numba/CUDA sphere-tracing kernels read directly."""
+    def bake(self, resolution: int = 256, *, bounds=None, sparse: bool = True):
+        """Sample the offsets on a grid with ``resolution`` nodes along the longest side of
+        ``bounds`` (default: the field's), which the numba/CUDA sphere-tracing kernels read
+        directly: a :class:`~recon.sparse_closest_point_grid.SparseClosestPointGrid` (bricks
+        of offsets near the surface only), or with ``sparse=False`` a dense
+        :class:`~recon.closest_point_grid.ClosestPointGrid` (offsets at every node)."""
         from recon.closest_point_grid import ClosestPointGrid
 
+        if sparse:
+            from recon.sparse_closest_point_grid import bake_sparse
+
+            return bake_sparse(self, resolution, bounds=self.box if bounds is None else bounds)
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
             raise InputError(f"bake resolution must be an integer >= 2, got {resolution!r}")
         box = self.box if bounds is None else np.asarray(bounds, np.float64).reshape(2, 3)

@@ -239,6 +239,7 @@ def load_field(path) -> Field:
 def _import_field_plugins() -> None:
     # Field classes defined next to their fitters register on import.
     import recon.closest_point_grid  # noqa: F401  (ClosestPointGrid: baked closest-point fields)
+    import recon.sparse_closest_point_grid  # noqa: F401  (SparseClosestPointGrid: the same, near the surface only)
     from recon.fitters import load_all_fitters
 
     load_all_fitters()

@@ -370,6 +370,7 @@ def test_table_adam_step_matches_torch_adam_and_clears_the_gradient():
 def test_save_load_round_trip_and_bake(sphere_field, tmp_path):
     from recon.closest_point_grid import ClosestPointGrid
     from recon.field import load_field
+    from recon.sparse_closest_point_grid import SparseClosestPointGrid
 
     path = sphere_field.save(tmp_path / "s.csp.npz")
     with np.load(path, allow_pickle=False) as data:  # plain arrays only
@@ -378,10 +379,15 @@ def test_save_load_round_trip_and_bake(sphere_field, tmp_path):
     x = np.random.default_rng(1).uniform(-0.5, 0.5, (200, 3))
     np.testing.assert_array_equal(g.closest_point(x), sphere_field.closest_point(x))
     assert g.params["surface_decided"] == "closed"
-    grid = g.bake(24)
+    grid = g.bake(24, sparse=False)
     assert isinstance(grid, ClosestPointGrid)
     nodes = grid.origin + np.array([[3, 4, 5], [10, 12, 7]]) * grid.voxel_size
     np.testing.assert_allclose(grid.closest_point(nodes), g.closest_point(nodes), atol=1e-5)
+    sparse = g.bake(24)  # the default: bricks near the surface only
+    assert isinstance(sparse, SparseClosestPointGrid)
+    near = np.random.default_rng(2).normal(size=(300, 3))
+    near = 0.5 * near / np.linalg.norm(near, axis=1, keepdims=True)  # on the fitted sphere
+    np.testing.assert_allclose(sparse.closest_point(near), grid.closest_point(near), atol=1e-5)
 
 
 def test_same_seed_same_field_other_seed_differs():

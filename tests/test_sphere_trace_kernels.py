@@ -2,7 +2,8 @@
 ``cuda`` under numba's CUDA simulator (a child process with NUMBA_ENABLE_CUDASIM=1 and 4
 threads per block, so a 12 x 10 image spans many blocks and the last one is partial).
 
-Every field mode runs: signed, unsigned (scalar grid), occupancy, closest-point offsets.
+Every field mode runs: signed, unsigned (scalar grid), occupancy, closest-point offsets
+(dense, and block-sparse with small bricks so that rays cross many empty blocks).
 Each device's image is compared with the NumPy march through the same field (the reference),
 and on the simulator also with the CPU kernel.
 """
@@ -48,6 +49,8 @@ def cases():
     yield "unsigned", sample_grid(OpenDisc(), resolution=24)
     yield "occupancy", OccGrid(sph, 2 * sph.voxel_size)
     yield "closest", sample_closest_point_grid(Hemisphere(), resolution=24)
+    from recon.sparse_closest_point_grid import bake_sparse
+    yield "closest_sparse", bake_sparse(Hemisphere(), 24, brick=2, margin_voxels=1.0)
 
 
 out = {}
@@ -64,7 +67,8 @@ for name, field in cases():
     both = r.hit & ref.hit
     # a scalar unsigned grid's kernel also stops within a voxel (its interpolant never reaches
     # 0), which the NumPy march cannot know: allow a few voxels there
-    tol = {"signed": 1e-4, "occupancy": 1e-4, "closest": 0.5 * field.voxel_size}.get(name, 3 * field.voxel_size)
+    tol = {"signed": 1e-4, "occupancy": 1e-4, "closest": 0.5 * field.voxel_size,
+           "closest_sparse": 0.5 * field.voxel_size}.get(name, 3 * field.voxel_size)
     err = float(np.abs(r.depth[both] - ref.depth[both]).max())
     assert err < tol, (name, err, tol)
     cos = (r.normal[both] * ref.normal[both]).sum(-1)
@@ -109,7 +113,7 @@ def test_sphere_trace_kernel_every_device(device, cpu_result):
             assert got["steps"] == want["steps"], name
             assert np.allclose(got["depth"], want["depth"], atol=1e-5), name
             assert np.allclose(got["normal"], want["normal"], atol=1e-4), name
-    assert set(result) == {"signed", "unsigned", "occupancy", "closest"}
+    assert set(result) == {"signed", "unsigned", "occupancy", "closest", "closest_sparse"}
 
 
 def test_cuda_entry_without_gpu_says_so():

@@ -134,13 +134,17 @@ class TraceResult:
 
 
 def _grid_source(field):
-    """How the kernels can read ``field``: (mode, values, cp (3,X,Y,Z), origin, h) or None."""
+    """How the kernels can read ``field``: (mode, values, cp, origin, h) or None; for a
+    block-sparse closest-point grid, values is its block table and cp its bricks."""
     from recon.kernels import sphere_trace as k
 
     origin = getattr(field, "origin", None)
     h = getattr(field, "voxel_size", None)
     if origin is None or h is None:
         return None
+    table, bricks = getattr(field, "table", None), getattr(field, "bricks", None)
+    if table is not None and bricks is not None:
+        return k.MODE_CLOSEST_SPARSE, table, bricks, origin, h
     offsets = getattr(field, "offsets", None)
     if offsets is not None:
         off = np.asarray(offsets)

@@ -1,0 +1,85 @@
+"""Block-sparse closest-point grids (recon.sparse_closest_point_grid): the same offsets as
+the dense grid where bricks are stored, true lower bounds elsewhere, smaller than dense,
+files, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recon.errors import InputError
+
+
+def sphere_grids(resolution=64, brick=8, margin=4.0):
+    from recon.render.analytic import Sphere, sample_closest_point_grid
+    from recon.sparse_closest_point_grid import bake_sparse
+
+    shape = Sphere(radius=0.5)
+    return shape, sample_closest_point_grid(shape, resolution=resolution), bake_sparse(
+        shape, resolution, brick=brick, margin_voxels=margin)
+
+
+def test_stored_bricks_hold_the_dense_grids_offsets_and_cover_the_margin():
+    shape, dense, sparse = sphere_grids()
+    x = np.random.default_rng(0).uniform(-0.75, 0.75, (20000, 3))
+    _, _, stored, _ = sparse._lookup(x)
+    np.testing.assert_array_equal(sparse.closest_point(x[stored]), dense.closest_point(x[stored]))
+    true = np.abs(np.linalg.norm(x, axis=1) - 0.5)
+    near = true <= 4.0 * sparse.voxel_size
+    assert near.any() and stored[near].all()  # every point within the margin has its brick
+    assert (~stored).any()
+
+
+def test_empty_blocks_bound_the_distance_from_below():
+    shape, dense, sparse = sphere_grids()
+    x = np.random.default_rng(1).uniform(-0.75, 0.75, (20000, 3))
+    _, _, stored, _ = sparse._lookup(x)
+    far = x[~stored]
+    true = np.abs(np.linalg.norm(far, axis=1) - 0.5)
+    bound = sparse.value(far)
+    assert np.all(bound <= true + 1e-6)
+    assert np.all(bound > 4.0 * sparse.voxel_size - 1e-6)  # empty only beyond the margin
+    np.testing.assert_allclose(np.linalg.norm(far - sparse.closest_point(far), axis=1), bound, rtol=1e-5)
+
+
+def test_sparse_is_smaller_than_dense_at_the_default_brick():
+    _, dense, sparse = sphere_grids(resolution=192)
+    assert sparse.nbytes < 0.6 * dense.offsets.nbytes
+
+
+def test_save_load_round_trip_renders_on_the_kernels(tmp_path):
+    from recon.field import load_field
+    from recon.render.camera import orbit_camera
+    from recon.render.trace import sphere_trace
+    from recon.sparse_closest_point_grid import SparseClosestPointGrid
+
+    shape, dense, sparse = sphere_grids(resolution=32, brick=4)
+    back = load_field(sparse.save(tmp_path / "s.npz"))
+    assert isinstance(back, SparseClosestPointGrid)
+    np.testing.assert_array_equal(back.table, sparse.table)
+    np.testing.assert_array_equal(back.bricks, sparse.bricks)
+    cam = orbit_camera(back.bounds, azimuth=20, elevation=30, width=24, height=20)
+    r = sphere_trace(back, cam)
+    assert r.stats["path"] == "grid-cpu"
+    hit = r.hit
+    assert hit.sum() > 50
+    p = r.points()[hit]
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 0.5, atol=0.5 * back.voxel_size)
+
+
+def test_bad_input_is_refused():
+    from recon.render.analytic import Sphere
+    from recon.sparse_closest_point_grid import SparseClosestPointGrid, bake_sparse
+
+    with pytest.raises(InputError, match="bake resolution must be an integer >= 2"):
+        bake_sparse(Sphere(), 1)
+    with pytest.raises(InputError, match="brick must be a positive integer"):
+        bake_sparse(Sphere(), 16, brick=0)
+    with pytest.raises(InputError, match="margin_voxels must be a finite number >= 0"):
+        bake_sparse(Sphere(), 16, margin_voxels=float("nan"))
+    table = np.zeros((2, 2, 2), np.float32)
+    table[0, 0, 0] = 3.0  # names a fourth brick; only one is stored
+    with pytest.raises(InputError, match="table names bricks that are not there"):
+        SparseClosestPointGrid(table, np.zeros((3, 3, 3, 3), np.float32), np.zeros(3), 0.1, [[0, 0, 0], [1, 1, 1]])
+    with pytest.raises(InputError, match=r"bricks must be \(3, K \* \(B \+ 1\)"):
+        SparseClosestPointGrid(table, np.zeros((3, 4, 3, 3), np.float32), np.zeros(3), 0.1, [[0, 0, 0], [1, 1, 1]])
