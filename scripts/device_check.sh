@@ -50,6 +50,9 @@ timeout 120 python3 benchmarks/bench_gpu.py .devdata/armadillo.ply --out /tmp/gp
   | tee "$OUT/bench_gpu_armadillo.log" | tail -4
 cp /tmp/gpubench/bunny.csp.npz /tmp/gpubench/bench_gpu.json "$OUT/" 2>/dev/null
 cp /tmp/gpubench2/bench_gpu.json "$OUT/bench_gpu_armadillo.json" 2>/dev/null
+# the csp field baked sparse and dense, rendered by the CUDA kernel
+timeout 120 python3 benchmarks/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 3 --device "$DEV" \
+  --out "$OUT/bake" 2>&1 | tee "$OUT/bench_bake.log" | tail -8
 
 step csp on cuda without deterministic algorithms: the time they cost
 timeout 90 python3 - <<'EOF' 2>&1 | tee "$OUT/determinism.log" | tail -4
