@@ -22,8 +22,8 @@ Field modes (``mode``):
 - ``MODE_CLOSEST_SPARSE``: the same offsets on a block-sparse grid
   (``recon.sparse_closest_point_grid``): ``values`` (BX, BY, BZ) is the block table (brick
   index, or ``-1 - bound`` for an empty block) and ``cp`` (3, K * (B + 1), B + 1, B + 1)
-  the bricks. An empty block's bound is its distance; a ray counts as near the surface
-  only inside a brick.
+  the bricks. A ray counts as near the surface only inside a brick, and leaves an empty
+  block in one step (by its bound, or to its far face when that is farther).
 
 Every ray is first clipped to the grid's box. ``params`` is a float64 array indexed by the
 ``P_*`` constants (see ``recon.render.trace`` for what each means and its default).
@@ -171,6 +171,32 @@ def make_trace_math(jit, m, jit_inline=None):
         ay = brick_lerp(bricks, 1, base, i, j, k, tx, ty, tz) + (cy - y)
         az = brick_lerp(bricks, 2, base, i, j, k, tx, ty, tz) + (cz - z)
         return ax, ay, az, -1.0
+
+    @jit
+    def block_exit(table, bricks, ox, oy, oz, h, x, y, z, dx, dy, dz):
+        """Mode 4: how far along d the ray from (x, y, z) runs before it leaves its block."""
+        b = bricks.shape[2] - 1
+        size = b * h
+        t = math.inf
+        for a in range(3):
+            if a == 0:
+                p, o, d, nb = x, ox, dx, table.shape[0]
+            elif a == 1:
+                p, o, d, nb = y, oy, dy, table.shape[1]
+            else:
+                p, o, d, nb = z, oz, dz, table.shape[2]
+            i = min(max(int(math.floor((p - o) / size)), 0), nb - 1)
+            if d > 0.0:
+                ta = (o + (i + 1) * size - p) / d
+            elif d < 0.0:
+                ta = (o + i * size - p) / d
+            else:
+                continue
+            if ta < t:
+                t = ta
+        if t < 0.0:
+            t = 0.0
+        return t
 
     @jit
     def sample(values, cp, mode, level, ox, oy, oz, h, x, y, z):
@@ -429,8 +455,15 @@ def make_trace_math(jit, m, jit_inline=None):
                 eps = hit_dist
             if eps < floor:
                 eps = floor
-            if s < eps and (mode != 4 or sparse_offset(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy,
-                                                      ez + t * dz)[3] < 0.0):
+            empty = False
+            if mode == 4:
+                empty = sparse_offset(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)[3] >= 0.0
+            if empty:
+                # no surface is stored in an empty block: leave it (its bound may be 0 where
+                # the bake dropped a brick off the data's support)
+                t += max(safety * s, block_exit(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz,
+                                                dx, dy, dz) + 1e-3 * h)
+            elif s < eps:
                 tr, nx, ny, nz, res = refine_unsigned(values, cp, mode, level, ox, oy, oz, h, neps, ex, ey, ez,
                                                      dx, dy, dz, t, s, refine, min_cos, t0, eps)
                 tol = res_pix * tr

@@ -564,7 +564,8 @@ class ClosestPointField:
                             box[0][2] + gz.ravel() * h], axis=1)
             offsets[i] = (self.closest_point(pts) - pts).reshape(shape[1], shape[2], 3)
         return ClosestPointGrid(offsets, box[0], h, normalization=self.normalization,
-                                params={**self.params, "baked_from": "ClosestPointField"})
+                                params={**self.params, "baked_from": "ClosestPointField",
+                                        "surface_tolerance": self.surface_tolerance})
 
     def _arrays(self) -> dict:
         return {**{"net_" + k: v for k, v in self.arrays.items()}, "box": self.box}

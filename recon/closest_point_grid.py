@@ -48,6 +48,12 @@ class ClosestPointGrid:
         return tuple(self.offsets.shape[:3])
 
     @property
+    def surface_tolerance(self) -> float:
+        """A baked fitted field's surface tolerance (input units; 0 for exact fields): a ray
+        this near its surface counts as on it."""
+        return float(self.params.get("surface_tolerance", 0.0))
+
+    @property
     def bounds(self) -> np.ndarray:
         hi = self.origin + (np.array(self.shape) - 1) * self.voxel_size
         return np.stack([self.origin, hi])

@@ -20,7 +20,12 @@ Within a brick the field is the same trilinear interpolation of the same node of
 the dense grid. In an empty block there is no closest point stored: ``value`` is the
 block's lower bound and ``closest_point`` lies that far towards the nearest stored brick,
 which is enough to step by but is not the surface (mesh the baked grid at a voxel no finer
-than its own, whose band stays within the margin).
+than its own, whose band stays within the margin). ``supported`` is true in stored bricks
+only.
+
+A fitted field carries two things into the bake: blocks off its data's support store no
+brick (the renderer passes such surfaces, the network's guesses, in either form), and its
+``surface_tolerance`` becomes the kernels' hit threshold floor.
 """
 
 from __future__ import annotations
@@ -75,6 +80,17 @@ class SparseClosestPointGrid:
     def shape(self) -> tuple[int, int, int]:
         """Nodes along each axis that the blocks span."""
         return tuple(int(m) * self.brick + 1 for m in self.table.shape)
+
+    @property
+    def surface_tolerance(self) -> float:
+        """The baked field's surface tolerance (input units; 0 for exact fields): a ray this
+        near its surface counts as on it."""
+        return float(self.params.get("surface_tolerance", 0.0))
+
+    def supported(self, x) -> np.ndarray:
+        """(N, 3) -> (N,) bool: whether x lies in a block that stores a brick (elsewhere the
+        grid knows only a bound, and the bake dropped blocks off the data's support)."""
+        return self._lookup(x)[2]
 
     @property
     def n_bricks(self) -> int:
@@ -205,9 +221,20 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
         np.minimum(near, d[i: i + nb[0], j: j + nb[1], k: k + nb[2]], out=near)
     bound = np.maximum(near - 0.5 * np.sqrt(3.0) * b * h, 0.0)
     active = np.argwhere(bound <= margin_voxels * h)
+    local = np.stack(np.meshgrid(*(np.arange(b + 1),) * 3, indexing="ij"), -1).reshape(-1, 3)
+    supported = getattr(field, "supported", None)
+    if supported is not None and len(active):
+        # a fitted field's surface far from its data is the network's guess (flakes): a
+        # block none of whose nodes the data supports stores no brick, as the NumPy march
+        # passes such hits
+        per = max(1, chunk // len(local))
+        keep = np.concatenate([
+            np.asarray(supported(box[0] + ((active[s: s + per, None, :] * b + local[None]) * h).reshape(-1, 3)),
+                       bool).reshape(-1, len(local)).any(axis=1)
+            for s in range(0, len(active), per)])
+        active = active[keep]
     table = (-1.0 - bound).astype(np.float32)
     table[tuple(active.T)] = np.arange(len(active), dtype=np.float32)
-    local = np.stack(np.meshgrid(*(np.arange(b + 1),) * 3, indexing="ij"), -1).reshape(-1, 3)
     bricks = np.empty((3, len(active) * (b + 1), b + 1, b + 1), np.float32)
     per = max(1, chunk // len(local))
     for s in range(0, len(active), per):
@@ -217,6 +244,7 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
         bricks[:, s * (b + 1):(s + len(blocks)) * (b + 1)] = np.moveaxis(off, -1, 0).reshape(
             3, len(blocks) * (b + 1), b + 1, b + 1)
     params = {**(getattr(field, "params", None) or {}), "baked_from": type(field).__name__,
-              "brick": b, "margin_voxels": float(margin_voxels)}
+              "brick": b, "margin_voxels": float(margin_voxels),
+              "surface_tolerance": float(getattr(field, "surface_tolerance", 0.0) or 0.0)}
     return SparseClosestPointGrid(table, bricks, box[0], h, box, normalization=getattr(field, "normalization", None),
                                   params=params)

@@ -83,3 +83,47 @@ def test_bad_input_is_refused():
         SparseClosestPointGrid(table, np.zeros((3, 3, 3, 3), np.float32), np.zeros(3), 0.1, [[0, 0, 0], [1, 1, 1]])
     with pytest.raises(InputError, match=r"bricks must be \(3, K \* \(B \+ 1\)"):
         SparseClosestPointGrid(table, np.zeros((3, 4, 3, 3), np.float32), np.zeros(3), 0.1, [[0, 0, 0], [1, 1, 1]])
+
+
+class HalfSupportedDisc:
+    """An open disc whose data (``supported``) covers only its half x < 0, declaring a
+    surface tolerance as a fitted field does."""
+
+    def __init__(self):
+        from recon.render.analytic import OpenDisc
+
+        self.shape = OpenDisc()
+        self.kind, self.level, self.bounds = "unsigned", 0.0, self.shape.bounds
+        self.surface_tolerance = 0.004
+
+    def closest_point(self, x):
+        return self.shape.closest_point(x)
+
+    def supported(self, x):
+        return np.asarray(x)[:, 0] < 0.0
+
+
+def test_bake_drops_bricks_off_the_support_and_keeps_the_tolerance():
+    """The renderer passes a fitted field's surfaces off its data; the bake stores no brick
+    there, so the kernels pass them too, and the field's tolerance becomes their hit floor."""
+    from recon.render.camera import orbit_camera
+    from recon.render.trace import _kernel_params, prepare, resolve_settings, sphere_trace
+    from recon.sparse_closest_point_grid import bake_sparse
+
+    field = HalfSupportedDisc()
+    grid = bake_sparse(field, 48, brick=4)
+    assert grid.surface_tolerance == pytest.approx(0.004)
+    cam = orbit_camera(grid.bounds, azimuth=0, elevation=60, width=80, height=80)
+    r = sphere_trace(grid, cam)
+    assert r.stats["path"] == "grid-cpu"
+    p = r.points()[r.hit]
+    block = grid.brick * grid.voxel_size
+    assert len(p) > 100 and (p[:, 0] < block).all()  # nothing beyond the supported half's blocks
+    full = sphere_trace(bake_sparse(field.shape, 48, brick=4), cam)
+    fp = full.points()
+    kept = full.hit & (fp[..., 0] < -block)
+    assert kept.sum() > 100 and r.hit[kept].all()  # the supported half is whole
+    prep = prepare(grid, device="cpu")
+    from recon.kernels import _trace_math as tm
+
+    assert _kernel_params(resolve_settings(None), prep, cam)[tm.P_HIT_FLOOR] == pytest.approx(0.004)

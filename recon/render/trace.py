@@ -263,6 +263,7 @@ class PreparedField:
     kernel: object | None
     mode: int | None = None
     voxel_size: float | None = None
+    surface_tolerance: float = 0.0
 
 
 def prepare(field, *, device: str = "auto") -> PreparedField:
@@ -281,7 +282,7 @@ def prepare(field, *, device: str = "auto") -> PreparedField:
     mode, values, cp, origin, h = src
     kernel = GridTracer(values=values, cp=cp, mode=mode, level=float(getattr(field, "level", 0.0)),
                         origin=origin, h=float(h), lo=bounds[0], hi=bounds[1], device=dev)
-    return PreparedField(bounds, dev, kernel, mode, float(h))
+    return PreparedField(bounds, dev, kernel, mode, float(h), float(getattr(field, "surface_tolerance", 0.0) or 0.0))
 
 
 def _diag(bounds) -> float:
@@ -320,7 +321,8 @@ def _kernel_params(s: TraceSettings, prep: PreparedField, camera: Camera) -> np.
     p[tm.P_BISECT] = s.bisect
     p[tm.P_REFINE] = min(s.refine, 1) if prep.mode == tm.MODE_UNSIGNED else s.refine
     p[tm.P_OCC_STEP] = s.occupancy_step if s.occupancy_step is not None else 0.5 * h
-    p[tm.P_HIT_FLOOR] = s.unsigned_grid_floor * h if prep.mode == tm.MODE_UNSIGNED else 0.0
+    # a baked fitted field's surface is only as sharp as its fit (see the NumPy march)
+    p[tm.P_HIT_FLOOR] = max(s.unsigned_grid_floor * h if prep.mode == tm.MODE_UNSIGNED else 0.0, prep.surface_tolerance)
     p[tm.P_NORMAL_EPS] = s.normal_eps * h
     p[tm.P_MAX_STEPS] = _max_steps(s, prep.mode == tm.MODE_OCCUPANCY)
     p[tm.P_STEP_SCALE] = s.step_scale
