@@ -77,6 +77,33 @@ def _tangent_frame(nx, ny, nz, phase):
 
 
 @numba.njit(parallel=True, cache=True)
+def _ray_fans(occ, origin, h, points, normals, dirs_local, steps, depth, out):
+    """The fan of rays on each side of every point: escape shares (``depth`` False, see
+    :func:`escape_shares`) or band depths (True, see :func:`band_depths`)."""
+    n = points.shape[0]
+    nd = dirs_local.shape[0]
+    for i in numba.prange(n):
+        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
+        e1x, e1y, e1z, e2x, e2y, e2z = _tangent_frame(nx, ny, nz, 2.399963229728653 * i)
+        for side in range(2):
+            sg = 1.0 if side == 0 else -1.0
+            acc = 0.0
+            for d in range(nd):
+                a, b, w = dirs_local[d, 0], dirs_local[d, 1], sg * dirs_local[d, 2]
+                dx = a * e1x + b * e2x + w * nx
+                dy = a * e1y + b * e2y + w * ny
+                dz = a * e1z + b * e2z + w * nz
+                px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+                if depth:
+                    acc += _band_exit(occ, origin, h, px, py, pz, dx, dy, dz, steps) * dirs_local[d, 2]
+                else:
+                    e = _escapes(occ, origin, h, px, py, pz, dx, dy, dz, steps)
+                    acc += e
+                    if d == 0:
+                        out[i, 2 + side] = e
+            out[i, side] = acc / (nd * h) if depth else acc / nd
+
+
 def escape_shares(occ, origin, h, points, normals, dirs_local, band_steps, out):
     """out[i, 0] / out[i, 1]: share of rays that escape on the +normal / -normal side;
     out[i, 2] / out[i, 3]: 1 where the first ray (dirs_local[0]) escapes on that side.
@@ -85,28 +112,11 @@ def escape_shares(occ, origin, h, points, normals, dirs_local, band_steps, out):
     float64 (unit normals); dirs_local (D, 3) float64 ray directions in a frame whose third
     axis is the normal (z > 0); per point the frame is turned about the normal by the
     golden angle times the point's index, so neighbours sample different directions.
+    A ray leaves its own occupied band within ``band_steps`` half-cell steps.
     """
-    n = points.shape[0]
-    nd = dirs_local.shape[0]
-    for i in numba.prange(n):
-        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-        e1x, e1y, e1z, e2x, e2y, e2z = _tangent_frame(nx, ny, nz, 2.399963229728653 * i)
-        for side in range(2):
-            sg = 1.0 if side == 0 else -1.0
-            hits = 0
-            for d in range(nd):
-                a, b, w = dirs_local[d, 0], dirs_local[d, 1], sg * dirs_local[d, 2]
-                dx = a * e1x + b * e2x + w * nx
-                dy = a * e1y + b * e2y + w * ny
-                dz = a * e1z + b * e2z + w * nz
-                e = _escapes(occ, origin, h, points[i, 0], points[i, 1], points[i, 2], dx, dy, dz, band_steps)
-                hits += e
-                if d == 0:
-                    out[i, 2 + side] = e
-            out[i, side] = hits / nd
+    _ray_fans(occ, origin, h, points, normals, dirs_local, band_steps, False, out)
 
 
-@numba.njit(parallel=True, cache=True)
 def band_depths(occ, origin, h, points, normals, dirs_local, max_steps, out):
     """out[i, 0] / out[i, 1]: mean depth (along the normal, in cells) at which rays from
     point i on the +normal / -normal side leave the occupied band it sits in.
@@ -114,19 +124,4 @@ def band_depths(occ, origin, h, points, normals, dirs_local, max_steps, out):
     Same grid, points, normals and ray frame as :func:`escape_shares`; each ray is followed
     for at most ``max_steps`` quarter-cell steps.
     """
-    n = points.shape[0]
-    nd = dirs_local.shape[0]
-    for i in numba.prange(n):
-        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-        e1x, e1y, e1z, e2x, e2y, e2z = _tangent_frame(nx, ny, nz, 2.399963229728653 * i)
-        for side in range(2):
-            sg = 1.0 if side == 0 else -1.0
-            depth = 0.0
-            for d in range(nd):
-                a, b, w = dirs_local[d, 0], dirs_local[d, 1], sg * dirs_local[d, 2]
-                dx = a * e1x + b * e2x + w * nx
-                dy = a * e1y + b * e2y + w * ny
-                dz = a * e1z + b * e2z + w * nz
-                t = _band_exit(occ, origin, h, points[i, 0], points[i, 1], points[i, 2], dx, dy, dz, max_steps)
-                depth += t * dirs_local[d, 2]
-            out[i, side] = depth / (nd * h)
+    _ray_fans(occ, origin, h, points, normals, dirs_local, max_steps, True, out)
