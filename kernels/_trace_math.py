@@ -22,8 +22,9 @@ Field modes (``mode``):
 - ``MODE_CLOSEST_SPARSE``: the same offsets on a block-sparse grid
   (``recon.sparse_closest_point_grid``): ``values`` (BX, BY, BZ) is the block table (brick
   index, or ``-1 - bound`` for an empty block) and ``cp`` (3, K * (B + 1), B + 1, B + 1)
-  the bricks. A ray counts as near the surface only inside a brick, and leaves an empty
-  block in one step (by its bound, or to its far face when that is farther).
+  the bricks. A ray counts as near the surface only inside a brick the data supports
+  (others are marked by a table value k + 0.5, and passed), and leaves an empty block in
+  one step (by its bound, or to its far face when that is farther).
 
 Every ray is first clipped to the grid's box. ``params`` is a float64 array indexed by the
 ``P_*`` constants (see ``recon.render.trace`` for what each means and its default).
@@ -142,7 +143,8 @@ def make_trace_math(jit, m, jit_inline=None):
     @jit
     def sparse_offset(table, bricks, ox, oy, oz, h, x, y, z):
         """Mode 4: (offset to the closest surface point, -1) from (x, y, z) where a brick is
-        stored; (0, 0, 0, bound) in an empty block, bound a lower bound on the distance.
+        stored (-2: a brick off the data's support); (0, 0, 0, bound) in an empty block,
+        bound a lower bound on the distance.
         Outside the blocks' box, the offset of the nearest box point plus the way there."""
         b = bricks.shape[2] - 1
         nbx = table.shape[0]
@@ -170,6 +172,8 @@ def make_trace_math(jit, m, jit_inline=None):
         ax = brick_lerp(bricks, 0, base, i, j, k, tx, ty, tz) + (cx - x)
         ay = brick_lerp(bricks, 1, base, i, j, k, tx, ty, tz) + (cy - y)
         az = brick_lerp(bricks, 2, base, i, j, k, tx, ty, tz) + (cz - z)
+        if code - int(code) > 0.25:
+            return ax, ay, az, -2.0
         return ax, ay, az, -1.0
 
     @jit
@@ -455,14 +459,15 @@ def make_trace_math(jit, m, jit_inline=None):
                 eps = hit_dist
             if eps < floor:
                 eps = floor
-            empty = False
+            where = -1.0  # mode 4: -1 a brick, -2 a brick off the data's support, >= 0 empty
             if mode == 4:
-                empty = sparse_offset(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)[3] >= 0.0
-            if empty:
-                # no surface is stored in an empty block: leave it (its bound may be 0 where
-                # the bake dropped a brick off the data's support)
+                where = sparse_offset(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)[3]
+            if where >= 0.0:
+                # no surface is stored in an empty block: leave it in one step
                 t += max(safety * s, block_exit(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz,
                                                 dx, dy, dz) + 1e-3 * h)
+            elif s < eps and where < -1.5:
+                t += eps  # the network's guess off the data: pass it, as the NumPy march does
             elif s < eps:
                 tr, nx, ny, nz, res = refine_unsigned(values, cp, mode, level, ox, oy, oz, h, neps, ex, ey, ez,
                                                      dx, dy, dz, t, s, refine, min_cos, t0, eps)

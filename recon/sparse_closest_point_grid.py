@@ -11,8 +11,9 @@ touches a few thousand of the 32,768 blocks.
 
 The layout is what the numba/CUDA kernels read (``MODE_CLOSEST_SPARSE``):
 
-- ``table`` (BX, BY, BZ) float32: k >= 0, block (i, j, k) stores brick k; negative, an
-  empty block whose points lie at least ``-1 - table`` from the surface;
+- ``table`` (BX, BY, BZ) float32: k >= 0, block (i, j, k) stores brick k (k + 0.5: brick k,
+  off the data's support); negative, an empty block whose points lie at least
+  ``-1 - table`` from the surface;
 - ``bricks`` (3, K * (B + 1), B + 1, B + 1) float32: brick k's offsets (closest surface
   point minus node, input units) are ``bricks[:, k * (B + 1):(k + 1) * (B + 1)]``.
 
@@ -20,12 +21,12 @@ Within a brick the field is the same trilinear interpolation of the same node of
 the dense grid. In an empty block there is no closest point stored: ``value`` is the
 block's lower bound and ``closest_point`` lies that far towards the nearest stored brick,
 which is enough to step by but is not the surface (mesh the baked grid at a voxel no finer
-than its own, whose band stays within the margin). ``supported`` is true in stored bricks
-only.
+than its own, whose band stays within the margin).
 
-A fitted field carries two things into the bake: blocks off its data's support store no
-brick (the renderer passes such surfaces, the network's guesses, in either form), and its
-``surface_tolerance`` becomes the kernels' hit threshold floor.
+A fitted field carries two things into the bake: its data support, per block (a brick none
+of whose nodes the data supports is marked, ``supported`` is false there, and the kernels
+pass its surface, the network's guess, as the NumPy march passes it on the field), and its
+``surface_tolerance``, which becomes the kernels' hit floor.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class SparseClosestPointGrid:
             raise InputError(f"bricks must be (3, K * (B + 1), B + 1, B + 1), got {bricks.shape}")
         count = bricks.shape[1] // bricks.shape[2]
         stored = table[table >= 0]
-        if stored.size and (stored.max() >= count or np.any(stored != np.round(stored))):
+        if stored.size and (np.floor(stored).max() >= count or np.any(2 * stored != np.round(2 * stored))):
             raise InputError(f"table names bricks that are not there ({count} stored)")
         if kind != "unsigned" or level != 0.0:
             raise InputError(f"a closest-point grid is an unsigned field at level 0, got kind={kind!r} level={level}")
@@ -88,9 +89,10 @@ class SparseClosestPointGrid:
         return float(self.params.get("surface_tolerance", 0.0))
 
     def supported(self, x) -> np.ndarray:
-        """(N, 3) -> (N,) bool: whether x lies in a block that stores a brick (elsewhere the
-        grid knows only a bound, and the bake dropped blocks off the data's support)."""
-        return self._lookup(x)[2]
+        """(N, 3) -> (N,) bool: whether x lies in a stored brick that the data supports
+        (elsewhere the grid knows only a bound, or the surface is the network's guess)."""
+        code = self._codes(check_points(x))
+        return (code >= 0) & (code - np.floor(code) < 0.25)
 
     @property
     def n_bricks(self) -> int:
@@ -100,21 +102,30 @@ class SparseClosestPointGrid:
     def nbytes(self) -> int:
         return int(self.table.nbytes + self.bricks.nbytes)
 
+    def _block(self, p):
+        """Clamped points, grid coordinates and block indices of points (N, 3)."""
+        b, h = self.brick, self.voxel_size
+        top = self.origin + np.array(self.table.shape) * b * h
+        q = np.clip(p, self.origin, top)
+        g = (q - self.origin) / h
+        return q, g, np.minimum((g // b).astype(np.int64), np.array(self.table.shape) - 1)
+
+    def _codes(self, p):
+        blk = self._block(p)[2]
+        return self.table[blk[:, 0], blk[:, 1], blk[:, 2]]
+
     def _lookup(self, x):
         """(points (N, 3), offsets (N, 3) float64 where stored, stored (N,) bool, bound (N,))."""
         from recon.kernels.trilinear import trilinear_value
 
         p = check_points(x)
-        b, h = self.brick, self.voxel_size
-        top = self.origin + np.array(self.table.shape) * b * h
-        q = np.clip(p, self.origin, top)
-        g = (q - self.origin) / h
-        blk = np.minimum((g // b).astype(np.int64), np.array(self.table.shape) - 1)
+        b = self.brick
+        q, g, blk = self._block(p)
         code = self.table[blk[:, 0], blk[:, 1], blk[:, 2]]
         stored = code >= 0
         off = np.zeros((len(p), 3))
         if stored.any():
-            k = code[stored].astype(np.int64)
+            k = np.floor(code[stored]).astype(np.int64)
             local = g[stored] - blk[stored] * b  # brick coordinates, 0..b
             # one brick per row: stack them along x, as the kernels read them
             flat = np.column_stack([local[:, 0] + k * (b + 1), local[:, 1], local[:, 2]])
@@ -223,18 +234,19 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
     active = np.argwhere(bound <= margin_voxels * h)
     local = np.stack(np.meshgrid(*(np.arange(b + 1),) * 3, indexing="ij"), -1).reshape(-1, 3)
     supported = getattr(field, "supported", None)
+    code = np.arange(len(active), dtype=np.float32)
     if supported is not None and len(active):
         # a fitted field's surface far from its data is the network's guess (flakes): a
-        # block none of whose nodes the data supports stores no brick, as the NumPy march
-        # passes such hits
+        # brick none of whose nodes the data supports is marked, and the kernels pass its
+        # surface as the NumPy march does (its offsets stay: meshing reads them)
         per = max(1, chunk // len(local))
         keep = np.concatenate([
             np.asarray(supported(box[0] + ((active[s: s + per, None, :] * b + local[None]) * h).reshape(-1, 3)),
                        bool).reshape(-1, len(local)).any(axis=1)
             for s in range(0, len(active), per)])
-        active = active[keep]
+        code[~keep] += 0.5
     table = (-1.0 - bound).astype(np.float32)
-    table[tuple(active.T)] = np.arange(len(active), dtype=np.float32)
+    table[tuple(active.T)] = code
     bricks = np.empty((3, len(active) * (b + 1), b + 1, b + 1), np.float32)
     per = max(1, chunk // len(local))
     for s in range(0, len(active), per):

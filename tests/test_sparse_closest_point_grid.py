@@ -103,8 +103,8 @@ class HalfSupportedDisc:
         return np.asarray(x)[:, 0] < 0.0
 
 
-def test_bake_drops_bricks_off_the_support_and_keeps_the_tolerance():
-    """The renderer passes a fitted field's surfaces off its data; the bake stores no brick
+def test_bake_marks_bricks_off_the_support_and_keeps_the_tolerance():
+    """The renderer passes a fitted field's surfaces off its data; the bake marks the bricks
     there, so the kernels pass them too, and the field's tolerance becomes their hit floor."""
     from recon.render.camera import orbit_camera
     from recon.render.trace import _kernel_params, prepare, resolve_settings, sphere_trace
@@ -123,6 +123,13 @@ def test_bake_drops_bricks_off_the_support_and_keeps_the_tolerance():
     fp = full.points()
     kept = full.hit & (fp[..., 0] < -block)
     assert kept.sum() > 100 and r.hit[kept].all()  # the supported half is whole
+    # the marked bricks keep the field's offsets (meshing reads them), and say so
+    from recon.render.analytic import sample_closest_point_grid
+
+    dense = sample_closest_point_grid(field.shape, resolution=48)
+    off_data = np.column_stack([np.linspace(0.2, 0.45, 50), np.zeros(50), np.full(50, 0.01)])
+    np.testing.assert_allclose(grid.closest_point(off_data), dense.closest_point(off_data), atol=1e-6)
+    assert not grid.supported(off_data).any() and grid.supported(off_data * [-1, 1, 1]).all()
     prep = prepare(grid, device="cpu")
     from recon.kernels import _trace_math as tm
 
