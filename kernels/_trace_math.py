@@ -177,6 +177,15 @@ def make_trace_math(jit, m, jit_inline=None):
         return ax, ay, az, -1.0
 
     @jit
+    def sparse_sample(table, bricks, ox, oy, oz, h, x, y, z):
+        """Mode 4: (march quantity, where): the distance in a brick, the bound in an empty
+        block; where -1 in a brick, -2 in a brick off the data's support, >= 0 empty."""
+        ax, ay, az, where = sparse_offset(table, bricks, ox, oy, oz, h, x, y, z)
+        if where >= 0.0:
+            return where, where
+        return math.sqrt(ax * ax + ay * ay + az * az), where
+
+    @jit
     def block_exit(table, bricks, ox, oy, oz, h, x, y, z, dx, dy, dz):
         """Mode 4: how far along d the ray from (x, y, z) runs before it leaves its block."""
         b = bricks.shape[2] - 1
@@ -207,10 +216,8 @@ def make_trace_math(jit, m, jit_inline=None):
         """The march quantity at (x, y, z): signed distance (mode 0), level - occupancy
         (mode 2, positive outside) or unsigned distance (modes 1, 3 and 4)."""
         if mode == 4:
-            ax, ay, az, bound = sparse_offset(values, cp, ox, oy, oz, h, x, y, z)
-            if bound >= 0.0:
-                return bound
-            return math.sqrt(ax * ax + ay * ay + az * az)
+            d, _ = sparse_sample(values, cp, ox, oy, oz, h, x, y, z)
+            return d
         if mode == 3:
             qx, qy, qz = x, y, z
             ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, qx, qy, qz)
@@ -453,15 +460,15 @@ def make_trace_math(jit, m, jit_inline=None):
         floor = params[P_HIT_FLOOR]
         refine = int(params[P_REFINE])
         min_cos = params[P_MIN_COS]
+        where = -1.0  # mode 4: -1 a brick, -2 a brick off the data's support, >= 0 empty
+        if mode == 4:
+            s, where = sparse_sample(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
         while steps < max_steps:
             eps = hit_pix * t
             if eps < hit_dist:
                 eps = hit_dist
             if eps < floor:
                 eps = floor
-            where = -1.0  # mode 4: -1 a brick, -2 a brick off the data's support, >= 0 empty
-            if mode == 4:
-                where = sparse_offset(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)[3]
             if where >= 0.0:
                 # no surface is stored in an empty block: leave it in one step
                 t += max(safety * s, block_exit(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz,
@@ -485,7 +492,10 @@ def make_trace_math(jit, m, jit_inline=None):
             if t > t1:
                 status = 0
                 break
-            s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
+            if mode == 4:  # one block lookup gives both
+                s, where = sparse_sample(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
+            else:
+                s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
             steps += 1
         return status, math.inf, 0.0, 0.0, 0.0, steps
 
