@@ -171,10 +171,12 @@ def occupancy(points, *, spacing: float, cell_spacings: float | None = None):
     return occ, origin, h
 
 
-def _ray_fan():
+def _ray_fan(rings):
+    """(D, 3) ray directions in a frame whose third axis is the normal: rings at the polar
+    angles ``rings`` (degrees), ``ray_ring_size`` rays each (one at 0 degrees)."""
     T = TUNABLES
     dirs = []
-    for ang in T.ray_rings:
+    for ang in rings:
         a = np.radians(ang)
         count = 1 if ang == 0 else T.ray_ring_size
         for j in range(count):
@@ -193,7 +195,7 @@ def visibility(points, normals, *, spacing: float) -> np.ndarray:
     out = np.zeros((len(points), 4))
     band = int(np.ceil(2.0 * TUNABLES.band_cells))  # half-cell steps
     escape_shares(occ, origin, h, np.ascontiguousarray(points, np.float64),
-                  np.ascontiguousarray(normals, np.float64), _ray_fan(), band, out)
+                  np.ascontiguousarray(normals, np.float64), _ray_fan(TUNABLES.ray_rings), band, out)
     return out
 
 
@@ -205,13 +207,9 @@ def band_depth(points, normals, *, spacing: float) -> np.ndarray:
 
     T = TUNABLES
     occ, origin, h = occupancy(points, spacing=spacing, cell_spacings=T.depth_cell_spacings)
-    a = np.radians(T.depth_ring)
-    ring = [[np.sin(a) * np.cos(f), np.sin(a) * np.sin(f), np.cos(a)]
-            for f in 2 * np.pi * np.arange(T.ray_ring_size) / T.ray_ring_size]
-    dirs = np.array([[0.0, 0.0, 1.0]] + ring, np.float64)
     out = np.zeros((len(points), 2))
-    band_depths(occ, origin, h, np.ascontiguousarray(points, np.float64),
-                np.ascontiguousarray(normals, np.float64), dirs, int(4 * T.depth_max_cells), out)
+    band_depths(occ, origin, h, np.ascontiguousarray(points, np.float64), np.ascontiguousarray(normals, np.float64),
+                _ray_fan((0.0, T.depth_ring)), int(4 * T.depth_max_cells), out)
     return out
 
 
