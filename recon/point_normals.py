@@ -100,13 +100,13 @@ class NormalTunables:
 TUNABLES = NormalTunables()
 
 
-def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None):
+def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None, tree=None):
     """Adaptive-scale plane fits at (N, 3) points (any units).
 
     Returns (normals (N, 3) float64 unit, unoriented; centres (N, 3) float64: centroid of
     each point's chosen neighbourhood; scale (N,) int64: neighbours used; residual (N,)
     float64: the chosen plane's residual variance; noise: the noise standard deviation,
-    points' units).
+    points' units). ``tree``: a cKDTree of the points already built.
     """
     from scipy.spatial import cKDTree
 
@@ -121,7 +121,7 @@ def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None):
     if not ks:
         raise InputError(f"scales must be at least 3 points, got {scales}")
     kmax = ks[-1]
-    tree = cKDTree(p)
+    tree = cKDTree(p) if tree is None else tree
     n, m = len(p), len(ks)
     normals = np.empty((n, m, 3))
     centres = np.empty((n, m, 3))
@@ -220,13 +220,11 @@ def _pool(normals, nbr, values):
     return np.einsum("nk,nk->n", np.einsum("nj,nkj->nk", normals, normals[nbr]), values[nbr]) / nbr.shape[1]
 
 
-def _spread(points, normals, orientation):
-    from scipy.spatial import cKDTree
-
+def _spread(points, normals, orientation, tree):
     from recon.kernels.gridpull_cpu import propagate_orientation
 
     k = min(TUNABLES.orient_neighbors + 1, len(points))
-    _, nbr = cKDTree(points).query(points, k=k, workers=-1)
+    _, nbr = tree.query(points, k=k, workers=-1)
     nbr = np.ascontiguousarray(np.asarray(nbr).reshape(len(points), k)[:, 1:], np.int64)
     if not (orientation != 0).any():
         centre = points.mean(axis=0)
@@ -261,14 +259,15 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
     p = check_points(points, name="points")
     if surface not in ("closed", "open"):
         raise InputError(f"surface must be closed or open, got {surface!r}")
-    n, centres, scale, resid, noise = plane_fits(p)
+    tree = cKDTree(p)  # one tree for the plane fits, the spacing, the votes and the spreading
+    n, centres, scale, resid, noise = plane_fits(p, tree=tree)
     if normals is not None:
         given = np.asarray(normals, np.float64)
         if given.shape != p.shape:
             raise InputError(f"normals must be {p.shape}, got {given.shape}")
         n = given.copy()
     if spacing is None:
-        d, _ = cKDTree(p).query(p, k=2, workers=-1)
+        d, _ = tree.query(p, k=2, workers=-1)
         spacing = float(np.median(d[:, 1]))
     orientation = np.zeros(len(p), np.int8)
     info = {"scale": scale, "noise": noise, "residual": resid, "centres": centres}
@@ -279,7 +278,7 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
         # neighbours vote (a normal turned against the point's counts with its sign flipped):
         # single rays that slip through a scan's hole or hit a stray point are outvoted
         k = min(T.vote_neighbors, len(p))
-        _, nbr = cKDTree(p).query(p, k=k, workers=-1)
+        _, nbr = tree.query(p, k=k, workers=-1)
         nbr = np.asarray(nbr).reshape(len(p), k)
         vote = _pool(n, nbr, diff)
         decided = np.abs(vote) >= T.visibility_margin
@@ -303,5 +302,5 @@ def estimate_normals(points, *, surface: str = "closed", spacing: float | None =
             orientation[by_depth] = np.where(depth_vote[by_depth] > 0, 1, -1)
         info.update(visibility=vis, vote=vote, by_visibility=decided, by_offset=thin, depth=depth,
                     depth_vote=depth_vote, depth_agreement=agree, by_depth=by_depth)
-    n = _spread(p, n, orientation)
+    n = _spread(p, n, orientation, tree)
     return (n, info) if details else n
