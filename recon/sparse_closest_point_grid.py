@@ -168,8 +168,7 @@ class SparseClosestPointGrid:
             else:
                 self._nearest_brick = ndimage.distance_transform_edt(
                     self.table < 0, return_distances=False, return_indices=True).astype(np.int32)
-        g = np.clip((p - self.origin) / h, 0, np.array(self.table.shape) * b)
-        blk = np.minimum((g // b).astype(np.int64), np.array(self.table.shape) - 1)
+        blk = self._block(p)[2]
         near = self._nearest_brick[:, blk[:, 0], blk[:, 1], blk[:, 2]].T
         v = self.origin + (near + 0.5) * b * h - p
         n = np.linalg.norm(v, axis=1, keepdims=True)
