@@ -3,9 +3,10 @@
     python benchmarks/bench_bake.py [--field saved.npz | --case bunny] [--resolution 256] [--runs 3]
                                     [--device cpu] [--out DIR]
 
-Fits csp to the case's input (or loads --field), then for each grid kind: bake time and
-render time (320 x 240, orbit camera) as medians of --runs, the grid's bytes, and how many
-hit pixels the two renders share and how far apart their depths are. Writes bake.json into
+Fits csp to the case's input (or loads --field), then for each grid kind: bake time as a
+median of --runs, render time (320 x 240, orbit camera; ``bench_render.time_trace``: the
+grid prepared once, then the median of --runs images), the grid's bytes, and how many hit
+pixels the two renders share and how far apart their depths are. Writes bake.json into
 --out (default benchmarks/out/bake).
 """
 
@@ -31,6 +32,8 @@ def _median_time(fn, runs: int):
 
 
 def main(argv=None) -> int:
+    from bench_render import time_trace
+
     from recon.field import load_field
     from recon.render.camera import orbit_camera
     from recon.render.trace import sphere_trace
@@ -56,12 +59,11 @@ def main(argv=None) -> int:
     rows, renders = {}, {}
     for kind, sparse in (("sparse", True), ("dense", False)):
         bake_s, grid = _median_time(lambda: field.bake(args.resolution, sparse=sparse), args.runs)
-        sphere_trace(grid, cam, device=args.device)  # compile / upload outside the timing
-        render_s, r = _median_time(lambda: sphere_trace(grid, cam, device=args.device), args.runs)
+        trace = time_trace(grid, cam, args.device, args.runs)
         nbytes = grid.nbytes if sparse else grid.offsets.nbytes
-        rows[kind] = {"bake_s": bake_s, "render_s": render_s, "bytes": int(nbytes), "hits": int(r.hit.sum()),
-                      "path": r.stats["path"]}
-        renders[kind] = r
+        rows[kind] = {"bake_s": bake_s, "render_s": trace["seconds_median"], "bytes": int(nbytes),
+                      "hits": trace["hits"], "path": trace["path"]}
+        renders[kind] = sphere_trace(grid, cam, device=args.device)
         print(kind, json.dumps(rows[kind]), flush=True)
     a, b = renders["sparse"], renders["dense"]
     both = a.hit & b.hit
