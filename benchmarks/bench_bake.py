@@ -1,13 +1,14 @@
 """Baking a closest-point field: block-sparse grid against dense grid, in one process.
 
     python benchmarks/bench_bake.py [--field saved.npz | --case bunny] [--resolution 256] [--runs 3]
-                                    [--device cpu] [--out DIR]
+                                    [--device cpu[,cuda]] [--size 320x240] [--out DIR]
 
 Fits csp to the case's input (or loads --field), then for each grid kind: bake time as a
-median of --runs, render time (320 x 240, orbit camera; ``bench_render.time_trace``: the
-grid prepared once, then the median of --runs images), the grid's bytes, and how many hit
-pixels the two renders share and how far apart their depths are. Writes bake.json into
---out (default benchmarks/out/bake).
+median of --runs, render time on each --device (orbit camera, --size pixels;
+``bench_render.time_trace``: the grid prepared once, then the median of --runs images),
+the grid's bytes, and how many hit pixels the two renders share and how far apart their
+depths are (renders of the first device). Writes bake.json into --out (default
+benchmarks/out/bake).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--case", default="bunny", help="bench case to fit when no --field is given")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--device", default="cpu", help="render device: cpu or cuda")
+    ap.add_argument("--device", default="cpu", help="render devices, comma-separated: cpu, cuda or cpu,cuda")
+    ap.add_argument("--size", default="320x240", help="image size WIDTHxHEIGHT in pixels")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "bake")
     args = ap.parse_args(argv)
 
@@ -55,25 +57,28 @@ def main(argv=None) -> int:
         from recon.io import read_cloud
 
         field = fit(read_cloud(default_cases_dir() / args.case / "input.ply"), "csp")
-    cam = orbit_camera(field.bounds, azimuth=30, elevation=20, width=320, height=240)
+    devices = args.device.split(",")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    cam = orbit_camera(field.bounds, azimuth=30, elevation=20, width=width, height=height)
     rows, renders = {}, {}
     for kind, sparse in (("sparse", True), ("dense", False)):
         bake_s, grid = _median_time(lambda: field.bake(args.resolution, sparse=sparse), args.runs)
-        trace = time_trace(grid, cam, args.device, args.runs)
+        traces = {d: time_trace(grid, cam, d, args.runs) for d in devices}
         nbytes = grid.nbytes if sparse else grid.offsets.nbytes
-        rows[kind] = {"bake_s": bake_s, "render_s": trace["seconds_median"], "bytes": int(nbytes),
-                      "hits": trace["hits"], "path": trace["path"]}
-        renders[kind] = sphere_trace(grid, cam, device=args.device)
+        rows[kind] = {"bake_s": bake_s, "bytes": int(nbytes),
+                      "render_s": {d: t["seconds_median"] for d, t in traces.items()},
+                      "hits": traces[devices[0]]["hits"], "path": {d: t["path"] for d, t in traces.items()}}
+        renders[kind] = sphere_trace(grid, cam, device=devices[0])
         print(kind, json.dumps(rows[kind]), flush=True)
     a, b = renders["sparse"], renders["dense"]
     both = a.hit & b.hit
     gap = np.abs(a.depth[both] - b.depth[both])
-    summary = {"resolution": args.resolution, "runs": args.runs, "rows": rows,
+    summary = {"resolution": args.resolution, "runs": args.runs, "size": [width, height], "rows": rows,
                "hit_pixels_differing": int((a.hit ^ b.hit).sum()),
                "depth_gap_median": float(np.median(gap)) if both.any() else None,
                "bytes_ratio": rows["sparse"]["bytes"] / rows["dense"]["bytes"],
                "bake_ratio": rows["sparse"]["bake_s"] / rows["dense"]["bake_s"],
-               "render_ratio": rows["sparse"]["render_s"] / rows["dense"]["render_s"]}
+               "render_ratio": {d: rows["sparse"]["render_s"][d] / rows["dense"]["render_s"][d] for d in devices}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bake.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

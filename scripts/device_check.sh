@@ -3,7 +3,9 @@
 #   install recon into the machine's python3 (it has torch, numba, numba-cuda, scikit-image,
 #   typer and rich, no open3d/trimesh/pyvista: fitting and tracing do not import them),
 #   run the CUDA forms of the kernel tests on the real GPU (RECON_CUDA_TESTS=gpu) and the
-#   csp tests, then the GPU benchmarks and an end-to-end `recon fit` + `recon render` on cuda.
+#   csp tests, then the GPU benchmarks (fits, the sparse bake's renders) and an end-to-end
+#   `recon fit` + `recon render` on cuda. DETERMINISM=1 also times csp with torch's default
+#   (non-deterministic) scatter-add; RENDER=1 times the GridPull bunny's 1024 x 1024 trace.
 # Clouds to bench are read from .devdata/*.ply (copies of bench inputs, carried with the call).
 # Logs, the fitted csp fields and the render land in $OUT (default /tmp/device_out).
 # A dry run on a machine without a GPU: DEV=cpu SKIP_INSTALL=1 bash scripts/device_check.sh
@@ -41,21 +43,25 @@ step tests on the GPU
 [ -n "${SKIP_TESTS:-}" ] ||
 RECON_CUDA_TESTS=gpu timeout 300 python3 -P -m pytest -q -p no:cacheprovider -W ignore \
   tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
-  tests/test_gridpull.py tests/test_csp.py -rs 2>&1 | tee "$OUT/tests.log" | tail -12
+  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py -rs 2>&1 | tee "$OUT/tests.log" | tail -12
 
 step bench
 timeout 240 python3 benchmarks/bench_gpu.py .devdata/bunny.ply --out /tmp/gpubench --repeats 3 --device "$DEV" 2>&1 \
   | tee "$OUT/bench_gpu.log" | tail -4
 timeout 120 python3 benchmarks/bench_gpu.py .devdata/armadillo.ply --out /tmp/gpubench2 --repeats 2 --methods csp --device "$DEV" 2>&1 \
   | tee "$OUT/bench_gpu_armadillo.log" | tail -4
+timeout 100 python3 benchmarks/bench_gpu.py .devdata/plane_holes.ply --out /tmp/gpubench3 --repeats 2 --methods csp --device "$DEV" 2>&1 \
+  | tee "$OUT/bench_gpu_plane_holes.log" | tail -4
+cp /tmp/gpubench3/bench_gpu.json "$OUT/bench_gpu_plane_holes.json" 2>/dev/null
 cp /tmp/gpubench/bunny.csp.npz /tmp/gpubench/bench_gpu.json "$OUT/" 2>/dev/null
 cp /tmp/gpubench2/bench_gpu.json "$OUT/bench_gpu_armadillo.json" 2>/dev/null
 # the csp field baked sparse and dense, rendered by the CUDA kernel
-timeout 120 python3 benchmarks/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 3 --device "$DEV" \
-  --out "$OUT/bake" 2>&1 | tee "$OUT/bench_bake.log" | tail -8
+timeout 150 python3 benchmarks/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 5 --device "cpu,$DEV" \
+  --size 1024x1024 --out "$OUT/bake" 2>&1 | tee "$OUT/bench_bake.log" | tail -24
 
+if [ -n "${DETERMINISM:-}" ]; then
 step csp on cuda without deterministic algorithms: the time they cost
-timeout 90 python3 - <<'EOF' 2>&1 | tee "$OUT/determinism.log" | tail -4
+timeout 90 python3 -P - <<'EOF' 2>&1 | tee "$OUT/determinism.log" | tail -4
 import os, time, numpy as np
 import recon.fitters.csp as csp
 from recon.io import read_cloud
@@ -70,13 +76,18 @@ a, b = runs[1][0], runs[2][0]
 d = max(float(np.abs(a.arrays[k] - b.arrays[k]).max()) for k in a.arrays if getattr(a.arrays[k], "dtype", None) is not None and a.arrays[k].dtype.kind == "f")
 print("default (non-deterministic) torch: warm fit seconds", [round(s, 2) for _, s in runs[1:]], "max difference between same-seed fits", d)
 EOF
+fi
 
+if [ -n "${RENDER:-}" ]; then
 step render
 timeout 90 python3 benchmarks/bench_render.py --field /tmp/gpubench/bunny.gridpull.npz --device "$DEV" --no-mesh \
   --size 1024 --repeats 7 2>&1 | tee "$OUT/render.log" | tail -3
+fi
 
 step cli end to end on cuda
-timeout 120 recon fit .devdata/bunny.ply --method csp --device "$DEV" -o /tmp/bunny_cli.ply \
-  --save-field /tmp/bunny_cli.csp.npz --quiet 2>&1 | tail -4
+{ time timeout 120 recon fit .devdata/bunny.ply --method csp --device "$DEV" -o /tmp/bunny_cli.ply \
+  --save-field /tmp/bunny_cli.csp.npz; } 2>&1 | tee "$OUT/cli.log" | tail -12
 timeout 60 recon render /tmp/bunny_cli.csp.npz -o "$OUT/bunny_csp_cuda.png" --device "$DEV" --size 512 2>&1 | tail -2
+# at most 8 files come back from the device tool: logs and figures travel as one archive
+(cd "$OUT" && tar czf logs.tgz --remove-files $(ls | grep -v -e '\.npz$' -e '\.png$' -e '^logs.tgz$'))
 ls -la "$OUT"
