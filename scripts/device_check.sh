@@ -4,7 +4,8 @@
 #   typer and rich, no open3d/trimesh/pyvista: fitting and tracing do not import them),
 #   run the CUDA forms of the kernel tests on the real GPU (RECON_CUDA_TESTS=gpu) and the
 #   csp tests, then the GPU benchmarks (fits, the sparse bake's renders) and an end-to-end
-#   `recon fit` + `recon render` on cuda. DETERMINISM=1 also times csp with torch's default
+#   `recon fit` + `recon render` on cuda, and where a process's first fit spends its time.
+#   STEPS="tests bench bake cold cli" (the default) picks parts. DETERMINISM=1 also times csp with torch's default
 #   (non-deterministic) scatter-add; RENDER=1 times the GridPull bunny's 1024 x 1024 trace.
 # Clouds to bench are read from .devdata/*.ply (copies of bench inputs, carried with the call).
 # Logs, the fitted csp fields and the render land in $OUT (default /tmp/device_out).
@@ -16,6 +17,11 @@ export DEV
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 step() { echo; echo "=== $* ($(date +%T))"; }
+# STEPS picks the parts to run (default all), TESTS the test files
+STEPS=" ${STEPS:-tests bench bake cold cli} "
+want() { [[ "$STEPS" == *" $1 "* ]]; }
+TESTS=${TESTS:-tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
+  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py}
 
 step gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
@@ -40,11 +46,11 @@ EOF
 python3 -c "import recon, torch, numba, numba.cuda as c; print('torch', torch.__version__, torch.cuda.is_available(), 'numba', numba.__version__, c.is_available())"
 
 step tests on the GPU
-[ -n "${SKIP_TESTS:-}" ] ||
-RECON_CUDA_TESTS=gpu timeout 300 python3 -P -m pytest -q -p no:cacheprovider -W ignore \
-  tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
-  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py -rs 2>&1 | tee "$OUT/tests.log" | tail -12
+want tests &&
+RECON_CUDA_TESTS=gpu timeout 300 python3 -P -m pytest -q -p no:cacheprovider -W ignore $TESTS -rs 2>&1 \
+  | tee "$OUT/tests.log" | tail -12
 
+if want bench; then
 step bench
 timeout 240 python3 benchmarks/bench_gpu.py .devdata/bunny.ply --out /tmp/gpubench --repeats 3 --device "$DEV" 2>&1 \
   | tee "$OUT/bench_gpu.log" | tail -4
@@ -55,8 +61,9 @@ timeout 100 python3 benchmarks/bench_gpu.py .devdata/plane_holes.ply --out /tmp/
 cp /tmp/gpubench3/bench_gpu.json "$OUT/bench_gpu_plane_holes.json" 2>/dev/null
 cp /tmp/gpubench/bunny.csp.npz /tmp/gpubench/bench_gpu.json "$OUT/" 2>/dev/null
 cp /tmp/gpubench2/bench_gpu.json "$OUT/bench_gpu_armadillo.json" 2>/dev/null
+fi
 # the csp field baked sparse and dense, rendered by the CUDA kernel
-timeout 150 python3 benchmarks/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 5 --device "cpu,$DEV" \
+want bake && timeout 150 python3 benchmarks/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 5 --device "cpu,$DEV" \
   --size 1024x1024 --out "$OUT/bake" 2>&1 | tee "$OUT/bench_bake.log" | tail -24
 
 if [ -n "${DETERMINISM:-}" ]; then
@@ -84,10 +91,20 @@ timeout 90 python3 benchmarks/bench_render.py --field /tmp/gpubench/bunny.gridpu
   --size 1024 --repeats 7 2>&1 | tee "$OUT/render.log" | tail -3
 fi
 
+if want cold; then
+step the first csp fit of a process: where its time goes
+timeout 150 python3 -P benchmarks/bench_cold_start.py .devdata/bunny.ply --device "$DEV" --profile 30 \
+  --out "$OUT/cold" 2>&1 | tee "$OUT/cold_start.log" | grep -v '^ *$' | head -30
+fi
+
+if want cli; then
 step cli end to end on cuda
 { time timeout 120 recon fit .devdata/bunny.ply --method csp --device "$DEV" -o /tmp/bunny_cli.ply \
   --save-field /tmp/bunny_cli.csp.npz; } 2>&1 | tee "$OUT/cli.log" | tail -12
 timeout 60 recon render /tmp/bunny_cli.csp.npz -o "$OUT/bunny_csp_cuda.png" --device "$DEV" --size 512 2>&1 | tail -2
+{ time timeout 120 recon fit .devdata/bunny.ply --method csp --device "$DEV" -o /tmp/bunny_cli2.ply --quiet; } 2>&1 \
+  | tee "$OUT/cli_quiet.log" | tail -4
+fi
 # at most 8 files come back from the device tool: logs and figures travel as one archive
 (cd "$OUT" && tar czf logs.tgz --remove-files $(ls | grep -v -e '\.npz$' -e '\.png$' -e '^logs.tgz$'))
 ls -la "$OUT"

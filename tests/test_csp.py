@@ -390,6 +390,13 @@ def test_save_load_round_trip_and_bake(sphere_field, tmp_path):
     np.testing.assert_allclose(sparse.closest_point(near), grid.closest_point(near), atol=1e-5)
 
 
+def test_progress_comes_every_hundredth_of_the_run_with_the_losses():
+    calls = []
+    _trained(iterations=200, progress=lambda step, total, losses: calls.append((step, total, losses)))
+    assert [c[0] for c in calls] == [1] + list(range(2, 201, 2)) and {c[1] for c in calls} == {200}
+    assert set(calls[-1][2]) == {"pull", "surface"} and calls[-1][2]["pull"] < calls[0][2]["pull"]
+
+
 def test_same_seed_same_field_other_seed_differs():
     a, b, c = _trained(iterations=5), _trained(iterations=5), _trained(iterations=5, seed=1)
     np.testing.assert_array_equal(a.arrays["tables"], b.arrays["tables"])

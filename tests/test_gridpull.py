@@ -321,3 +321,15 @@ def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
     sphere = sphere_points(20000, 0.5, np.zeros(3), seed=12) + gen.normal(0.0, 0.0025, (20000, 3))
     assert thick_noise_keep(sphere) is None
     assert fit(Cloud(sphere), "gridpull", resolution=64, iterations=0).params["trimmed"] == 0
+
+
+def test_fitters_report_progress_at_the_first_step_every_hundredth_and_the_last():
+    from recon.progress import progress_due
+
+    assert [s for s in range(1, 301) if progress_due(s, 300)] == [1] + list(range(3, 301, 3))
+    assert [s for s in range(1, 51) if progress_due(s, 50)] == list(range(1, 51))
+    assert [s for s in range(1, 251) if progress_due(s, 250)][-2:] == [248, 250]
+    calls = []
+    fit(Cloud(sphere_points(300, 1.0, np.zeros(3))), "gridpull", resolution=16, iterations=7,
+        progress=lambda step, total, losses: calls.append((step, total, sorted(losses))))
+    assert [c[0] for c in calls] == list(range(1, 8)) and calls[0][1] == 7 and calls[0][2]

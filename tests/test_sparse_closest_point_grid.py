@@ -60,7 +60,7 @@ def test_save_load_round_trip_renders_on_the_kernels(tmp_path):
     np.testing.assert_array_equal(back.bricks, sparse.bricks)
     cam = orbit_camera(back.bounds, azimuth=20, elevation=30, width=24, height=20)
     r = sphere_trace(back, cam)
-    assert r.stats["path"] == "grid-cpu"
+    assert r.stats["path"] in ("grid-cpu", "grid-cuda")  # the kernel, on whichever device auto picks
     hit = r.hit
     assert hit.sum() > 50
     p = r.points()[hit]
@@ -115,7 +115,7 @@ def test_bake_marks_bricks_off_the_support_and_keeps_the_tolerance():
     assert grid.surface_tolerance == pytest.approx(0.004)
     cam = orbit_camera(grid.bounds, azimuth=0, elevation=60, width=80, height=80)
     r = sphere_trace(grid, cam)
-    assert r.stats["path"] == "grid-cpu"
+    assert r.stats["path"] in ("grid-cpu", "grid-cuda")  # the kernel, on whichever device auto picks
     p = r.points()[r.hit]
     block = grid.brick * grid.voxel_size
     assert len(p) > 100 and (p[:, 0] < block).all()  # nothing beyond the supported half's blocks

@@ -283,7 +283,8 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None):
     """Fit a closest-surface-point network to ``cloud`` (normals, if any, are not used).
 
     Returns a :class:`~recon.closest_point_field.ClosestPointField` in the cloud's own units.
-    ``progress(step, total, losses)`` is called per step (losses in point spacings).
+    ``progress(step, total, losses)`` is called every hundredth of the run (losses in point
+    spacings; ``recon.progress.progress_due``).
     """
     from recon.closest_point_field import torch_threads
 
@@ -338,6 +339,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     from recon.seeding import rng, seed_torch
 
     from recon.preprocess import roughness, thick_noise_keep
+    from recon.progress import progress_due
 
     timings = {}
     t0 = time.perf_counter()
@@ -443,10 +445,11 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
         if device == "cpu":
             adam_step(tab_np, params["table_grad"], tab_m, tab_v, used, lr, betas[0], betas[1], 1e-15, step,
                       config.lazy_adam)
-        if progress is not None or step == config.iterations:
+        report = progress is not None and progress_due(step, config.iterations)
+        if report or step == config.iterations:
             losses = {"pull": float(err_q.detach().mean() * eps / np.median(spacing)),
                       "surface": float(err_s.detach().mean() * eps / np.median(spacing))}
-            if progress is not None:
+            if report:
                 progress(step, config.iterations, losses)
     timings["optimise_s"] = time.perf_counter() - t1
     trained = from_torch(params, arrays)

@@ -38,6 +38,7 @@ import numpy as np
 from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
 from recon.field import SignedDistanceGrid
+from recon.progress import progress_due
 from recon.fitters import FitterSpec, register
 from recon.preprocess import local_planes, thick_noise_keep
 
@@ -95,7 +96,8 @@ def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress
     """Fit a signed distance grid to ``cloud`` (normals, if any, are not needed or used).
 
     Returns a :class:`SignedDistanceGrid` in the cloud's own units and frame: negative
-    inside, zero on the surface. ``progress(step, total, losses)`` is called per step.
+    inside, zero on the surface. ``progress(step, total, losses)`` is called every hundredth
+    of the run (``recon.progress.progress_due``).
     """
     from recon.device import resolve_device
 
@@ -479,7 +481,7 @@ def _optimise(P: _Problem, config: GridPullConfig, progress, device: str) -> Non
                        learning_rate(config, P.h, step), beta1, beta2, eps,
                        1.0 - beta1**step, 1.0 - beta2**step)
         K.scatter_values(node_ijk, values, dense)
-        if progress is not None:
+        if progress is not None and progress_due(step, config.iterations):
             progress(step, config.iterations, _losses(P, get(site_f), get(query_loss)))
     P.values = get(values)
     P.dense = get(dense)
