@@ -340,6 +340,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
 
     from recon.preprocess import roughness, thick_noise_keep
     from recon.progress import progress_due
+    from recon.torch_adam import TorchAdam
 
     timings = {}
     t0 = time.perf_counter()
@@ -400,7 +401,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     dev_w = 1.0 / (torch.linalg.norm(dev_t - dev_q, dim=1) + eps)
     dev_s = torch.as_tensor(surf, dtype=torch.float32, device=device)
     betas = (0.9, 0.99)
-    groups = [{"params": params["w"] + params["b"], "eps": 1e-15, "weight_decay": 0.0}]
+    trained_by_torch = params["w"] + params["b"]
     if device == "cpu":
         # the tables' gradient and Adam step are fused numba kernels (recon.kernels.hashgrid_cpu)
         from recon.kernels.hashgrid_cpu import adam_step
@@ -411,8 +412,8 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
         T = tab_np.shape[1]
         used = np.where(arrays["dense"], (arrays["resolutions"] + 1) ** 3, T).astype(np.int64)
     else:
-        groups.insert(0, {"params": [params["tables"]], "eps": 1e-15})
-    opt = torch.optim.Adam(groups, lr=config.net_learning_rate, betas=betas)
+        trained_by_torch.insert(0, params["tables"])
+    opt = TorchAdam(trained_by_torch, betas, eps=1e-15)
     n_q, n_s = len(queries), len(surf)
     bs = min(config.batch_size, n_q)
     bs_s = min(max(bs // 4, 1), n_s)
@@ -421,8 +422,6 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     for step in range(1, config.iterations + 1):
         frac = (step - 1) / max(config.iterations, 1)
         lr = config.net_learning_rate * (config.lr_floor + (1.0 - config.lr_floor) * 0.5 * (1.0 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = lr
         iq = torch.randint(0, n_q, (bs,), generator=tgen).to(device)
         isf = torch.randint(0, n_s, (bs_s,), generator=tgen).to(device)
         q = dev_q[iq]
@@ -439,9 +438,9 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
             cc = anchor + torch_forward(params, anchor)
             consist = ((torch.linalg.norm(cc - anchor, dim=1) / eps) ** 2).mean()
             loss = loss + config.consistency_weight * consist
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
-        opt.step()
+        opt.step(lr)
         if device == "cpu":
             adam_step(tab_np, params["table_grad"], tab_m, tab_v, used, lr, betas[0], betas[1], 1e-15, step,
                       config.lazy_adam)
