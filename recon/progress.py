@@ -1,10 +1,10 @@
 """When a fitter calls its ``progress(step, total, losses)`` callback.
 
 Reading a loss off a GPU waits for every queued kernel, and GridPull's losses copy its
-site arrays to the host: done at every iteration, that made a CLI fit of the bunny on an
-H200 take 4.1 s for the iterations a fit without progress runs in 2.7 s. So fitters
-report the first step, every hundredth of the run and the last step, which a progress bar
-shows as smoothly.
+site arrays to the host. Reported at every iteration, the 300 iterations of a CLI csp fit
+of the bunny on an H200 took 4.1 s (a fit without progress: 2.7 s); reported as below,
+3.5 s. So fitters report the first step, every hundredth of the run and the last step,
+which a progress bar shows as smoothly.
 """
 
 from __future__ import annotations

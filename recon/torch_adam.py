@@ -1,9 +1,11 @@
 """Adam (Kingma and Ba, 2015) on a list of torch tensors, without ``torch.optim``.
 
-``torch.optim``'s first step imports ``torch._dynamo`` (torch 2.11); on the H200 image,
-where nothing of it was byte-compiled, that took 5 of the 11.4 s of a process's first csp
-fit (``benchmarks/bench_cold_start.py``). The arithmetic is ``torch.optim.Adam``'s
-single-tensor form without weight decay, so fits on the CPU come out bit for bit as before.
+``torch.optim.Optimizer.step`` imports ``torch._dynamo`` when first called. On the H200
+image (torch 2.11, where ``import torch`` does not load it and its sources were not
+byte-compiled), the profile of a process's first csp fit spent about 5 of its 11.4 s
+importing ``torch._dynamo`` and what it pulls in (``benchmarks/bench_cold_start.py``).
+The arithmetic is ``torch.optim.Adam``'s single-tensor form without weight decay, so fits
+on the CPU come out bit for bit as before.
 """
 
 from __future__ import annotations
