@@ -404,6 +404,33 @@ def test_same_seed_same_field_other_seed_differs():
     assert not np.array_equal(a.arrays["w0"], c.arrays["w0"])
 
 
+def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path):
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from recon.cli.main import app
+
+    path = sphere_field.save(tmp_path / "s.csp.npz")
+    runs = {}
+    for name, extra in (("net", []), ("baked", ["--bake", "48"])):
+        res = CliRunner().invoke(app, ["render", str(path), "-o", str(tmp_path / f"{name}.png"), "--size", "40",
+                                       "--passes", "mask", "--json"] + extra)
+        assert res.exit_code == 0, res.output
+        runs[name] = json.loads(res.stdout)["stats"], np.asarray(Image.open(tmp_path / f"{name}.mask.png")) > 0
+    (net, net_mask), (baked, baked_mask) = runs["net"], runs["baked"]
+    assert net["path"] == "numpy" and baked["path"] in ("grid-cpu", "grid-cuda")
+    assert baked["baked"] == 48 and baked["bake_seconds"] > 0
+    # the same sphere: the masks differ only along its outline (pixels a ray grazes)
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    outline = binary_dilation(net_mask, iterations=1) & ~binary_erosion(net_mask, iterations=1)
+    differ = net_mask ^ baked_mask
+    assert net_mask.sum() > 200 and differ.sum() < outline.sum() // 2 and not (differ & ~outline).any()
+    assert path.exists()  # the input stays
+
+
 def test_fitted_sphere_meshes_closed_and_fitted_disc_open(sphere_field):
     from recon.fitters import fit
     from recon.mesh import extract_mesh

