@@ -110,6 +110,8 @@ def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None, tr
     """
     from scipy.spatial import cKDTree
 
+    from recon.kernels.neighbourhood_moments_cpu import prefix_moments
+
     T = TUNABLES
     p = check_points(points, name="points")
     scales = tuple(int(k) for k in (scales or T.scales))
@@ -126,16 +128,17 @@ def plane_fits(points, *, scales=None, noise_scale=None, residual_ratio=None, tr
     normals = np.empty((n, m, 3))
     centres = np.empty((n, m, 3))
     resid = np.empty((n, m))
+    k_sizes = np.array(ks, np.int64)
     for s in range(0, n, T.chunk):
         q = p[s: s + T.chunk]
         _, idx = tree.query(q, k=kmax, workers=-1)
-        idx = idx.reshape(len(q), kmax)
-        nb = p[idx] - q[:, None, :]  # local coordinates: no cancellation in the covariance
-        s1 = np.cumsum(nb, axis=1)
-        s2 = np.cumsum(nb[:, :, :, None] * nb[:, :, None, :], axis=1)
+        idx = np.ascontiguousarray(idx.reshape(len(q), kmax), dtype=np.int64)
+        # sums of offsets from the point itself: no cancellation in the covariance
+        s1, s2 = np.empty((len(q), m, 3)), np.empty((len(q), m, 3, 3))
+        prefix_moments(p, np.ascontiguousarray(q), idx, k_sizes, s1, s2)
         for j, k in enumerate(ks):
-            mu = s1[:, k - 1] / k
-            cov = s2[:, k - 1] / k - mu[:, :, None] * mu[:, None, :]
+            mu = s1[:, j] / k
+            cov = s2[:, j] / k - mu[:, :, None] * mu[:, None, :]
             lam, vec = np.linalg.eigh(cov)
             normals[s: s + len(q), j] = vec[:, :, 0]
             centres[s: s + len(q), j] = q + mu
