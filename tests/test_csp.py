@@ -414,7 +414,7 @@ def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path
 
     path = sphere_field.save(tmp_path / "s.csp.npz")
     runs = {}
-    for name, extra in (("net", []), ("baked", ["--bake", "48"])):
+    for name, extra in (("net", ["--bake", "0"]), ("baked", ["--bake", "48"])):
         res = CliRunner().invoke(app, ["render", str(path), "-o", str(tmp_path / f"{name}.png"), "--size", "40",
                                        "--passes", "mask", "--json"] + extra)
         assert res.exit_code == 0, res.output
@@ -429,6 +429,15 @@ def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path
     differ = net_mask ^ baked_mask
     assert net_mask.sum() > 200 and differ.sum() < outline.sum() // 2 and not (differ & ~outline).any()
     assert path.exists()  # the input stays
+    # a million rays or more bake by default (at 256), unless told not to
+    big = ["--width", "1000", "--height", "500"]  # 2 frames: a million rays
+    for extra, baked_by_default in ((big, True), (big + ["--bake", "0"], False), (["--size", "8"], False)):
+        res = CliRunner().invoke(app, ["render", str(path), "-o", str(tmp_path / "t.gif"), "--turntable", "2",
+                                       "--json", "--device", "cpu"] + extra)
+        assert res.exit_code == 0, res.output
+        stats = json.loads(res.stdout)["stats"]
+        assert stats.get("bake_auto", False) is baked_by_default and stats.get("baked", 0) == 256 * baked_by_default
+        assert stats["path"] == ("grid-cpu" if baked_by_default else "numpy")
 
 
 def test_fitted_sphere_meshes_closed_and_fitted_disc_open(sphere_field):
