@@ -5,8 +5,9 @@
 #   run the CUDA forms of the kernel tests on the real GPU (RECON_CUDA_TESTS=gpu) and the
 #   csp tests, then the GPU benchmarks (fits, the sparse bake's renders) and an end-to-end
 #   `recon fit` + `recon render` on cuda, and where a process's first fit spends its time.
-#   STEPS="tests bench bake cold cli" (the default) picks parts. DETERMINISM=1 also times csp with torch's default
-#   (non-deterministic) scatter-add; RENDER=1 times the GridPull bunny's 1024 x 1024 trace.
+#   STEPS="tests bench bake cold cli" (the default) picks parts, TESTS the test files.
+#   DETERMINISM=1 also times csp with torch's default (non-deterministic) scatter-add;
+#   RENDER=1 times the GridPull bunny's 1024 x 1024 trace.
 # Clouds to bench are read from .devdata/*.ply (copies of bench inputs, carried with the call).
 # Logs, the fitted csp fields and the render land in $OUT (default /tmp/device_out).
 # A dry run on a machine without a GPU: DEV=cpu SKIP_INSTALL=1 bash scripts/device_check.sh
@@ -21,7 +22,7 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 STEPS=" ${STEPS:-tests bench bake cold cli} "
 want() { [[ "$STEPS" == *" $1 "* ]]; }
 TESTS=${TESTS:-tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
-  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py}
+  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py tests/test_torch_adam.py}
 
 step gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"

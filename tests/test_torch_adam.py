@@ -8,28 +8,33 @@ torch = pytest.importorskip("torch")
 from recon.torch_adam import TorchAdam  # noqa: E402
 
 
-def _run(make_opt, step):
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="torch sees no CUDA GPU"))]
+
+
+def _run(make_opt, step, device="cpu"):
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(5, 3, generator=gen).requires_grad_()
-    b = torch.randn(7, generator=gen).requires_grad_()
-    target = torch.randn(5, 3, generator=gen)
+    a = torch.randn(5, 3, generator=gen).to(device).requires_grad_()
+    b = torch.randn(7, generator=gen).to(device).requires_grad_()
+    target = torch.randn(5, 3, generator=gen).to(device)
     opt = make_opt([a, b])
     for k in range(1, 26):
         opt.zero_grad()
         loss = ((a - target) ** 2).sum() + (b ** 4).sum() if k % 5 else ((a - target) ** 2).sum()
         loss.backward()
         step(opt, 0.05 / k)  # a learning rate that changes every step, as the fitter's does
-    return a.detach().numpy().copy(), b.detach().numpy().copy()
+    return a.detach().cpu().numpy().copy(), b.detach().cpu().numpy().copy()
 
 
-def test_same_steps_as_torch_optim_adam():
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_steps_as_torch_optim_adam(device):
     def torch_step(opt, lr):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.step()
 
-    ours = _run(lambda p: TorchAdam(p, (0.9, 0.99), eps=1e-15), lambda opt, lr: opt.step(lr))
-    ref = _run(lambda p: torch.optim.Adam(p, lr=0.0, betas=(0.9, 0.99), eps=1e-15, foreach=False), torch_step)
+    ours = _run(lambda p: TorchAdam(p, (0.9, 0.99), eps=1e-15), lambda opt, lr: opt.step(lr), device)
+    ref = _run(lambda p: torch.optim.Adam(p, lr=0.0, betas=(0.9, 0.99), eps=1e-15, foreach=False), torch_step, device)
     for x, y in zip(ours, ref):
         np.testing.assert_array_equal(x, y)
     assert not np.allclose(ours[0], _run(lambda p: TorchAdam(p), lambda opt, lr: opt.step(lr))[0])
