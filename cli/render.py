@@ -50,7 +50,7 @@ def render(
     transparent: bool = typer.Option(False, "--transparent", help="Transparent background."),
     ao: bool = typer.Option(False, "--ao", help="Ambient occlusion from a few extra field queries (fields only)."),
     device: str = typer.Option("auto", "--device", help="Where grid fields are traced: auto, cpu or cuda."),
-    bake: int = typer.Option(None, "--bake", help="Bake a network field (csp) onto a block-sparse grid of this many nodes along its longest side first, and trace that with the numba/CUDA kernels: far faster for turntables. Default: 256 from a million rays (pixels x frames x spp) or on a GPU, else the network itself; 0: always the network.", show_default=False),
+    bake: int = typer.Option(None, "--bake", help="Bake a network field (csp) onto a block-sparse grid of this many nodes along its longest side first, and trace that with the numba/CUDA kernels: faster for turntables and large images. Default: 256 from two million rays (pixels x frames x spp) or on a GPU, else the network itself; 0: always the network.", show_default=False),
     max_steps: int = typer.Option(None, "--max-steps", help="March steps per ray (default 256; occupancy 2048).", show_default=False),
     hit_dist: float = typer.Option(None, "--hit-dist", help="Absolute hit distance, input units (default: 1e-6 of the bounds' diagonal).", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (and --json)."),
@@ -95,7 +95,7 @@ def render(
             typer.echo(f"{name:>6}: {path}")
         if summary["kind"] == "field":
             if "baked" in st:
-                why = " (by default from a million rays or on a GPU; --bake 0 traces the network)" if st["bake_auto"] else ""
+                why = " (by default from two million rays or on a GPU; --bake 0 traces the network)" if st["bake_auto"] else ""
                 typer.echo(f"baked at {st['baked']} nodes along the longest side in {st['bake_seconds']:.2f} s{why}")
             typer.echo(
                 f"{st['rays']:,} rays ({st['frames']} frame(s), {st['spp']} spp) in {st['seconds']:.3f} s: "

@@ -404,7 +404,7 @@ def test_same_seed_same_field_other_seed_differs():
     assert not np.array_equal(a.arrays["w0"], c.arrays["w0"])
 
 
-def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path):
+def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path, monkeypatch):
     import json
 
     from PIL import Image
@@ -429,14 +429,18 @@ def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path
     differ = net_mask ^ baked_mask
     assert net_mask.sum() > 200 and differ.sum() < outline.sum() // 2 and not (differ & ~outline).any()
     assert path.exists()  # the input stays
-    # a million rays or more bake by default (at 256), unless told not to
-    big = ["--width", "1000", "--height", "500"]  # 2 frames: a million rays
-    for extra, baked_by_default in ((big, True), (big + ["--bake", "0"], False), (["--size", "8"], False)):
+    # enough rays bake by default, unless told not to (threshold and resolution made small here)
+    import recon.render.job as job
+
+    monkeypatch.setattr(job, "AUTO_BAKE_RAYS", 2 * 24 * 24)
+    monkeypatch.setattr(job, "AUTO_BAKE", 32)
+    for extra, baked_by_default in ((["--size", "24"], True), (["--size", "24", "--bake", "0"], False),
+                                    (["--size", "16"], False)):
         res = CliRunner().invoke(app, ["render", str(path), "-o", str(tmp_path / "t.gif"), "--turntable", "2",
                                        "--json", "--device", "cpu"] + extra)
         assert res.exit_code == 0, res.output
         stats = json.loads(res.stdout)["stats"]
-        assert stats.get("bake_auto", False) is baked_by_default and stats.get("baked", 0) == 256 * baked_by_default
+        assert stats.get("bake_auto", False) is baked_by_default and stats.get("baked", 0) == 32 * baked_by_default
         assert stats["path"] == ("grid-cpu" if baked_by_default else "numpy")
 
 
