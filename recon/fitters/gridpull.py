@@ -38,9 +38,9 @@ import numpy as np
 from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
 from recon.field import SignedDistanceGrid
-from recon.progress import progress_due
 from recon.fitters import FitterSpec, register
 from recon.preprocess import local_planes, thick_noise_keep
+from recon.progress import progress_due
 
 
 @dataclass
