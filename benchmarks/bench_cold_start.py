@@ -24,6 +24,8 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
+    from bench_gpu import _phases
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cloud", type=Path)
     ap.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
@@ -67,8 +69,7 @@ def main(argv=None) -> int:
     calls = []
     timed("third fit, with progress", lambda: fit(cloud, "csp", device=device,
                                                   progress=lambda s, n, losses: calls.append(s)))
-    phases = {name: {k: round(float(v), 3) for k, v in f.params.items() if k.endswith("_s")}
-              for name, f in (("first", first), ("second", second))}
+    phases = {"first": _phases(first), "second": _phases(second)}
     report = {"device": device, "points": len(cloud), "steps_s": steps, "phases_s": phases,
               "progress_calls": len(calls), "torch": torch.__version__}
     print(json.dumps(report, indent=1))

@@ -234,18 +234,6 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
     local = np.stack(np.meshgrid(*(np.arange(b + 1),) * 3, indexing="ij"), -1).reshape(-1, 3)
     supported = getattr(field, "supported", None)
     code = np.arange(len(active), dtype=np.float32)
-    if supported is not None and len(active):
-        # a fitted field's surface far from its data is the network's guess (flakes): a
-        # brick none of whose nodes the data supports is marked, and the kernels pass its
-        # surface as the NumPy march does (its offsets stay: meshing reads them)
-        per = max(1, chunk // len(local))
-        keep = np.concatenate([
-            np.asarray(supported(box[0] + ((active[s: s + per, None, :] * b + local[None]) * h).reshape(-1, 3)),
-                       bool).reshape(-1, len(local)).any(axis=1)
-            for s in range(0, len(active), per)])
-        code[~keep] += 0.5
-    table = (-1.0 - bound).astype(np.float32)
-    table[tuple(active.T)] = code
     bricks = np.empty((3, len(active) * (b + 1), b + 1, b + 1), np.float32)
     per = max(1, chunk // len(local))
     for s in range(0, len(active), per):
@@ -254,6 +242,14 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
         off = (closest(nodes) - nodes).astype(np.float32).reshape(len(blocks), b + 1, b + 1, b + 1, 3)
         bricks[:, s * (b + 1):(s + len(blocks)) * (b + 1)] = np.moveaxis(off, -1, 0).reshape(
             3, len(blocks) * (b + 1), b + 1, b + 1)
+        if supported is not None:
+            # a fitted field's surface far from its data is the network's guess (flakes): a
+            # brick none of whose nodes the data supports is marked, and the kernels pass its
+            # surface as the NumPy march does (its offsets stay: meshing reads them)
+            keep = np.asarray(supported(nodes), bool).reshape(len(blocks), -1).any(axis=1)
+            code[s: s + len(blocks)][~keep] += 0.5
+    table = (-1.0 - bound).astype(np.float32)
+    table[tuple(active.T)] = code
     params = {**(getattr(field, "params", None) or {}), "baked_from": type(field).__name__,
               "brick": b, "margin_voxels": float(margin_voxels),
               "surface_tolerance": float(getattr(field, "surface_tolerance", 0.0) or 0.0)}
