@@ -133,7 +133,8 @@ def _bakes_by_default(field, rays: int, device: str) -> bool:
     """Bake a network field unasked for many rays or for a GPU (the network is evaluated on
     the host). On 2 cores the bunny's csp field bakes at 256 in 6 to 8 s, and the network
     traced 80,000 (one 512 x 512 frame) to 180,000 (a 24-frame 256 x 256 turntable, more
-    rays missing) rays a second: two million rays take 11 to 25 s through it."""
+    rays missing) rays a second, so two million rays would take about 11 to 25 s through it
+    (estimated from those rates)."""
     from recon.device import resolve_device
 
     if not callable(getattr(field, "bake", None)):
