@@ -204,14 +204,17 @@ def save_field(field, path) -> Path:
 
 def load_field(path) -> Field:
     """Read a field written by :func:`save_field` (any registered field class)."""
+    from recon.io._common import load_numpy, numpy_error
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
+    data = load_numpy(path)
+    if not hasattr(data, "files"):
+        raise InputError(f"{path}: not a recon field file (a single .npy array, not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with data:
             contents = {k: data[k] for k in data.files}
-    except Exception as exc:  # zip errors, truncated files, pickled objects
-        raise InputError(f"{path}: not a readable recon field file ({exc.__class__.__name__}: {exc})") from None
+    except Exception as exc:  # truncated members, pickled objects
+        raise numpy_error(path, exc) from None
     if str(contents.get("format", "")) != FORMAT_NAME:
         raise InputError(f"{path}: not a recon field file (no '{FORMAT_NAME}' format marker)")
     version = int(contents["format_version"])

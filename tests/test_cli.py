@@ -318,6 +318,20 @@ def test_corrupt_inputs(recon, tmp_path):
     assert_one_line_error(recon("fit", empty, "--method", "toy"), "empty")
 
 
+def test_a_file_that_is_not_numpy_is_named_so(recon, tmp_path):
+    # NumPy takes any file without a .npy/.npz signature for a pickle: the message must not
+    text = tmp_path / "notes.npz"
+    text.write_text("hi\n")
+    for command in (("mesh", text), ("render", text, "-o", tmp_path / "r.png"), ("info", text),
+                    ("fit", text, "--method", "toy")):
+        line = assert_one_line_error(recon(*command), "notes.npz: not a NumPy file")
+        assert "pickle" not in line
+    array = tmp_path / "one.npy"
+    np.save(array, np.zeros((4, 3)))
+    assert_one_line_error(recon("mesh", array), "one.npy: not a recon field file", "single .npy array")
+    assert not (tmp_path / "r.png").exists()
+
+
 def test_too_few_points(recon, tmp_path):
     tiny = write_ply_cloud(tmp_path / "tiny.ply", sphere_points(3))
     assert_one_line_error(recon("fit", tiny, "--method", "toy"), "3 points", "at least 4")

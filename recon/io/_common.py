@@ -48,6 +48,39 @@ def one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
+NUMPY_SIGNATURES = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")
+"First bytes of a .npy file, and of a .npz (zip) archive with and without members."
+
+
+def load_numpy(path):
+    """``np.load(path, allow_pickle=False)`` (an array, or an NpzFile to close) with one-line
+    InputErrors. The first bytes are checked first: NumPy takes any file that is neither
+    .npy nor .npz for a pickle, and would call a text file "pickled data"."""
+    import numpy as np
+
+    path = check_readable(path)
+    with open(path, "rb") as fh:
+        head = fh.read(len(NUMPY_SIGNATURES[0]))
+    if not head:
+        raise InputError(f"{path}: the file is empty")
+    if not head.startswith(NUMPY_SIGNATURES):
+        raise InputError(f"{path}: not a NumPy file (it starts with neither the .npy nor the .npz signature)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise numpy_error(path, exc) from None
+
+
+def numpy_error(path, exc: BaseException) -> InputError:
+    """The InputError for an exception raised while loading or reading a NumPy file."""
+    if isinstance(exc, InputError):
+        return exc
+    if isinstance(exc, ValueError) and "pickle" in str(exc).lower():
+        return InputError(f"{path}: holds pickled Python objects; recon loads plain numeric arrays "
+                          "only (allow_pickle=False)")
+    return InputError(f"{path}: not a readable NumPy file ({one_line(exc)})")
+
+
 def write_by_extension(obj, path, writers: dict, *, what: str, extensions, inputs=()) -> Path:
     """Encode ``obj`` with the writer ``writers`` names for ``path``'s extension and write it
     atomically (refusing to overwrite any of ``inputs``); an unknown extension is an

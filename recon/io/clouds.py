@@ -9,7 +9,7 @@ import numpy as np
 
 from recon.cloud import Cloud
 from recon.errors import InputError, ReconWarning
-from recon.io._common import check_readable, extension, one_line, read_bytes, write_by_extension
+from recon.io._common import check_readable, extension, load_numpy, numpy_error, one_line, read_bytes, write_by_extension
 
 SUPPORTED_CLOUD_EXTENSIONS = (
     ".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".npy", ".npz", ".las", ".laz",
@@ -184,18 +184,6 @@ def _read_text(path, *, sample, seed):
     return read_text_points(path, read_bytes(path), extension(path))
 
 
-def _load_npy(path):
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError(f"{path}: holds pickled Python objects; recon loads plain numeric arrays "
-                             "only (allow_pickle=False)") from None
-        raise InputError(f"{path}: not a readable NumPy file ({one_line(exc)})") from None
-    except Exception as exc:  # zip errors, truncated files
-        raise InputError(f"{path}: not a readable NumPy file ({one_line(exc)})") from None
-
-
 def _array_columns(path, arr, what: str):
     arr = np.asarray(arr)
     if arr.dtype.kind not in "fiu" or arr.ndim != 2 or arr.shape[1] not in (3, 6):
@@ -205,13 +193,13 @@ def _array_columns(path, arr, what: str):
 
 
 def _read_npy(path, *, sample, seed):
-    return _array_columns(path, _load_npy(path), "the array")
+    return _array_columns(path, load_numpy(path), "the array")
 
 
 def _read_npz(path, *, sample, seed):
     from recon.io.text import colors_to_u8
 
-    archive = _load_npy(path)
+    archive = load_numpy(path)
     if not hasattr(archive, "files"):
         return _array_columns(path, archive, "the array")
     with archive:
@@ -242,17 +230,8 @@ def _read_npz(path, *, sample, seed):
                 elif arr.ndim >= 1 and len(arr) == n:
                     out["extra"][key] = arr
             return out
-        except ValueError as exc:
-            if isinstance(exc, InputError):
-                raise
-            if "pickle" in str(exc).lower():
-                raise InputError(f"{path}: holds pickled Python objects; recon loads plain numeric "
-                                 "arrays only (allow_pickle=False)") from None
-            raise InputError(f"{path}: not a readable NumPy file ({one_line(exc)})") from None
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable NumPy file ({one_line(exc)})") from None
+        except Exception as exc:  # lazy reads: pickled members, a damaged archive
+            raise numpy_error(path, exc) from None
 
 
 def _read_las(path, *, sample, seed):

@@ -79,11 +79,16 @@ def _bounds(points: np.ndarray) -> dict:
 
 
 def _is_field(path) -> bool:
+    from recon.io._common import load_numpy
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return hasattr(data, "files") and "format" in data.files and "field_class" in data.files
-    except Exception:
+        data = load_numpy(path)
+    except InputError:
         return False  # read_cloud gives the precise error
+    if not hasattr(data, "files"):
+        return False
+    with data:
+        return "format" in data.files and "field_class" in data.files
 
 
 def _describe_field(path) -> dict:
