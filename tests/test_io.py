@@ -855,3 +855,20 @@ def test_atomic_output_gets_ordinary_permissions(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("y")
     assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_text() == "y"
+
+
+def test_an_output_folder_that_refuses_files_names_the_output(tmp_path, monkeypatch):
+    import tempfile
+
+    from recon.io.atomic import atomic_path
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.ply.x.part.ply"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "out.ply"
+    with pytest.raises(InputError) as info:
+        with atomic_path(target):
+            pass
+    assert str(info.value) == f"cannot write {target}: Permission denied"
+    assert list(tmp_path.iterdir()) == []
