@@ -17,12 +17,13 @@ closed and wound outward). Reported per case and method:
   that pools 16 neighbours' evidence, as plane fits and visibility votes do, cannot beat
   it even with every neighbour's true sign; where features are thinner than the noise it
   falls below 99 %.
-- the wall under each point: the truth's thickness along the inward normal at the point's
-  closest truth point, against the noise (rms distance of the input points to the truth).
-  Where a wall is thinner than a few noise deviations, many points lie nearer the far face
-  than their own, and the truth labels them with the far face's normal. Reported: the
-  share of points on walls thinner than 4 noise rms, and recon's not-flipped share on the
-  rest (a Gaussian puts 2.3 % of its samples past 2 deviations, the midplane of such a wall).
+- where the truth's label is unclear: a point's true normal is that of its nearest face, so
+  where another face lies within the noise (rms distance of the input points to the truth)
+  the label follows the noise, not the surface the point was sampled from. Unclear points
+  lie on a wall thinner than 4 noise rms (the truth's thickness along the inward normal at
+  the point's closest truth point; a Gaussian puts 2.3 % of its samples past 2 deviations,
+  such a wall's midplane) or within 2 noise rms of a sharp edge (dihedral over 45 degrees).
+  Reported: their share, and recon's not-flipped share on the clear rest.
 
 --fields DIR uses saved fields DIR/<case>.npz (recon fit --method csp --save-field) where
 present instead of fitting (fit_seconds is then the load): normals can be compared on the same fields
@@ -64,11 +65,15 @@ def truth_local_agreement(points: np.ndarray, truth: np.ndarray, k: int) -> floa
     return float(np.mean(np.einsum("ikj,ij->i", truth[idx], truth) > 0))
 
 
-def wall_thickness(gt_path: Path, points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per point, the truth's thickness (input units) along the inward normal at the point's
-    closest truth point (inf where the ray leaves the mesh), and the noise: rms distance of
-    the points to the truth."""
+def truth_surroundings(gt_path: Path, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """What lies around each point's closest truth point (its foot), in input units:
+    (thickness (N,): the truth's thickness along the inward normal at the foot, inf where the
+    ray leaves the mesh; edge_distance (N,): from the foot to the nearest sharp edge of the
+    truth (dihedral angle over 45 degrees; edges sampled every tenth of the noise, inf when
+    there is none); noise: rms distance of the points to the truth)."""
     import open3d as o3d
+    import trimesh
+    from scipy.spatial import cKDTree
 
     mesh = o3d.io.read_triangle_mesh(str(gt_path))
     mesh.compute_triangle_normals()
@@ -82,10 +87,26 @@ def wall_thickness(gt_path: Path, points: np.ndarray) -> tuple[np.ndarray, float
     rays = np.hstack([foot + eps * inward, inward]).astype(np.float32)
     thickness = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64) + eps
     noise = float(np.sqrt(np.mean(np.sum((points - foot) ** 2, axis=1))))
-    return thickness, noise
+
+    gt = trimesh.load(str(gt_path), process=False, force="mesh")
+    gt.merge_vertices()
+    sharp = gt.face_adjacency_edges[gt.face_adjacency_angles > np.radians(SHARP_EDGE_DEGREES)]
+    if len(sharp) == 0:
+        return thickness, np.full(len(points), np.inf), noise
+    a, b = gt.vertices[sharp[:, 0]], gt.vertices[sharp[:, 1]]
+    steps = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / (0.1 * noise)).astype(np.int64), 1)
+    which = np.repeat(np.arange(len(a)), steps + 1)
+    u = np.concatenate([np.linspace(0.0, 1.0, k + 1) for k in steps])
+    samples = a[which] + u[:, None] * (b - a)[which]
+    edge_distance, _ = cKDTree(samples).query(foot, workers=-1)
+    return thickness, edge_distance, noise
 
 
 THIN_WALL_NOISES = 4.0
+"A wall thinner than this many noise rms is thin (2.3 % of a Gaussian lies past 2 deviations, its midplane)."
+SHARP_EDGE_DEGREES = 45.0
+EDGE_NOISES = 2.0
+"A point whose foot is within this many noise rms of a sharp edge is near it."
 
 
 def angles(est: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,13 +142,17 @@ def run_case(case_dir: Path, iterations: int | None, fields: Path | None = None)
     t_all = time.perf_counter() - t0
     ang, cos = angles(n, truth)
     out["truth_local_agreement_16"] = truth_local_agreement(cloud.points, truth, 16)
-    thickness, noise = wall_thickness(case_dir / "gt.ply", cloud.points)
-    thick = thickness >= THIN_WALL_NOISES * noise
+    thickness, edge_distance, noise = truth_surroundings(case_dir / "gt.ply", cloud.points)
+    thin = thickness < THIN_WALL_NOISES * noise
+    near_edge = edge_distance < EDGE_NOISES * noise
+    clear = ~thin & ~near_edge
     out["noise_rms"] = noise
-    out["thin_wall_share"] = float(1.0 - thick.mean())
+    out["thin_wall_share"] = float(thin.mean())
+    out["near_edge_share"] = float(near_edge.mean())
+    out["unclear_share"] = float(1.0 - clear.mean())
     out["recon"] = {"median_deg": float(np.median(ang)), "mean_deg": float(ang.mean()),
                     "not_flipped": float((cos > 0).mean()),
-                    "not_flipped_thick_walls": float((cos[thick] > 0).mean()) if thick.any() else None,
+                    "not_flipped_clear": float((cos[clear] > 0).mean()) if clear.any() else None,
                     "seconds": t_all, "fit_seconds": t_fit,
                     "surface": field.params.get("surface_decided")}
 
@@ -150,16 +175,18 @@ def markdown(rows: list[dict], load: tuple) -> str:
         "",
         f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         "",
-        f"Walls: the truth's thickness under a point; thin = under {THIN_WALL_NOISES:g} times the noise rms.",
+        f"Unclear points: on a wall thinner than {THIN_WALL_NOISES:g} noise rms, or within {EDGE_NOISES:g} noise rms "
+        f"of a sharp edge (over {SHARP_EDGE_DEGREES:g} degrees) of the truth; the rest are clear.",
         "",
-        "| case | points | recon median ° | recon mean ° | recon not flipped | truth's agreement over 16 | points on thin walls | recon not flipped off thin walls | recon s | Open3D median ° | Open3D mean ° | Open3D s |",
+        "| case | points | recon median ° | recon mean ° | recon not flipped | truth's agreement over 16 | unclear points (thin walls, near edges) | recon not flipped on clear points | recon s | Open3D median ° | Open3D mean ° | Open3D s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         a, b = r["recon"], r["open3d_knn30"]
         lines.append(f"| {r['case']} | {r['points']:,} | {a['median_deg']:.2f} | {a['mean_deg']:.2f} | "
                      f"{100 * a['not_flipped']:.2f} % | {100 * r['truth_local_agreement_16']:.2f} % | "
-                     f"{100 * r['thin_wall_share']:.2f} % | {_percent(a['not_flipped_thick_walls'])} | "
+                     f"{100 * r['unclear_share']:.1f} % ({100 * r['thin_wall_share']:.1f} %, "
+                     f"{100 * r['near_edge_share']:.1f} %) | {_percent(a['not_flipped_clear'])} | "
                      f"{a['seconds']:.1f} | {b['median_deg']:.2f} | "
                      f"{b['mean_deg']:.2f} | {b['seconds']:.2f} |")
     return "\n".join(lines) + "\n"
