@@ -96,3 +96,38 @@ def test_roughness_tells_noise_from_curvature_on_sparse_spheres():
     xy = gen.uniform(-1, 1, (400, 2))
     assert roughness(np.hstack([xy, 0.3 * xy[:, :1]]), 0.1) < 1e-9
     assert roughness(p[:5], spacing) == 0.0
+
+
+def test_thick_noise_is_judged_at_a_fixed_density():
+    """A denser cloud of the same noisy surface must not look thicker: past THICKNESS_POINTS
+    the test and the trimming planes use that many points."""
+    from scipy.spatial import cKDTree
+
+    from recon import preprocess
+    from recon.preprocess import thick_noise_keep
+
+    from noisy_shapes import noisy_plate
+
+    gen = np.random.default_rng(3)
+    n = 4 * preprocess.THICKNESS_POINTS
+    u = gen.normal(size=(n, 3))
+    sphere = 0.5 * u / np.linalg.norm(u, axis=1, keepdims=True) + gen.normal(0.0, 0.008, (n, 3))
+
+    def thickness(points):  # the statistic as measured on all of the points
+        probe = points[:: len(points) // 2000]
+        _, nb = cKDTree(points).query(probe, k=preprocess.THICKNESS_NEIGHBORS)
+        patch = points[nb] - points[nb].mean(axis=1, keepdims=True)
+        ev = np.linalg.eigvalsh(np.einsum("nki,nkj->nij", patch, patch))
+        return float(np.median(np.sqrt(ev[:, 0] / ev[:, 2])))
+
+    # on all 400,000 points the sphere's mild noise would pass for thick; at the reference
+    # density it does not, and nothing is trimmed
+    assert thickness(sphere) > preprocess.THICK_NOISE > thickness(sphere[: preprocess.THICKNESS_POINTS])
+    assert thick_noise_keep(sphere) is None
+    # a thin plate under thicker noise is still trimmed when dense: every point against
+    # the plane of its nearest drawn point, what goes lies far off the plate
+    plate = noisy_plate(n, thickness=0.01, sigma=0.02)
+    keep = thick_noise_keep(plate)
+    assert keep is not None and keep.shape == (n,)
+    assert 0.85 < keep.mean() < 0.99
+    assert np.median(np.abs(plate[~keep, 2])) > 0.04 > 2 * np.median(np.abs(plate[keep, 2]))
