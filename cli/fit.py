@@ -226,6 +226,7 @@ def run_fit(
         "device": resolved,
         "points_in": int(points_in),
         "points_fitted": int(len(cloud)),
+        "points_merged": int((getattr(field, "params", None) or {}).get("merged_points", 0) or 0),
         "vertices": int(mesh.n_vertices),
         "faces": int(mesh.n_faces),
         "seconds": round(seconds, 3),
@@ -262,6 +263,9 @@ def _print_summary(s: dict) -> None:
         ("faces out", f"{s['faces']:,} ({s['vertices']:,} vertices)"),
         ("output", s["output"]),
     ]
+    if s["points_merged"]:
+        rows.insert(1, ("merged", f"fitted to {s['points_merged']:,} voxel means: the cloud is denser than the grid "
+                                  "(--merge-cells 0 fits every point)"))
     if s["field"]:
         rows.append(("field", s["field"]))
     for label, value in rows:  # plain lines: a path is never cut to the terminal's width

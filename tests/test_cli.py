@@ -516,6 +516,22 @@ def test_gridpull_end_to_end_on_a_tiny_cloud(recon, tmp_path):
     assert summary["method"] == "gridpull" and summary["faces"] > 100 and summary["output"] == str(out)
     r = np.linalg.norm(ply_vertices(out), axis=1)
     assert abs(np.median(r) - 1.0) < 0.05
+    assert summary["points_merged"] == 0
+
+
+def test_gridpull_says_when_it_fits_voxel_means_of_a_dense_cloud(recon, tmp_path):
+    dense = sphere_points(60_000, radius=1.0, center=(0.0, 0.0, 0.0), seed=2)
+    path = write_ply_cloud(tmp_path / "dense.ply", dense)
+    res = recon("fit", path, "--resolution", "32", "--iterations", "3", "--device", "cpu")
+    assert res.code == 0, res
+    merged = [line for line in res.out.splitlines() if line.startswith("merged")]
+    assert len(merged) == 1 and "voxel means" in merged[0] and "--merge-cells 0" in merged[0]
+    n = int(merged[0].split("fitted to ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < n < 60_000 // 3
+    res = recon("fit", path, "--resolution", "32", "--iterations", "3", "--merge-cells", "0", "--json",
+                "-o", tmp_path / "every.ply")
+    assert res.code == 0, res
+    assert json.loads(res.out)["points_merged"] == 0
 
 
 # ----------------------------------------------------------------------------- progress display

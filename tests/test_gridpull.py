@@ -333,3 +333,42 @@ def test_fitters_report_progress_at_the_first_step_every_hundredth_and_the_last(
     fit(Cloud(sphere_points(300, 1.0, np.zeros(3))), "gridpull", resolution=16, iterations=7,
         progress=lambda step, total, losses: calls.append((step, total, sorted(losses))))
     assert [c[0] for c in calls] == list(range(1, 8)) and calls[0][1] == 7 and calls[0][2]
+
+
+def test_a_cloud_denser_than_the_grid_is_fitted_to_voxel_means():
+    # 120,000 noisy points on a sphere of radius 30 at resolution 64: about four points to
+    # each occupied voxel of 0.75 cells, filled as a surface fills them
+    center = np.array([5.0, 0.0, -2.0])
+    gen = np.random.default_rng(4)
+    dense = sphere_points(120_000, 30.0, center, seed=4) + gen.normal(0.0, 0.15, (120_000, 3))
+    field = fit(Cloud(dense), "gridpull", resolution=64, iterations=30)
+    merged = field.params["merged_points"]
+    assert 10_000 < merged < 120_000 // 2
+    dirs = sphere_points(500, 1.0, np.zeros(3), seed=5)
+    radius = np.linalg.norm(field.closest_point(center + 40.0 * dirs) - center, axis=1)
+    assert np.abs(radius - 30.0).max() < 0.5 * field.voxel_size
+    assert field.value(center[None])[0] < 0 < field.value(center + 40.0 * dirs).min()
+    again = fit(Cloud(dense), "gridpull", resolution=64, iterations=30)
+    np.testing.assert_array_equal(again.values, field.values)
+    # merge_cells=0 fits every point
+    assert fit(Cloud(dense[:20_000]), "gridpull", resolution=64, iterations=0, merge_cells=0).params["merged_points"] == 0
+
+
+def test_scan_lines_dense_along_the_line_only_are_not_merged():
+    # rings of a sphere two cells apart, each sampled far more densely than a cell: many
+    # points to each occupied voxel, but voxels twice as wide are only about twice fewer
+    theta = np.linspace(0.05, np.pi - 0.05, 64)
+    phi = np.linspace(0.0, 2 * np.pi, 2000, endpoint=False)
+    t, f = np.meshgrid(theta, phi, indexing="ij")
+    rings = 30.0 * np.stack([np.sin(t) * np.cos(f), np.sin(t) * np.sin(f), np.cos(t)], -1).reshape(-1, 3)
+    from recon.fitters.gridpull import DENSE_POINTS_PER_VOXEL, _occupied_voxels
+
+    unit = (rings - rings.min(axis=0)) / np.ptp(rings, axis=0).max()
+    assert len(unit) > DENSE_POINTS_PER_VOXEL * _occupied_voxels(unit, 0.75 / 64)
+    assert fit(Cloud(rings), "gridpull", resolution=64, iterations=0).params["merged_points"] == 0
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), 5.0])
+def test_merge_cells_out_of_range_is_refused(bad):
+    with pytest.raises(InputError, match=r"merge_cells must be a number in 0\.\.4 \(cells\), got"):
+        fit(Cloud(sphere_points(200, 1.0, np.zeros(3))), "gridpull", merge_cells=bad)
