@@ -707,3 +707,23 @@ def test_sparse_clean_points_are_not_taken_for_noise():
     spacing = exact.params["spacing_median"] * exact.normalization.scale  # fitting-cube units
     want = max(TINY["base_resolution"], round(SPARSE_CELLS_PER_SPACING / spacing))
     assert exact.params["resolution_used"] == want < TINY["resolution"]
+
+
+def test_a_cloud_denser_than_the_grid_is_fitted_to_voxel_means():
+    from recon.fitters.csp import CSPConfig, fit_csp
+
+    gen = np.random.default_rng(6)
+    d = gen.normal(size=(120_000, 3))
+    dense = d / np.linalg.norm(d, axis=1, keepdims=True) + gen.normal(0.0, 0.005, (120_000, 3))
+    field = fit_csp(Cloud(dense), CSPConfig(resolution=64, iterations=2, surface="closed"))
+    assert 10_000 < field.params["merged_points"] < 120_000 // 3
+    assert field.params["n_points"] == 120_000
+    every = fit_csp(Cloud(dense[:5000]), CSPConfig(resolution=64, iterations=1, surface="closed", merge_cells=0))
+    assert every.params["merged_points"] == 0
+
+
+def test_merge_cells_out_of_range_is_refused_by_csp():
+    from recon.fitters.csp import CSPConfig, fit_csp
+
+    with pytest.raises(InputError, match=r"merge_cells must be a number in 0\.\.4 \(cells\), got -1"):
+        fit_csp(Cloud(np.random.default_rng(0).normal(size=(100, 3))), CSPConfig(merge_cells=-1))

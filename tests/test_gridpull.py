@@ -361,10 +361,10 @@ def test_scan_lines_dense_along_the_line_only_are_not_merged():
     phi = np.linspace(0.0, 2 * np.pi, 2000, endpoint=False)
     t, f = np.meshgrid(theta, phi, indexing="ij")
     rings = 30.0 * np.stack([np.sin(t) * np.cos(f), np.sin(t) * np.sin(f), np.cos(t)], -1).reshape(-1, 3)
-    from recon.fitters.gridpull import DENSE_POINTS_PER_VOXEL, _occupied_voxels
+    from recon.preprocess import DENSE_POINTS_PER_VOXEL, occupied_voxels
 
     unit = (rings - rings.min(axis=0)) / np.ptp(rings, axis=0).max()
-    assert len(unit) > DENSE_POINTS_PER_VOXEL * _occupied_voxels(unit, 0.75 / 64)
+    assert len(unit) > DENSE_POINTS_PER_VOXEL * occupied_voxels(unit, 0.75 / 64)
     assert fit(Cloud(rings), "gridpull", resolution=64, iterations=0).params["merged_points"] == 0
 
 

@@ -81,6 +81,8 @@ class CSPConfig:
     "Features per level."
     resolution: int = 256
     "Finest feature-grid resolution (cells across the fitting cube); sparse clouds get fewer (resolution_used)."
+    merge_cells: float = 0.75
+    "Clouds far denser than the grid (on average at least three points per occupied voxel of this many cells) are fitted to each voxel's mean point; 0 fits every point."
     base_resolution: int = 16
     "Coarsest feature-grid resolution."
     table_log2: int = 17
@@ -137,6 +139,9 @@ def _validate(config: CSPConfig) -> None:
         v = getattr(config, name)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
+    from recon.preprocess import check_merge_cells
+
+    check_merge_cells(config.merge_cells)
     if not (0.0 <= config.uniform_fraction <= 1.0):
         raise InputError(f"uniform_fraction must be in [0, 1], got {config.uniform_fraction}")
     if config.surface not in SURFACES:
@@ -338,7 +343,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     from recon.closest_point_field import ClosestPointField, from_torch, to_torch, torch_forward
     from recon.seeding import rng, seed_torch
 
-    from recon.preprocess import roughness, thick_noise_keep
+    from recon.preprocess import dense_voxel_means, roughness, thick_noise_keep
     from recon.progress import progress_due
     from recon.torch_adam import TorchAdam
 
@@ -347,6 +352,9 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     points = cloud.points
     norm = Normalization.fit_unit_cube(points)
     pts = norm.to_unit(points).astype(np.float64)
+    merged = dense_voxel_means(pts, config.merge_cells / config.resolution)
+    if merged is not None:
+        pts, points = merged, norm.to_world(merged)
     tree = cKDTree(pts)
     # noise thicker than the surface is flat: the targets would follow its outer points
     keep = thick_noise_keep(pts, tree=tree)
@@ -461,7 +469,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     world_box = norm.to_world(box)
     out_params = asdict(config)
     out_params.update(method="csp", device_used=device, resolution_used=finest, n_points=len(cloud), sparse=sparse, clean=clean,
-                      target_neighbors=neighbors,
+                      target_neighbors=neighbors, merged_points=0 if merged is None else len(merged),
                       trimmed=0 if keep is None else int(len(keep) - np.count_nonzero(keep)), noise_ratio=noise_ratio,
                       spacing_median=float(np.median(spacing)) / norm.scale, final_losses=losses, **timings)
     return ClosestPointField(trained, normalization=norm, box=world_box, params=out_params, device=device)

@@ -39,7 +39,7 @@ from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
 from recon.field import SignedDistanceGrid
 from recon.fitters import FitterSpec, register
-from recon.preprocess import local_planes, thick_noise_keep
+from recon.preprocess import check_merge_cells, dense_voxel_means, local_planes, thick_noise_keep
 from recon.progress import progress_due
 
 
@@ -86,8 +86,7 @@ def _validate(config: GridPullConfig) -> None:
         raise InputError(f"queries_per_point must be >= 1, got {config.queries_per_point}")
     if config.query_neighbors < 1:
         raise InputError(f"query_neighbors must be >= 1, got {config.query_neighbors}")
-    if not (math.isfinite(config.merge_cells) and 0 <= config.merge_cells <= 4):
-        raise InputError(f"merge_cells must be a number in 0..4 (cells), got {config.merge_cells}")
+    check_merge_cells(config.merge_cells)
     if config.denoise not in ("auto", "on", "off"):
         raise InputError(f"denoise must be auto, on or off, got {config.denoise!r}")
     for name in ("learning_rate", "pull_weight", "surface_weight", "consistency_weight", "smooth_weight"):
@@ -113,7 +112,7 @@ def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress
     norm = Normalization.fit_unit_cube(cloud.points)
     points = norm.to_unit(cloud.points)
     world = cloud.points
-    merged = _merge_dense(points, config)
+    merged = dense_voxel_means(points, config.merge_cells / config.resolution)
     if merged is not None:
         points, world = merged, norm.to_world(merged)
     keep = thick_noise_keep(points) if config.denoise != "off" else None
@@ -147,44 +146,6 @@ def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress
         normalization=norm,
         params=params,
     )
-
-
-# Clouds much denser than the grid are fitted to voxel means (of merge_cells cells) when
-# the occupied voxels hold at least DENSE_POINTS_PER_VOXEL points on average and the
-# points fill them as a surface does: voxels twice as wide are at least SURFACE_FILL times
-# fewer (a densely sampled surface: 4; a LiDAR sweep, dense along its scan lines only: 2).
-# Fixed-size neighbourhoods (denoising planes, query spreads) shrink below a cell on such
-# clouds, and every point costs time: a 2,000,000-point armadillo with 0.15 % noise (3.3
-# points per voxel, 4.9 times fewer voxels twice as wide) fitted in 120 s to Chamfer-L1
-# 2.54e-4, normal consistency 0.976; merged, in 42 s to 2.02e-4, 0.987. The price: two
-# faces closer than a voxel merge into one sheet, so the bar is high. At 1,000,000 points
-# (2.1 per voxel, not merged): 63 s, 2.12e-4, 0.985; merged it would be 32 s, 2.40e-4,
-# 0.987. The bench's clouds hold 1.00 to 1.25 points per voxel; kitti_lidar's scan lines
-# 3.3, but voxels twice as wide are only 2.2 times fewer (merged, its points' mean
-# distance to the mesh rose 17 %).
-DENSE_POINTS_PER_VOXEL = 3.0
-SURFACE_FILL = 3.0
-
-
-def _occupied_voxels(points: np.ndarray, size: float) -> int:
-    """How many cubes of ``size`` (aligned to the points' minimum corner) hold a point."""
-    keys = np.floor((points - points.min(axis=0)) / size).astype(np.int64)
-    dims = keys.max(axis=0) + 1
-    return len(np.unique((keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]))
-
-
-def _merge_dense(points: np.ndarray, config: GridPullConfig) -> np.ndarray | None:
-    """(M, 3) voxel means of (N, 3) unit-cube points when they sample the surface more
-    densely than the grid needs (see DENSE_POINTS_PER_VOXEL), else None."""
-    if config.merge_cells <= 0 or len(points) < 2:
-        return None
-    size = config.merge_cells / config.resolution
-    occupied = _occupied_voxels(points, size)
-    if len(points) < DENSE_POINTS_PER_VOXEL * occupied or occupied < SURFACE_FILL * _occupied_voxels(points, 2 * size):
-        return None
-    from recon.preprocess import voxel_downsample
-
-    return voxel_downsample(Cloud(points), voxel_size=size).points
 
 
 # A cloud is noisy when its points stray from their neighbours' plane by more than this
