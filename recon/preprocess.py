@@ -14,6 +14,21 @@ from recon.cloud import Cloud
 from recon.errors import InputError
 
 
+def _voxel_groups(points: np.ndarray, size: float):
+    """Group (N, 3) points by voxel of ``size`` (aligned to their minimum corner), voxels
+    ordered x slowest: (first (M,) index of a point in each voxel, inverse (N,) each
+    point's voxel, counts (M,))."""
+    keys = np.floor((points - points.min(axis=0)) / size).astype(np.int64)
+    dims = keys.max(axis=0) + 1
+    if float(dims[0]) * float(dims[1]) * float(dims[2]) < 2.0**62:
+        # One int64 per voxel, ordered like the rows (x slowest): a 1-D unique is ~10x faster.
+        linear = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+        _, first, inverse, counts = np.unique(linear, return_index=True, return_inverse=True, return_counts=True)
+    else:
+        _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    return first, inverse.reshape(-1), counts
+
+
 def voxel_downsample(cloud: Cloud, *, voxel_size: float) -> Cloud:
     """One point per occupied voxel: the mean of the points in it.
 
@@ -30,15 +45,7 @@ def voxel_downsample(cloud: Cloud, *, voxel_size: float) -> Cloud:
     if n == 0:
         return cloud
     pts = cloud.points
-    keys = np.floor((pts - pts.min(axis=0)) / float(voxel_size)).astype(np.int64)
-    dims = keys.max(axis=0) + 1
-    if float(dims[0]) * float(dims[1]) * float(dims[2]) < 2.0**62:
-        # One int64 per voxel, ordered like the rows (x slowest): a 1-D unique is ~10x faster.
-        linear = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
-        _, first, inverse, counts = np.unique(linear, return_index=True, return_inverse=True, return_counts=True)
-    else:
-        _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
+    first, inverse, counts = _voxel_groups(pts, float(voxel_size))
     m = len(counts)
     out_pts = np.empty((m, 3), np.float64)
     for d in range(3):
@@ -89,9 +96,7 @@ def check_merge_cells(value) -> None:
 
 def occupied_voxels(points: np.ndarray, size: float) -> int:
     """How many cubes of ``size`` (aligned to the points' minimum corner) hold one of the (N, 3) points."""
-    keys = np.floor((points - points.min(axis=0)) / size).astype(np.int64)
-    dims = keys.max(axis=0) + 1
-    return len(np.unique((keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]))
+    return len(_voxel_groups(points, size)[2])
 
 
 def dense_voxel_means(points: np.ndarray, size: float) -> np.ndarray | None:
