@@ -35,7 +35,7 @@ def _median_time(fn, runs: int):
 def main(argv=None) -> int:
     from bench_render import time_trace
 
-    from recon.field import load_field
+    from recon.fields import load_field
     from recon.render.camera import orbit_camera
     from recon.render.trace import sphere_trace
 

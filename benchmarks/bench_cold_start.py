@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from bench_gpu import _phases
+    from bench_gpu import _phases, fit_with_phases
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cloud", type=Path)
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     prof = cProfile.Profile() if args.profile else None
     if prof:
         prof.enable()
-    first = timed("first fit", lambda: fit(cloud, "csp", device=device))
+    first = timed("first fit", lambda: fit_with_phases(cloud, "csp", device=device))
     if prof:
         prof.disable()
         text = io.StringIO()
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         stats.sort_stats("cumulative").print_stats(args.profile)
         stats.sort_stats("tottime").print_stats(args.profile)
         print(text.getvalue(), flush=True)
-    second = timed("second fit", lambda: fit(cloud, "csp", device=device))
+    second = timed("second fit", lambda: fit_with_phases(cloud, "csp", device=device))
     calls = []
     timed("third fit, with progress", lambda: fit(cloud, "csp", device=device,
                                                   progress=lambda s, n, losses: calls.append(s)))

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from recon import SignedDistanceGrid
-from recon.mesh import _crossing_and_near, _marching_cubes, extract_mesh
+from recon.meshing.marching_cubes import _crossing_and_near, _marching_cubes, extract_mesh
 
 
 class _Sphere:

@@ -119,7 +119,7 @@ def angles(est: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def run_case(case_dir: Path, iterations: int | None, fields: Path | None = None) -> dict:
     import open3d as o3d
 
-    from recon.csp_geometry import point_normals
+    from recon.fields.closest_point_geometry import point_normals
     from recon.fitters import fit
     from recon.io import read_cloud
 
@@ -130,7 +130,7 @@ def run_case(case_dir: Path, iterations: int | None, fields: Path | None = None)
     t0 = time.perf_counter()
     saved = None if fields is None else fields / f"{case_dir.name}.npz"
     if saved is not None and saved.is_file():
-        from recon.field import load_field
+        from recon.fields import load_field
 
         field = load_field(saved)
         out["field"] = str(saved)

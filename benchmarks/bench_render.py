@@ -9,7 +9,7 @@ Same camera (three-quarter view fitted to the surface), 512 x 512, 1 sample per 
 Rays per second is the median over ``--repeats`` traced images after one warm-up image (the
 grid already prepared: on CUDA uploaded once, as a turntable would). The mesh side is the
 median wall time of ``render_mesh`` (plotter set-up, upload, draw, read back colour and depth)
-for the mesh ``recon.mesh.extract_mesh`` gives at the field's own resolution. This is a
+for the mesh ``recon.meshing.marching_cubes.extract_mesh`` gives at the field's own resolution. This is a
 benchmark, not a test: it prints figures and checks nothing.
 """
 
@@ -28,7 +28,7 @@ BENCH = REPO.parent / "shared" / "data" / "bench"
 
 
 def load_or_make_field(args):
-    from recon.field import load_field
+    from recon.fields import load_field
 
     if args.field:
         return load_field(args.field), str(args.field)
@@ -43,7 +43,7 @@ def load_or_make_field(args):
         if args.save_field:
             field.save(args.save_field)
         return field, f"{args.case} (gridpull, default config)"
-    from recon.render.analytic import Torus, sample_grid
+    from recon.fields.analytic import Torus, sample_grid
 
     tor = Torus(major=0.5, minor=0.2)
     return sample_grid(tor, resolution=256, bounds=np.array([[-0.8, -0.8, -0.8], [0.8, 0.8, 0.8]])), "torus 256^3 grid"
@@ -72,7 +72,7 @@ def time_trace(field, camera, device: str, repeats: int) -> dict:
 
 
 def time_mesh(field, camera, repeats: int) -> dict:
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
     from recon.render.mesh_render import render_mesh
 
     t = time.perf_counter()

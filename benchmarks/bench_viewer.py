@@ -43,7 +43,7 @@ def make_inputs(folder: Path, n_points: int, res: int) -> tuple[Path, Path]:
 
     from recon import Cloud, SignedDistanceGrid
     from recon.io import write_cloud, write_mesh
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     g = np.random.default_rng(0)
     R, r = 0.6, 0.25

@@ -28,7 +28,7 @@ Z_UP = {"kitti_lidar", "scannet_room", "plane_holes"}
 
 
 def case_field(case: str, args):
-    from recon.field import load_field
+    from recon.fields import load_field
 
     if args.fields is not None:
         f = args.fields / f"{case}.field.npz"

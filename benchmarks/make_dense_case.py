@@ -6,7 +6,7 @@ Samples ``--points`` area-uniform points on the mesh (trimesh, seeded), adds iso
 Gaussian noise of ``--noise`` times the samples' bounding-box diagonal, and writes
 OUT_DIR/input.ply, OUT_DIR/gt.ply (a copy of the mesh) and OUT_DIR/meta.json. The bench's
 own clouds have 35,000 to 100,000 points; scans of millions are what a dense-cloud path
-(``recon.preprocess.dense_voxel_means``) is measured on:
+(``recon.points.preprocess.dense_voxel_means``) is measured on:
 
     python benchmarks/make_dense_case.py ../shared/data/bench/armadillo/gt.ply /tmp/dense/armadillo_2m
     recon bench --cases /tmp/dense --methods gridpull,csp --out /tmp/dense-results

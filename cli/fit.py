@@ -29,7 +29,7 @@ from recon.cli._common import (
     user_errors,
 )
 from recon.cli._config_options import collect_options, to_typer
-from recon.mesh import FIT_MIN_COMPONENT_FRACTION
+from recon.meshing.marching_cubes import FIT_MIN_COMPONENT_FRACTION
 
 # Options of the command itself. A config field with one of these names is fed from
 # the command's option of the same name (seed, device) or left out (the others).
@@ -182,7 +182,7 @@ def run_fit(
     cloud = _read_input(source, sample=sample, seed=0 if seed is None else seed)
     points_in = len(cloud)
     if voxel_size is not None or remove_outliers:
-        from recon import preprocess
+        from recon.points import preprocess
 
         if voxel_size is not None:
             cloud = preprocess.voxel_downsample(cloud, voxel_size=voxel_size)
@@ -200,7 +200,7 @@ def run_fit(
 
     # 4. mesh, then write (each file atomically; an input is never overwritten)
     from recon.io import write_mesh
-    from recon.mesh import extract_mesh, fit_min_component_fraction
+    from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
 
     t_mesh = time.perf_counter()
     if min_component is None:

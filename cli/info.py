@@ -19,7 +19,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON on stdout."),
 ) -> None:
     """Describe a cloud, mesh or field file: counts, attributes, bounds."""
-    from recon.io import describe
+    from recon.describe import describe
 
     path = input_file(path)
     description = describe(path)

@@ -25,9 +25,9 @@ def mesh(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Extract a triangle mesh from a saved field (.npz) by marching cubes."""
-    from recon.field import load_field
+    from recon.fields import load_field
     from recon.io import write_mesh
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     t0 = time.perf_counter()
     field_path = input_file(field_path, what="field")

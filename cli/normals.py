@@ -44,7 +44,8 @@ def normals(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     from recon.cloud import Cloud
-    from recon.csp_geometry import point_normals, surface_points
+    from recon.fields.closest_point_geometry import point_normals
+    from recon.meshing.unsigned import surface_points
     from recon.errors import InputError
     from recon.io import read_cloud, write_cloud
 
@@ -58,7 +59,7 @@ def normals(
     output = output_file(output, inputs=inputs, what="output")
     cloud = read_cloud(source)
     if field_path is not None:
-        from recon.field import load_field
+        from recon.fields import load_field
 
         field = load_field(input_file(field_path, what="field"))
         if getattr(field, "kind", None) != "unsigned" or not hasattr(field, "closest_point"):
@@ -80,7 +81,7 @@ def normals(
         pts, nrm = surface_points(field, int(points), seed=seed)
         out = Cloud(pts, normals=nrm, source=f"{source} (surface samples)")
         if curvature:
-            from recon.csp_geometry import principal_curvatures
+            from recon.fields.closest_point_geometry import principal_curvatures
 
             k = principal_curvatures(field, pts, nrm).astype(np.float32)
             out.extra.update(k1=k[:, 0], k2=k[:, 1])

@@ -20,7 +20,7 @@ Field modes (``mode``):
   closest surface point; the distance is the offset's length. March like ``MODE_UNSIGNED``,
   then step onto the tangent plane at the closest point (repeated ``refine`` times).
 - ``MODE_CLOSEST_SPARSE``: the same offsets on a block-sparse grid
-  (``recon.sparse_closest_point_grid``): ``values`` (BX, BY, BZ) is the block table (brick
+  (``recon.fields.sparse_closest_point_grid``): ``values`` (BX, BY, BZ) is the block table (brick
   index, or ``-1 - bound`` for an empty block) and ``cp`` (3, K * (B + 1), B + 1, B + 1)
   the bricks. A ray counts as near the surface only inside a brick the data supports
   (others are marked by a table value k + 0.5, and passed), and leaves an empty block in

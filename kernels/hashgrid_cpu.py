@@ -1,6 +1,6 @@
 """Multi-resolution hashed feature grid (the CSP network's encoding): CPU kernels.
 
-Layout (see ``recon.closest_point_field``): ``tables`` (L, T, F) float32, one table per
+Layout (see ``recon.fields.closest_point_network``): ``tables`` (L, T, F) float32, one table per
 level; level l has ``res[l]`` cells across the encoding box; dense levels index node
 (i, j, k) as i + (r + 1) (j + (r + 1) k), hashed ones as
 (i * P0 ^ j * P1 ^ k * P2) mod T (T a power of two, P the primes of HASH_PRIMES).

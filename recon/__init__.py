@@ -13,7 +13,7 @@ that need them, so ``import recon`` stays fast and works where they are missing.
 
 from recon.errors import ReconError, InputError
 from recon.cloud import Cloud, Normalization
-from recon.field import Field, SignedDistanceGrid, load_field
+from recon.fields import Field, SignedDistanceGrid, load_field
 
 __version__ = "0.1.0"
 
@@ -29,7 +29,7 @@ def __getattr__(name):
 
         return fit
     if name == "extract_mesh":
-        from recon.mesh import extract_mesh
+        from recon.meshing.marching_cubes import extract_mesh
 
         return extract_mesh
     raise AttributeError(f"module 'recon' has no attribute {name!r}")

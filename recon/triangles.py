@@ -70,3 +70,15 @@ def face_edges(faces) -> tuple[np.ndarray, np.ndarray]:
     e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
     n = np.int64(f.max()) + 1 if len(f) else np.int64(1)
     return e, np.minimum(e[:, 0], e[:, 1]) * n + np.maximum(e[:, 0], e[:, 1])
+
+
+def face_components(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(F,) int64 label of the connected piece each face belongs to (faces sharing a vertex connect)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows = np.concatenate([faces[:, 0], faces[:, 1]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2]])
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n_vertices, n_vertices))
+    _, labels = connected_components(graph, directed=False)
+    return labels[faces[:, 0]].astype(np.int64)

@@ -1,7 +1,7 @@
 """A tiny analytic fitter for tests/test_bench.py: importing this module registers "fake-sdf".
 
 It is a real recon fitter (config dataclass, fit -> SignedDistanceGrid), so the bench runs
-it the way it runs GridPull: fit, then recon.mesh.extract_mesh, in a child process that
+it the way it runs GridPull: fit, then recon.meshing.marching_cubes.extract_mesh, in a child process that
 imports this module to find it. Tests remove it from the registry when done.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon.field import SignedDistanceGrid
+from recon.fields import SignedDistanceGrid
 from recon.fitters import FitterSpec, _REGISTRY, register
 
 NAME = "fake-sdf"
@@ -25,7 +25,7 @@ class FakeSdfConfig:
     "Unused; present so the bench's warm-up override has something to shrink."
 
 
-def fit_fake_sdf(cloud, config: FakeSdfConfig, *, progress=None) -> SignedDistanceGrid:
+def fit_fake_sdf(cloud, config: FakeSdfConfig, *, progress=None, timings=None) -> SignedDistanceGrid:
     """The signed distance to the sphere through the cloud's mean radius about its bbox centre."""
     lo, hi = cloud.points.min(axis=0), cloud.points.max(axis=0)
     centre = (lo + hi) / 2

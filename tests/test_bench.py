@@ -84,7 +84,7 @@ def test_a_new_fitter_appears_with_no_edit_to_the_bench():
     class TinyConfig:
         iterations: int = 5
 
-    spec = register(FitterSpec("tiny-test-fitter", TinyConfig, lambda cloud, config, progress=None: None, "tiny"))
+    spec = register(FitterSpec("tiny-test-fitter", TinyConfig, lambda cloud, config, progress=None, timings=None: None, "tiny"))
     try:
         m = all_methods()["tiny-test-fitter"]
         assert m.kind == "fitter" and m.warmup_options == {"overrides": {"iterations": 2}}

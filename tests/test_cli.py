@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from recon.cli import main as cli_main
-from recon.field import SignedDistanceGrid
+from recon.fields import SignedDistanceGrid
 from recon.fitters import FitterSpec, register
 
 # ----------------------------------------------------------------------------- helpers
@@ -122,7 +122,7 @@ class ToyConfig:
     "A flag option."
 
 
-def fit_toy(cloud, config: ToyConfig, *, progress=None):
+def fit_toy(cloud, config: ToyConfig, *, progress=None, timings=None):
     CALLS.append(config)
     lo, hi = cloud.bounds()
     center = (lo + hi) / 2

@@ -17,7 +17,7 @@ import pytest
 from mesh_checks import boundary_edge_count, check_mesh, signed_volume
 from recon.cloud import Cloud
 from recon.errors import InputError
-from recon.render.analytic import Hemisphere, OpenDisc, Sphere
+from recon.fields.analytic import Hemisphere, OpenDisc, Sphere
 
 torch = pytest.importorskip("torch", reason="the csp fitter needs torch (pip install 'recon[csp]')")
 
@@ -85,7 +85,7 @@ TINY = dict(iterations=150, resolution=48, base_resolution=8, levels=4, table_lo
 
 
 def test_sphere_normals_point_outward_and_curvature_is_one_over_r():
-    from recon.csp_geometry import point_normals
+    from recon.fields.closest_point_geometry import point_normals
 
     f = UnsignedSphere(radius=0.5)
     p = sphere_cloud(400, radius=0.5).points * 1.002  # slightly off the surface
@@ -96,7 +96,7 @@ def test_sphere_normals_point_outward_and_curvature_is_one_over_r():
 
 
 def test_cylinder_principal_curvatures():
-    from recon.csp_geometry import principal_curvatures, surface_normals
+    from recon.fields.closest_point_geometry import principal_curvatures, surface_normals
 
     f = Cylinder(radius=0.4)
     t = np.linspace(0, 2 * np.pi, 50, endpoint=False)
@@ -110,7 +110,7 @@ def test_cylinder_principal_curvatures():
 
 
 def test_plane_normals_and_zero_curvature_and_closest_points():
-    from recon.csp_geometry import principal_curvatures, surface_normals
+    from recon.fields.closest_point_geometry import principal_curvatures, surface_normals
 
     f = OpenDisc(radius=0.5)
     gen = np.random.default_rng(1)
@@ -125,7 +125,7 @@ def test_plane_normals_and_zero_curvature_and_closest_points():
 
 
 def test_closed_sphere_mesh_is_watertight_and_outward():
-    from recon.mesh_unsigned import extract_unsigned_mesh
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     m = extract_unsigned_mesh(UnsignedSphere(radius=0.5), resolution=40)
     assert m.surface == "closed"
@@ -156,7 +156,7 @@ class WobblySphere(UnsignedSphere):
 
 
 def test_closed_field_with_wandering_directions_still_meshes_watertight():
-    from recon.mesh_unsigned import extract_unsigned_mesh
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     # the sides come from the free space inside and outside, not from neighbouring
     # directions, so noisy directions at the surface cannot tear the mesh
@@ -168,7 +168,7 @@ def test_closed_field_with_wandering_directions_still_meshes_watertight():
 
 
 def test_open_disc_keeps_its_boundary_and_gets_no_lid():
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     m = extract_mesh(OpenDisc(radius=0.5), resolution=48)  # dispatches to the closest-point mesher
     assert m.surface == "open"
@@ -180,7 +180,7 @@ def test_open_disc_keeps_its_boundary_and_gets_no_lid():
     area = 0.5 * np.linalg.norm(np.cross(m.vertices[m.faces[:, 1]] - m.vertices[m.faces[:, 0]],
                                          m.vertices[m.faces[:, 2]] - m.vertices[m.faces[:, 0]]), axis=1).sum()
     assert np.pi * 0.25 * 0.9 < area <= np.pi * 0.25
-    from recon.mesh_unsigned import boundary_loops
+    from recon.meshing.unsigned import boundary_loops
 
     loops = boundary_loops(m.faces)  # the rim is the one boundary
     assert len(loops) == 1
@@ -190,7 +190,7 @@ def test_open_disc_keeps_its_boundary_and_gets_no_lid():
 
 
 def test_dome_boundary_is_its_rim_only():
-    from recon.mesh_unsigned import boundary_loops, extract_unsigned_mesh
+    from recon.meshing.unsigned import boundary_loops, extract_unsigned_mesh
 
     m = extract_unsigned_mesh(Hemisphere(radius=0.5), resolution=48)
     loops = boundary_loops(m.faces)
@@ -199,22 +199,22 @@ def test_dome_boundary_is_its_rim_only():
 
 
 def test_no_surface_in_the_bounds_gives_an_empty_mesh():
-    from recon.mesh_unsigned import extract_unsigned_mesh
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     m = extract_unsigned_mesh(OpenDisc(radius=0.5), resolution=16, bounds=[[2, 2, 2], [3, 3, 3]])
     assert m.n_faces == 0
 
 
 def test_scalar_unsigned_grids_still_need_a_level():
-    from recon.mesh import extract_mesh
-    from recon.render.analytic import sample_grid
+    from recon.meshing.marching_cubes import extract_mesh
+    from recon.fields.analytic import sample_grid
 
     with pytest.raises(InputError, match="closest-surface-point mesher"):
         extract_mesh(sample_grid(OpenDisc(), resolution=16))
 
 
 def test_surface_decision_from_the_field():
-    from recon.csp_geometry import decide_surface
+    from recon.fields.closest_point_geometry import decide_surface
 
     assert decide_surface(UnsignedSphere()) == "closed"
     assert decide_surface(OpenDisc()) == "open"
@@ -252,7 +252,7 @@ def test_tiny_fit_through_the_registry_finds_the_sphere(sphere_field):
 
 
 def test_numpy_and_torch_forward_agree(sphere_field):
-    from recon.closest_point_field import forward_numpy, to_torch, torch_forward
+    from recon.fields.closest_point_network import forward_numpy, to_torch, torch_forward
 
     x = np.random.default_rng(0).uniform(-0.6, 0.6, (300, 3)).astype(np.float32)
     ref = forward_numpy(sphere_field.arrays, x)
@@ -264,7 +264,7 @@ def test_numpy_and_torch_forward_agree(sphere_field):
 
 
 def _layout(**overrides):
-    from recon.closest_point_field import to_torch
+    from recon.fields.closest_point_network import to_torch
     from recon.fitters.csp import CSPConfig, initial_arrays
     from recon.seeding import rng
 
@@ -274,7 +274,7 @@ def _layout(**overrides):
 
 
 def test_encoding_backward_is_the_numpy_scatter_of_its_weights():
-    from recon.closest_point_field import CORNERS, level_indices
+    from recon.fields.closest_point_network import CORNERS, level_indices
     from recon.kernels.hashgrid_cpu import encode_backward
 
     a, t = _layout()
@@ -307,7 +307,7 @@ def test_torch_encoding_matches_the_numba_kernel_forward_and_backward(device):
     # the GPU trains through encode_torch, the CPU through the numba kernels: one field,
     # fitted on either, must mean the same thing on both (a GPU-fitted field is evaluated
     # by numba once loaded on a laptop)
-    from recon.closest_point_field import encode_torch, to_torch
+    from recon.fields.closest_point_network import encode_torch, to_torch
     from recon.kernels.hashgrid_cpu import encode, encode_backward
 
     a, t = _layout()
@@ -332,7 +332,7 @@ def test_torch_encoding_matches_the_numba_kernel_forward_and_backward(device):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
 def test_fit_on_cuda_finds_the_sphere_and_reads_the_same_on_the_cpu(tmp_path):
-    from recon.field import load_field
+    from recon.fields import load_field
 
     f = _trained(device="cuda")
     assert f.params["device_used"] == "cuda"
@@ -368,9 +368,9 @@ def test_table_adam_step_matches_torch_adam_and_clears_the_gradient():
 
 
 def test_save_load_round_trip_and_bake(sphere_field, tmp_path):
-    from recon.closest_point_grid import ClosestPointGrid
-    from recon.field import load_field
-    from recon.sparse_closest_point_grid import SparseClosestPointGrid
+    from recon.fields.closest_point_grid import ClosestPointGrid
+    from recon.fields import load_field
+    from recon.fields.sparse_closest_point_grid import SparseClosestPointGrid
 
     path = sphere_field.save(tmp_path / "s.csp.npz")
     with np.load(path, allow_pickle=False) as data:  # plain arrays only
@@ -446,7 +446,7 @@ def test_cli_render_bakes_a_network_field_for_the_kernels(sphere_field, tmp_path
 
 def test_fitted_sphere_meshes_closed_and_fitted_disc_open(sphere_field):
     from recon.fitters import fit
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     m = extract_mesh(sphere_field)
     check_mesh(m, watertight=True)
@@ -527,7 +527,7 @@ def test_normals_command_writes_outward_normals_and_curvature(tmp_path, sphere_f
 
 def test_thick_noise_is_trimmed_before_the_fit():
     from recon.fitters.csp import fit_csp, CSPConfig
-    from recon.preprocess import thick_noise_keep
+    from recon.points.preprocess import thick_noise_keep
 
     # a thin plate under noise thicker than it (see tests/test_gridpull.py): the same
     # points go as for GridPull, and the field's support follows the kept points
@@ -568,7 +568,7 @@ def reference_plane_targets(queries, surf, surf_normals, surf_radius, spacing, t
 def _plane_targets_case(points, normals, queries, neighbors=8):
     from scipy.spatial import cKDTree
 
-    from recon.plane_targets import make_targets
+    from recon.points.plane_targets import make_targets
 
     tree = cKDTree(points)
     spacing = tree.query(points, k=9)[0][:, 1:].mean(axis=1)
@@ -667,9 +667,9 @@ def test_denoise_kernel_matches_the_numpy_form_and_keeps_a_plane():
 
 
 def test_meshes_of_dense_fits_end_on_the_data_planes_and_sparse_fits_keep_none(sphere_field, tmp_path):
-    from recon.field import load_field
+    from recon.fields import load_field
     from recon.fitters import fit
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     assert sphere_field.params["sparse"] and "data_points" not in sphere_field.arrays  # 2000 points
     q = np.random.default_rng(2).normal(size=(50, 3)) * 0.3

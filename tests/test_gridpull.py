@@ -297,7 +297,7 @@ def test_sparse_noisy_sphere_is_smoothed_not_projected():
 
 
 def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
-    from recon.preprocess import thick_noise_keep
+    from recon.points.preprocess import thick_noise_keep
 
     from noisy_shapes import noisy_plate
 
@@ -324,7 +324,7 @@ def test_noise_thicker_than_a_thin_plate_is_trimmed_mild_noise_is_not():
 
 
 def test_fitters_report_progress_at_the_first_step_every_hundredth_and_the_last():
-    from recon.progress import progress_due
+    from recon.fitters._progress import progress_due
 
     assert [s for s in range(1, 301) if progress_due(s, 300)] == [1] + list(range(3, 301, 3))
     assert [s for s in range(1, 51) if progress_due(s, 50)] == list(range(1, 51))
@@ -361,7 +361,7 @@ def test_scan_lines_dense_along_the_line_only_are_not_merged():
     phi = np.linspace(0.0, 2 * np.pi, 2000, endpoint=False)
     t, f = np.meshgrid(theta, phi, indexing="ij")
     rings = 30.0 * np.stack([np.sin(t) * np.cos(f), np.sin(t) * np.sin(f), np.cos(t)], -1).reshape(-1, 3)
-    from recon.preprocess import DENSE_POINTS_PER_VOXEL, occupied_voxels
+    from recon.points.preprocess import DENSE_POINTS_PER_VOXEL, occupied_voxels
 
     unit = (rings - rings.min(axis=0)) / np.ptp(rings, axis=0).max()
     assert len(unit) > DENSE_POINTS_PER_VOXEL * occupied_voxels(unit, 0.75 / 64)

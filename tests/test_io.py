@@ -18,12 +18,12 @@ from recon.io import (
     MESH_OUTPUT_EXTENSIONS,
     SUPPORTED_CLOUD_EXTENSIONS,
     SUPPORTED_MESH_EXTENSIONS,
-    describe,
     read_cloud,
     read_mesh,
     write_cloud,
     write_mesh,
 )
+from recon.describe import describe
 from recon.triangles import TriangleMesh
 
 
@@ -391,7 +391,7 @@ def test_pickled_numpy_files_are_refused(tmp_path):
 
 
 def test_a_field_file_is_not_taken_for_a_cloud(tmp_path):
-    from recon.field import SignedDistanceGrid
+    from recon.fields import SignedDistanceGrid
 
     SignedDistanceGrid(np.zeros((2, 2, 2), np.float32), np.zeros(3), 1.0).save(tmp_path / "f.npz")
     assert exact_error(read_cloud, tmp_path / "f.npz") == (
@@ -768,7 +768,7 @@ def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
 def test_describe_cloud_mesh_and_field(tmp_path):
     from recon.cloud import Normalization
-    from recon.field import SignedDistanceGrid
+    from recon.fields import SignedDistanceGrid
 
     cloud = sample_cloud(n=100)
     cloud.extra["quality"] = np.ones(100, np.float32)

@@ -1,4 +1,4 @@
-"""Normals of noisy points (recon.point_normals, and point_normals of a noisy field):
+"""Normals of noisy points (recon.points.normals, and point_normals of a noisy field):
 analytic shapes with known outward normals."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def pca30(p):
 
 @pytest.mark.parametrize("shape", ["sphere", "torus"])
 def test_noisy_closed_shapes_point_outward_and_beat_a_fixed_30_neighbour_fit(shape):
-    from recon.point_normals import estimate_normals
+    from recon.points.normals import estimate_normals
 
     p, truth = noisy_sphere() if shape == "sphere" else noisy_torus()
     n, info = estimate_normals(p, surface="closed", details=True)
@@ -62,7 +62,7 @@ def test_noisy_closed_shapes_point_outward_and_beat_a_fixed_30_neighbour_fit(sha
 
 def test_a_scan_with_a_hole_still_points_outward():
     """The bottom third unseen: a flood fill of free space leaks inside, visibility does not."""
-    from recon.point_normals import estimate_normals
+    from recon.points.normals import estimate_normals
 
     p, truth = noisy_sphere(hole_below=-0.4)
     n = estimate_normals(p, surface="closed")
@@ -71,7 +71,7 @@ def test_a_scan_with_a_hole_still_points_outward():
 
 
 def test_open_wavy_sheet_is_oriented_consistently():
-    from recon.point_normals import estimate_normals
+    from recon.points.normals import estimate_normals
 
     gen = np.random.default_rng(2)
     xy = gen.uniform(-0.5, 0.5, (4000, 2))
@@ -98,7 +98,7 @@ class NoisyIdentityField:
 
 
 def test_point_normals_of_a_noisy_field_come_from_the_points():
-    from recon.csp_geometry import point_normals
+    from recon.fields.closest_point_geometry import point_normals
 
     p, truth = noisy_sphere(seed=3)
     n, k = point_normals(NoisyIdentityField("closed"), p)
@@ -108,7 +108,7 @@ def test_point_normals_of_a_noisy_field_come_from_the_points():
 
 
 def test_same_input_same_normals_and_bad_inputs():
-    from recon.point_normals import estimate_normals
+    from recon.points.normals import estimate_normals
 
     p, _ = noisy_sphere(n=800, seed=4)
     np.testing.assert_array_equal(estimate_normals(p), estimate_normals(p))
@@ -125,7 +125,7 @@ def test_same_input_same_normals_and_bad_inputs():
 def test_open_box_points_out_of_its_walls_where_its_own_walls_block_the_inside():
     """An open surface has no inside, but where one side of it is walled in (here: the inside
     of a box without a lid) the side rays escape from is the one its normal takes."""
-    from recon.point_normals import estimate_normals
+    from recon.points.normals import estimate_normals
 
     gen = np.random.default_rng(3)
     pts, truth = [], []
@@ -186,8 +186,8 @@ def test_a_plate_whose_faces_merge_in_the_occupancy_is_oriented_by_band_depth():
     the points visibility leaves undecided, better than spreading from their neighbours."""
     import dataclasses
 
-    import recon.point_normals as normals_module
-    from recon.point_normals import estimate_normals
+    import recon.points.normals as normals_module
+    from recon.points.normals import estimate_normals
 
     p, truth = thin_plate(0.02, seed=1)
     n, info = estimate_normals(p, surface="closed", details=True)
@@ -210,7 +210,7 @@ def test_a_plate_whose_faces_merge_in_the_occupancy_is_oriented_by_band_depth():
 def test_band_depth_is_not_trusted_on_a_thick_solid():
     """A sphere's band is shallow on both sides of every point: band depth says nothing, so
     it must not agree with visibility often enough to orient anything."""
-    from recon.point_normals import TUNABLES, estimate_normals
+    from recon.points.normals import TUNABLES, estimate_normals
 
     p, _ = noisy_sphere(seed=5)
     _, info = estimate_normals(p, surface="closed", details=True)

@@ -5,7 +5,7 @@ import pytest
 
 from recon.cloud import Cloud
 from recon.errors import InputError
-from recon.preprocess import remove_statistical_outliers, voxel_downsample
+from recon.points.preprocess import remove_statistical_outliers, voxel_downsample
 
 
 def test_voxel_downsample_means_per_voxel():
@@ -83,7 +83,7 @@ def test_per_point_extras_follow_the_points():
 def test_roughness_tells_noise_from_curvature_on_sparse_spheres():
     from scipy.spatial import cKDTree
 
-    from recon.preprocess import roughness
+    from recon.points.preprocess import roughness
 
     gen = np.random.default_rng(0)
     p = gen.normal(size=(500, 3))
@@ -103,8 +103,8 @@ def test_thick_noise_is_judged_at_a_fixed_density():
     the test and the trimming planes use that many points."""
     from scipy.spatial import cKDTree
 
-    from recon import preprocess
-    from recon.preprocess import thick_noise_keep
+    from recon.points import preprocess
+    from recon.points.preprocess import thick_noise_keep
 
     from noisy_shapes import noisy_plate
 

@@ -16,7 +16,7 @@ import pytest
 from scipy import ndimage
 
 from recon.errors import InputError
-from recon.render.analytic import Box, Hemisphere, OpenDisc, Sphere, Torus, sample_closest_point_grid, sample_grid
+from recon.fields.analytic import Box, Hemisphere, OpenDisc, Sphere, Torus, sample_closest_point_grid, sample_grid
 from recon.render.camera import Camera, orbit_camera
 from recon.render.trace import TraceSettings, sphere_trace
 
@@ -168,7 +168,7 @@ class OccupancyGrid:
 
     def __init__(self, field, resolution):
         g = sample_grid(Sphere(), resolution=resolution, bounds=field.bounds)
-        from recon.render.analytic import grid_nodes
+        from recon.fields.analytic import grid_nodes
 
         nodes, shape, h = grid_nodes(field.bounds, resolution)
         self.values = field.value(nodes).reshape(shape)
@@ -529,7 +529,7 @@ def test_beam_skip_changes_nothing_but_steps(kind):
 class FittedSphere:
     """A fitted sphere's closest points, as a network gives them: off the true surface by a
     ripple of up to ``err`` and turned by a smaller one. ``surface_tolerance`` is what a
-    fitted field declares (recon.closest_point_field.ClosestPointField)."""
+    fitted field declares (recon.fields.closest_point_network.ClosestPointField)."""
 
     kind, level = "unsigned", 0.0
 

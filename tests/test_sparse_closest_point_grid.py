@@ -1,4 +1,4 @@
-"""Block-sparse closest-point grids (recon.sparse_closest_point_grid): the same offsets as
+"""Block-sparse closest-point grids (recon.fields.sparse_closest_point_grid): the same offsets as
 the dense grid where bricks are stored, true lower bounds elsewhere, smaller than dense,
 files, and bad input."""
 
@@ -11,8 +11,8 @@ from recon.errors import InputError
 
 
 def sphere_grids(resolution=64, brick=8, margin=4.0):
-    from recon.render.analytic import Sphere, sample_closest_point_grid
-    from recon.sparse_closest_point_grid import bake_sparse
+    from recon.fields.analytic import Sphere, sample_closest_point_grid
+    from recon.fields.sparse_closest_point_grid import bake_sparse
 
     shape = Sphere(radius=0.5)
     return shape, sample_closest_point_grid(shape, resolution=resolution), bake_sparse(
@@ -48,10 +48,10 @@ def test_sparse_is_smaller_than_dense_at_the_default_brick():
 
 
 def test_save_load_round_trip_renders_on_the_kernels(tmp_path):
-    from recon.field import load_field
+    from recon.fields import load_field
     from recon.render.camera import orbit_camera
     from recon.render.trace import sphere_trace
-    from recon.sparse_closest_point_grid import SparseClosestPointGrid
+    from recon.fields.sparse_closest_point_grid import SparseClosestPointGrid
 
     shape, dense, sparse = sphere_grids(resolution=32, brick=4)
     back = load_field(sparse.save(tmp_path / "s.npz"))
@@ -68,8 +68,8 @@ def test_save_load_round_trip_renders_on_the_kernels(tmp_path):
 
 
 def test_bad_input_is_refused():
-    from recon.render.analytic import Sphere
-    from recon.sparse_closest_point_grid import SparseClosestPointGrid, bake_sparse
+    from recon.fields.analytic import Sphere
+    from recon.fields.sparse_closest_point_grid import SparseClosestPointGrid, bake_sparse
 
     with pytest.raises(InputError, match="bake resolution must be an integer >= 2"):
         bake_sparse(Sphere(), 1)
@@ -90,7 +90,7 @@ class HalfSupportedDisc:
     surface tolerance as a fitted field does."""
 
     def __init__(self):
-        from recon.render.analytic import OpenDisc
+        from recon.fields.analytic import OpenDisc
 
         self.shape = OpenDisc()
         self.kind, self.level, self.bounds = "unsigned", 0.0, self.shape.bounds
@@ -108,7 +108,7 @@ def test_bake_marks_bricks_off_the_support_and_keeps_the_tolerance():
     there, so the kernels pass them too, and the field's tolerance becomes their hit floor."""
     from recon.render.camera import orbit_camera
     from recon.render.trace import _kernel_params, prepare, resolve_settings, sphere_trace
-    from recon.sparse_closest_point_grid import bake_sparse
+    from recon.fields.sparse_closest_point_grid import bake_sparse
 
     field = HalfSupportedDisc()
     grid = bake_sparse(field, 48, brick=4)
@@ -124,7 +124,7 @@ def test_bake_marks_bricks_off_the_support_and_keeps_the_tolerance():
     kept = full.hit & (fp[..., 0] < -block)
     assert kept.sum() > 100 and r.hit[kept].all()  # the supported half is whole
     # the marked bricks keep the field's offsets (meshing reads them), and say so
-    from recon.render.analytic import sample_closest_point_grid
+    from recon.fields.analytic import sample_closest_point_grid
 
     dense = sample_closest_point_grid(field.shape, resolution=48)
     off_data = np.column_stack([np.linspace(0.2, 0.45, 50), np.zeros(50), np.full(50, 0.01)])

@@ -15,7 +15,7 @@ import pytest
 CHECK = r'''
 import json, sys
 import numpy as np
-from recon.render.analytic import Hemisphere, OpenDisc, Sphere, Torus, sample_closest_point_grid, sample_grid
+from recon.fields.analytic import Hemisphere, OpenDisc, Sphere, Torus, sample_closest_point_grid, sample_grid
 from recon.render.camera import orbit_camera
 from recon.render.trace import sphere_trace
 
@@ -49,7 +49,7 @@ def cases():
     yield "unsigned", sample_grid(OpenDisc(), resolution=24)
     yield "occupancy", OccGrid(sph, 2 * sph.voxel_size)
     yield "closest", sample_closest_point_grid(Hemisphere(), resolution=24)
-    from recon.sparse_closest_point_grid import bake_sparse
+    from recon.fields.sparse_closest_point_grid import bake_sparse
     yield "closest_sparse", bake_sparse(Hemisphere(), 24, brick=2, margin_voxels=1.0)
 
 
@@ -120,7 +120,7 @@ def test_cuda_entry_without_gpu_says_so():
     """Without a GPU (and without the simulator), --device cuda is a clear one-line error."""
     from recon.device import cuda_available, cuda_simulated
     from recon.errors import InputError
-    from recon.render.analytic import Sphere, sample_grid
+    from recon.fields.analytic import Sphere, sample_grid
     from recon.render.camera import orbit_camera
     from recon.render.trace import sphere_trace
 

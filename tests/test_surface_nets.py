@@ -1,4 +1,4 @@
-"""Surface nets of crossed grid edges (recon.surface_nets) and the winding kernel
+"""Surface nets of crossed grid edges (recon.meshing.surface_nets) and the winding kernel
 (recon.kernels.winding_cpu), on analytic closest-point fields with exact answers: a
 plane, a fin standing on a floor (a T-junction), the open disc, a sphere."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mesh_checks import check_mesh
-from recon.render.analytic import OpenDisc
-from recon.surface_nets import consistent_winding, crossed_edges, net_quads, split_quads
+from recon.fields.analytic import OpenDisc
+from recon.meshing.surface_nets import consistent_winding, crossed_edges, net_quads, split_quads
 
 
 def _grid_nodes(shape):
@@ -72,7 +72,7 @@ class FinOnFloor:
 
 
 def test_a_t_junction_meshes_all_three_half_sheets_up_to_their_foot():
-    from recon.mesh_unsigned import extract_unsigned_mesh
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     field = FinOnFloor()
     m = extract_unsigned_mesh(field, resolution=48, surface="open")
@@ -96,7 +96,7 @@ def test_a_t_junction_meshes_all_three_half_sheets_up_to_their_foot():
 
 
 def test_open_disc_winds_alike_across_every_inner_edge():
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     m = extract_mesh(OpenDisc(radius=0.5), resolution=48)
     f = m.faces
@@ -156,7 +156,7 @@ def test_winding_of_a_moebius_band_ends_and_keeps_every_face():
 
 @pytest.mark.parametrize("resolution", [32, 48])
 def test_open_net_of_the_disc_ends_at_its_rim(resolution):
-    from recon.mesh_unsigned import boundary_loops, extract_unsigned_mesh
+    from recon.meshing.unsigned import boundary_loops, extract_unsigned_mesh
 
     m = extract_unsigned_mesh(OpenDisc(radius=0.5), resolution=resolution, surface="open")
     check_mesh(m)
@@ -199,7 +199,7 @@ class BlockAndPlate:
 
 def test_a_plate_thinner_than_the_band_keeps_its_inside():
     from mesh_checks import signed_volume
-    from recon.mesh_unsigned import extract_unsigned_mesh
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     field = BlockAndPlate()
     m = extract_unsigned_mesh(field, resolution=56, surface="closed")
@@ -224,7 +224,7 @@ def test_a_plate_thinner_than_the_band_keeps_its_inside():
 
 @pytest.mark.parametrize("clean, resolution, coarse", [(False, None, True), (True, None, False), (False, 64, False)])
 def test_open_meshes_of_noisy_fits_get_a_voxel_of_one_point_spacing(clean, resolution, coarse):
-    from recon.mesh_unsigned import extract_unsigned_mesh
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     class NoisyFitDisc(OpenDisc):
         params = {"mesh_resolution": 64, "clean": clean, "spacing_median": 0.05, "surface_decided": "open"}

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recon.torch_adam import TorchAdam  # noqa: E402
+from recon.fitters._torch_adam import TorchAdam  # noqa: E402
 
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(

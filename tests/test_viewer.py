@@ -53,7 +53,7 @@ def field():
 
 @pytest.fixture(scope="module")
 def mesh(field):
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     return extract_mesh(field)
 
@@ -93,7 +93,7 @@ def test_cloud_colorings_render(offscreen_ok, mesh, coloring):
 
 @pytest.mark.parametrize("coloring", ["plain", "input", "gt", "curvature"])
 def test_mesh_colorings_render(offscreen_ok, field, mesh, coloring):
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     s = scene()
     s.add_field(field, slices=(), mesh=False)
@@ -137,7 +137,7 @@ def test_slice_at_two_positions_differs_and_draws_the_level_line(offscreen_ok, f
 
 
 def test_ground_truth_layer_toggles(offscreen_ok, mesh):
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     s = scene()
     s.add_mesh(mesh)
@@ -154,7 +154,7 @@ def test_ground_truth_layer_toggles(offscreen_ok, mesh):
 
 
 def test_distances_and_curvature_have_the_analytic_values(offscreen_ok, field, mesh):
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     s = scene()
     s.add_field(field, slices=(), mesh=False)
@@ -260,7 +260,7 @@ def test_sphere_traced_image_switch(offscreen_ok, field):
 
 def canonical_scene():
     """One fixed scene: mesh coloured by distance to a ground truth, cloud, one slice."""
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     s = scene()
     f = sphere_field()
@@ -296,7 +296,7 @@ def test_canonical_scene_matches_the_reference_image(offscreen_ok):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, mesh):
     from recon.io import write_cloud, write_mesh
-    from recon.mesh import extract_mesh
+    from recon.meshing.marching_cubes import extract_mesh
 
     d = tmp_path_factory.mktemp("view")
     sphere_field().save(d / "s.field.npz")

@@ -6,7 +6,7 @@ there. The function takes ``(cloud: Cloud, **options)`` and returns a TriangleMe
 the cloud's units.
 
 Every fitter in :mod:`recon.fitters` becomes a method of the same name (fit, then
-:func:`recon.mesh.extract_mesh`), so a new fitter appears in the bench with no edit here.
+:func:`recon.meshing.marching_cubes.extract_mesh`), so a new fitter appears in the bench with no edit here.
 Extra methods (the baselines, or fakes in the tests) are added with :func:`register_method`.
 """
 
@@ -115,7 +115,7 @@ def run_fitter(cloud, *, fitter: str, module: str | None = None, overrides: dict
     ``module`` is imported first when given: the module whose import registers the fitter.
     """
     from recon.fitters import fit
-    from recon.mesh import extract_mesh, fit_min_component_fraction
+    from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
 
     if module:
         importlib.import_module(module)

@@ -7,7 +7,7 @@ A fitter is one module in this package that calls :func:`register` at import tim
         iterations: int = 100
         "Optimisation steps."          # <- one-line docstring: becomes the --help text
 
-    def fit_my(cloud: Cloud, config: MyConfig, *, progress=None) -> Field: ...
+    def fit_my(cloud: Cloud, config: MyConfig, *, progress=None, timings=None) -> Field: ...
 
     register(FitterSpec("my", MyConfig, fit_my, "one line for --help and the bench"))
 
@@ -86,11 +86,13 @@ def make_config(name: str, **overrides) -> Any:
     return spec.config_cls(**overrides)
 
 
-def fit(cloud, method: str = "gridpull", config=None, *, progress: Progress | None = None, **overrides):
+def fit(cloud, method: str = "gridpull", config=None, *, progress: Progress | None = None,
+        timings: dict | None = None, **overrides):
     """Fit ``cloud`` with the named method and return its Field.
 
     ``config`` is the method's config dataclass (default: its defaults); keyword
-    ``overrides`` replace single fields of it.
+    ``overrides`` replace single fields of it. ``timings``, when given, receives the
+    seconds of the fit's phases (``setup_s``, ``optimise_s``, ...).
     """
     spec = get_fitter(method)
     if config is None:
@@ -101,4 +103,4 @@ def fit(cloud, method: str = "gridpull", config=None, *, progress: Progress | No
         raise InputError(
             f"{cloud.source}: {len(cloud)} points; method {method!r} needs at least {spec.min_points}"
         )
-    return spec.fit(cloud, config, progress=progress)
+    return spec.fit(cloud, config, progress=progress, timings=timings)

@@ -38,7 +38,7 @@ What is changed, and why:
   cells per spacing, SPARSE_CELLS_PER_SPACING on sparse ones): finer cells between the
   samples would hold untrained features.
 - Noise thicker than the surface is flat (a thin plate in range-scanner noise) first loses
-  its outer points (``recon.preprocess.thick_noise_keep``, as for GridPull): targets on
+  its outer points (``recon.points.preprocess.thick_noise_keep``, as for GridPull): targets on
   local planes cannot average it out.
 - Open or closed is decided from the fitted field (does a region exist that the free space
   around the surface cannot reach from the box boundary?), or forced with ``surface``.
@@ -54,11 +54,11 @@ from typing import Literal
 
 import numpy as np
 
-import recon.closest_point_field  # noqa: F401  (registers ClosestPointField for load_field; no torch)
+import recon.fields.closest_point_network  # noqa: F401  (registers ClosestPointField for load_field; no torch)
 from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
 from recon.fitters import FitterSpec, register
-from recon.plane_targets import TARGET_RADIUS_SPACINGS, make_targets
+from recon.points.plane_targets import TARGET_RADIUS_SPACINGS, make_targets
 
 SURFACES = ("auto", "open", "closed")
 ENCODING_PAD = 0.1
@@ -139,7 +139,7 @@ def _validate(config: CSPConfig) -> None:
         v = getattr(config, name)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
-    from recon.preprocess import check_merge_cells
+    from recon.points.preprocess import check_merge_cells
 
     check_merge_cells(config.merge_cells)
     if not (0.0 <= config.uniform_fraction <= 1.0):
@@ -208,7 +208,7 @@ SPARSE_SPACING = 0.02
 QUERY_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 "Spreads of the query points around an input point, in its spacings (cycled)."
 SPARSE_ROUGHNESS = 0.15
-"A sparse cloud is clean when its quadric residual (recon.preprocess.roughness) is at most this many spacings."
+"A sparse cloud is clean when its quadric residual (recon.points.preprocess.roughness) is at most this many spacings."
 
 
 def _is_sparse(spacing, pts) -> bool:
@@ -284,31 +284,33 @@ def initial_arrays(config: CSPConfig, gen) -> dict:
     return arrays
 
 
-def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None):
+def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None, timings: dict | None = None):
     """Fit a closest-surface-point network to ``cloud`` (normals, if any, are not used).
 
-    Returns a :class:`~recon.closest_point_field.ClosestPointField` in the cloud's own units.
+    Returns a :class:`~recon.fields.closest_point_network.ClosestPointField` in the cloud's own units.
     ``progress(step, total, losses)`` is called every hundredth of the run (losses in point
-    spacings; ``recon.progress.progress_due``).
+    spacings; ``recon.fitters._progress.progress_due``); ``timings``, when given, gets the
+    seconds of each phase (never stored in the field).
     """
-    from recon.closest_point_field import torch_threads
+    timings = {} if timings is None else timings
+    from recon.fields.closest_point_network import torch_threads
 
     config = config or CSPConfig()
     _validate(config)
     torch = _import_torch()
     device = _torch_device(torch, config.device)
     with torch_threads(torch_only_one=device == "cpu") as threads, _deterministic(torch, device):
-        field = _fit(cloud, config, progress, torch, device)
+        field = _fit(cloud, config, progress, torch, device, timings)
     field.params["torch_threads"] = threads
     t2 = time.perf_counter()
     if config.surface == "auto":
-        from recon.csp_geometry import decide_surface
+        from recon.fields.closest_point_geometry import decide_surface
 
         decided = decide_surface(field)
     else:
         decided = config.surface
     field.params["surface_decided"] = decided
-    field.params["decide_s"] = time.perf_counter() - t2
+    timings["decide_s"] = time.perf_counter() - t2
     return field
 
 
@@ -337,17 +339,16 @@ class _deterministic:
             self.torch.use_deterministic_algorithms(self.before[0], warn_only=self.before[1])
 
 
-def _fit(cloud, config: CSPConfig, progress, torch, device: str):
+def _fit(cloud, config: CSPConfig, progress, torch, device: str, timings: dict):
     from scipy.spatial import cKDTree
 
-    from recon.closest_point_field import ClosestPointField, from_torch, to_torch, torch_forward
+    from recon.fields.closest_point_network import ClosestPointField, from_torch, to_torch, torch_forward
     from recon.seeding import rng, seed_torch
 
-    from recon.preprocess import dense_voxel_means, roughness, thick_noise_keep
-    from recon.progress import progress_due
-    from recon.torch_adam import TorchAdam
+    from recon.points.preprocess import dense_voxel_means, roughness, thick_noise_keep
+    from recon.fitters._progress import progress_due
+    from recon.fitters._torch_adam import TorchAdam
 
-    timings = {}
     t0 = time.perf_counter()
     points = cloud.points
     norm = Normalization.fit_unit_cube(points)
@@ -471,7 +472,7 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str):
     out_params.update(method="csp", device_used=device, resolution_used=finest, n_points=len(cloud), sparse=sparse, clean=clean,
                       target_neighbors=neighbors, merged_points=0 if merged is None else len(merged),
                       trimmed=0 if keep is None else int(len(keep) - np.count_nonzero(keep)), noise_ratio=noise_ratio,
-                      spacing_median=float(np.median(spacing)) / norm.scale, final_losses=losses, **timings)
+                      spacing_median=float(np.median(spacing)) / norm.scale, final_losses=losses)
     return ClosestPointField(trained, normalization=norm, box=world_box, params=out_params, device=device)
 
 

@@ -37,10 +37,10 @@ import numpy as np
 
 from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
-from recon.field import SignedDistanceGrid
+from recon.fields import SignedDistanceGrid
 from recon.fitters import FitterSpec, register
-from recon.preprocess import check_merge_cells, dense_voxel_means, local_planes, thick_noise_keep
-from recon.progress import progress_due
+from recon.points.preprocess import check_merge_cells, dense_voxel_means, local_planes, thick_noise_keep
+from recon.fitters._progress import progress_due
 
 
 @dataclass
@@ -95,19 +95,22 @@ def _validate(config: GridPullConfig) -> None:
             raise InputError(f"{name} must be a finite number >= 0, got {value}")
 
 
-def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress=None) -> SignedDistanceGrid:
+def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress=None,
+                 timings: dict | None = None) -> SignedDistanceGrid:
     """Fit a signed distance grid to ``cloud`` (normals, if any, are not needed or used).
 
     Returns a :class:`SignedDistanceGrid` in the cloud's own units and frame: negative
     inside, zero on the surface. ``progress(step, total, losses)`` is called every hundredth
-    of the run (``recon.progress.progress_due``).
+    of the run (``recon.fitters._progress.progress_due``); ``timings``, when given, gets the
+    seconds of each phase (they are not stored in the field, so a saved field is the same
+    bytes for the same input and seed).
     """
     from recon.device import resolve_device
 
     config = config or GridPullConfig()
     _validate(config)
     device = resolve_device(config.device)
-    timings = {}
+    timings = {} if timings is None else timings
     t0 = time.perf_counter()
     norm = Normalization.fit_unit_cube(cloud.points)
     points = norm.to_unit(cloud.points)
@@ -136,7 +139,7 @@ def fit_gridpull(cloud: Cloud, config: GridPullConfig | None = None, *, progress
                   merged_points=0 if merged is None else len(merged),
                   trimmed=0 if keep is None else int(len(keep) - np.count_nonzero(keep)), iterations_used=run.iterations,
                   smooth_weight_used=run.smooth_weight,
-                  band_nodes=int(problem.n_nodes), grid_shape=list(dense.shape), **timings)
+                  band_nodes=int(problem.n_nodes), grid_shape=list(dense.shape))
     # unit cube -> input units: uniform scale, so distances divide by it too
     return SignedDistanceGrid(
         dense / np.float32(norm.scale),

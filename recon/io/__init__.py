@@ -8,7 +8,6 @@
 
 from recon.io.atomic import atomic_path
 from recon.io.clouds import CLOUD_OUTPUT_EXTENSIONS, SUPPORTED_CLOUD_EXTENSIONS, read_cloud, write_cloud
-from recon.io.describe import describe
 from recon.io.meshes import (
     MESH_OUTPUT_EXTENSIONS,
     SUPPORTED_MESH_EXTENSIONS,
@@ -24,7 +23,6 @@ __all__ = [
     "read_mesh",
     "write_mesh",
     "sample_surface",
-    "describe",
     "SUPPORTED_CLOUD_EXTENSIONS",
     "SUPPORTED_MESH_EXTENSIONS",
     "CLOUD_OUTPUT_EXTENSIONS",

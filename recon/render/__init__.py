@@ -6,7 +6,7 @@ camera through pyvista/VTK for meshes, so the two can be compared pixel to pixel
 - :mod:`recon.render.shade`: Lambert + soft specular head light, ambient occlusion, ``render_field``
 - :mod:`recon.render.output`: PNG / GIF / .npy writers
 - :mod:`recon.render.mesh_render`: offscreen mesh rendering through the same camera
-- :mod:`recon.render.analytic`: analytic shapes with exact ray intersections (tests, demos)
+- :mod:`recon.fields.analytic`: analytic shapes with exact ray intersections (tests, demos)
 """
 
 from recon.render.camera import Camera, orbit_camera

@@ -195,7 +195,7 @@ def render_files(
     suffix = source.suffix.lower()
     if suffix in FIELD_SUFFIXES:
         kind = "field"
-        from recon.field import load_field
+        from recon.fields import load_field
 
         obj = load_field(source)
         bounds = surface_bounds(obj)

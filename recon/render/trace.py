@@ -1,8 +1,8 @@
 """Sphere tracing: images of a field's surface straight from the field, no mesh.
 
-:func:`sphere_trace` takes any :class:`~recon.field.Field` and a :class:`Camera`:
+:func:`sphere_trace` takes any :class:`~recon.fields.Field` and a :class:`Camera`:
 
-- grid-backed fields (:class:`~recon.field.SignedDistanceGrid`, signed or unsigned; a grid of
+- grid-backed fields (:class:`~recon.fields.SignedDistanceGrid`, signed or unsigned; a grid of
   closest-point offsets; any object with ``values``/``origin``/``voxel_size``, occupancy
   included) run in the numba kernels of ``recon.kernels.sphere_trace`` on ``cpu`` (parallel
   over pixels) or ``cuda``;
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field as dc_field, replace
 import numpy as np
 
 from recon.errors import InputError
+from recon.geometry import clip_rays
 from recon.render.camera import Camera
 
 NORMAL_PROBE_TOLERANCES = 12.0
@@ -330,23 +331,6 @@ def _kernel_params(s: TraceSettings, prep: PreparedField, camera: Camera) -> np.
     p[tm.P_RESIDUAL_PIX] = s.residual_pixels
     p[tm.P_BEAM] = 1.0 if s.beam else 0.0
     return p
-
-
-def clip_rays(o: np.ndarray, d: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slab test of rays o + t d (N, 3) against a box (2, 3): t_enter (>= 0) and t_exit, (N,) f64.
-    No intersection gives t_enter >= t_exit."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / d
-        ta = (bounds[0] - o) * inv
-        tb = (bounds[1] - o) * inv
-    lo = np.fmin(ta, tb)
-    hi = np.fmax(ta, tb)
-    # a zero direction component: inside the slab the axis does not limit, outside it misses
-    zero = d == 0.0
-    inside = (o >= bounds[0]) & (o <= bounds[1])
-    lo = np.where(zero, np.where(inside, -np.inf, np.inf), lo)
-    hi = np.where(zero, np.where(inside, np.inf, -np.inf), hi)
-    return np.maximum(lo.max(axis=1), 0.0), hi.min(axis=1)
 
 
 def _trace_numpy(field, camera: Camera, s: TraceSettings, bounds, offset):

@@ -26,7 +26,7 @@ def file_kind(path) -> str:
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".npz":
-        from recon.io.describe import _is_field
+        from recon.describe import _is_field
 
         return "field" if _is_field(path) else "cloud"
     if ext in MESH_ONLY_EXTENSIONS:
@@ -57,7 +57,7 @@ def _ply_face_count(path: Path) -> int:
 def load_inputs(paths, *, cloud=None, gt=None) -> ViewInputs:
     """Read the viewer's files: positional ``paths`` (any of a cloud, a mesh, a field, one each),
     ``cloud`` (the input points, when the positionals hold no cloud), ``gt`` (a ground-truth mesh)."""
-    from recon.field import load_field
+    from recon.fields import load_field
     from recon.io import read_cloud, read_mesh
 
     out = ViewInputs(names={})

@@ -261,7 +261,7 @@ class ViewerScene:
 
     def set_level(self, level: float):
         """Re-extract the field's surface at ``level`` and show it as the mesh."""
-        from recon.mesh import extract_mesh
+        from recon.meshing.marching_cubes import extract_mesh
 
         if self.field is None:
             raise InputError("no field loaded: the iso-level needs a field (.npz)")

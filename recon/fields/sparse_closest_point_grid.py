@@ -1,6 +1,6 @@
 """Closest-point offsets baked on a block-sparse grid: nodes near the surface only.
 
-A dense grid of offsets (:class:`~recon.closest_point_grid.ClosestPointGrid`) costs 12 bytes
+A dense grid of offsets (:class:`~recon.fields.closest_point_grid.ClosestPointGrid`) costs 12 bytes
 a node everywhere, yet the sphere tracer needs offsets only near the surface; farther
 off, a lower bound on the distance is enough to step by. So the box is cut into blocks of
 ``brick`` x ``brick`` x ``brick`` cells: a block that may lie within ``margin`` of the
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.field import check_points, register_field_class
+from recon.fields.base import save_field
+from recon.geometry import check_points
 
 
-@register_field_class
 class SparseClosestPointGrid:
     """Closest-point offsets in bricks near the surface; an unsigned field.
 
@@ -184,8 +184,6 @@ class SparseClosestPointGrid:
                    arrays["box"], **common)
 
     def save(self, path) -> Path:
-        from recon.field import save_field
-
         return save_field(self, path)
 
     def __repr__(self) -> str:

@@ -1,8 +1,8 @@
 """Geometry from a closest-point field: normals, principal curvatures, inside/outside, surface points.
 
 Everything here needs only ``field.closest_point`` (input units), so it works on a fitted
-:class:`~recon.closest_point_field.ClosestPointField`, a baked
-:class:`~recon.closest_point_grid.ClosestPointGrid` or an analytic shape alike.
+:class:`~recon.fields.closest_point_network.ClosestPointField`, a baked
+:class:`~recon.fields.closest_point_grid.ClosestPointGrid` or an analytic shape alike.
 
 - Normal at a surface point c: the tangent plane is where the Jacobian of C is (close to)
   the identity and the normal where it is (close to) zero, so the eigenvector of the
@@ -15,7 +15,7 @@ Everything here needs only ``field.closest_point`` (input units), so it works on
   averaged (first-order errors of the field cancel). Sign: positive where the surface
   bends away from the normal (a sphere with outward normals has k = 1 / r).
 - Normals of a cloud's own points (:func:`point_normals`) are not taken from the Jacobian:
-  the points are projected with C and :mod:`recon.point_normals` fits planes over adaptive
+  the points are projected with C and :mod:`recon.points.normals` fits planes over adaptive
   neighbourhoods and orients them by visibility (see there for why).
 - Orientation of single surface points (:func:`orient_normals`): closed surfaces have an
   inside that the free space outside cannot reach; a normal points out when a probe ahead
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
-from recon.field import check_points
+from recon.geometry import check_points
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
     Returns (normals, curvatures or None).
 
     The points are first moved onto the field's surface (C(p)); their normals then come
-    from :func:`recon.point_normals.estimate_normals` (adaptive-scale plane fits, turned
+    from :func:`recon.points.normals.estimate_normals` (adaptive-scale plane fits, turned
     outward by visibility on closed surfaces, towards the open side or consistently on
     open ones), not from the field's Jacobian: a field fitted to noisy points follows the
     noise at the scale of a spacing, and a plane through many projected neighbours
@@ -246,7 +246,7 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
     its ``clean_threshold``) and analytic ones keep the Jacobian's direction, which is
     then exact where a plane fit has chord errors; only the orientation comes from the
     points. ``step``: finite differences of the Jacobian and the curvatures."""
-    from recon.point_normals import estimate_normals
+    from recon.points.normals import estimate_normals
 
     x = check_points(points, name="points")
     if surface is None:
@@ -266,27 +266,3 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
         n = estimate_normals(c, surface=surface, normals=n)
     k = principal_curvatures(field, c, n, step=step).astype(np.float32) if curvature else None
     return n.astype(np.float32), k
-
-
-def surface_points(field, count: int, *, seed: int = 0, resolution: int | None = None):
-    """``count`` points spread evenly over the surface (sampled on the closest-point mesh by
-    area, then projected with C), and their oriented normals. Returns (points (M, 3) float64,
-    normals (M, 3) float32)."""
-    from recon.mesh_unsigned import extract_unsigned_mesh
-    from recon.seeding import rng
-
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise InputError(f"count must be a positive integer, got {count!r}")
-    mesh = extract_unsigned_mesh(field, resolution=resolution)
-    v, f = mesh.vertices, mesh.faces
-    if len(f) == 0:
-        raise InputError("the field has no surface inside its bounds to sample points on")
-    area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
-    gen = rng(seed)
-    tri = gen.choice(len(f), size=int(count), p=area / area.sum())
-    r1, r2 = gen.random(int(count)), gen.random(int(count))
-    s = np.sqrt(r1)
-    bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
-    pts = np.einsum("nk,nkj->nj", bary, v[f[tri]])
-    normals, _ = point_normals(field, pts, surface=getattr(mesh, "surface", None))
-    return _cp(field, pts), normals

@@ -1,4 +1,4 @@
-"""Marching cubes (recon.mesh.extract_mesh) against analytic fields with known answers."""
+"""Marching cubes (recon.meshing.marching_cubes.extract_mesh) against analytic fields with known answers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from mesh_checks import (
     surface_area,
 )
 from recon import InputError, SignedDistanceGrid
-from recon.mesh import _marching_cubes, crossing_mask, extract_mesh, face_components
+from recon.meshing.marching_cubes import _marching_cubes, crossing_mask, extract_mesh
+from recon.triangles import face_components
 from recon.triangles import TriangleMesh
 
 
@@ -188,7 +189,7 @@ def test_resampled_analytic_field_is_within_half_a_voxel_and_evaluates_near_surf
     # The coarse pass skips blocks far from the surface.
     assert field.evaluated < 0.6 * R**3
     # ... and skipping them changes nothing: evaluating every block gives the same mesh.
-    from recon import mesh as mesh_module
+    from recon.meshing import marching_cubes as mesh_module
 
     monkeypatch.setattr(mesh_module, "TUNABLES", mesh_module.MeshTunables(surface_band=1e9))
     dense_field = AnalyticSphere()
@@ -234,7 +235,7 @@ def test_min_component_fraction_drops_a_small_second_sphere():
 def test_fit_drops_small_pieces_of_signed_fields_only():
     from types import SimpleNamespace
 
-    from recon.mesh import FIT_MIN_COMPONENT_FRACTION, fit_min_component_fraction
+    from recon.meshing.marching_cubes import FIT_MIN_COMPONENT_FRACTION, fit_min_component_fraction
 
     origin, h, p = grid_nodes(-1.0, 1.0, 16)
     signed = SignedDistanceGrid((np.linalg.norm(p, axis=-1) - 0.5).astype(np.float32), origin, h)
@@ -329,7 +330,7 @@ def test_compiled_crossing_mask_matches_numpy():
 
 
 def test_large_grid_uses_the_compiled_mask_and_gives_the_same_mesh(monkeypatch):
-    from recon import mesh as mesh_module
+    from recon.meshing import marching_cubes as mesh_module
 
     field = sphere_grid(n=40)
     numpy_mesh = extract_mesh(field)

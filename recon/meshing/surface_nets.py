@@ -17,7 +17,7 @@ directions oppose.
 On the bench's truck (one fitted field, meshed at 256 nodes; Chamfer-L1 / normal
 consistency): side labels and marching cubes 1.45e-3 / 0.835; this net 1.45e-3 / 0.882 on
 the network's closest points and 9.0e-4 / 0.880 on its data's planes, where side labels
-gave 1.27e-3 / 0.844 (``recon.mesh_unsigned`` says which it reads).
+gave 1.27e-3 / 0.844 (``recon.meshing.unsigned`` says which it reads).
 """
 
 from __future__ import annotations

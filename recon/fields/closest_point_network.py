@@ -24,7 +24,8 @@ import numpy as np
 
 from recon.cloud import Normalization
 from recon.errors import InputError
-from recon.field import check_points, register_field_class
+from recon.fields.base import save_field
+from recon.geometry import check_points
 
 # Primes of the spatial hash (Teschner et al. 2003, as used by Instant-NGP); the first is 1
 # so that neighbouring x cells stay neighbours in the table.
@@ -351,7 +352,6 @@ def _torch_or_none():
     return torch
 
 
-@register_field_class
 class ClosestPointField:
     """Closest surface points from a network; an unsigned distance field.
 
@@ -401,7 +401,7 @@ class ClosestPointField:
     def onto_data(self, x) -> np.ndarray:
         """(N, 3) points near the surface (input units) -> (N, 3) float64: their feet on the
         blended local planes of the data the field was fitted to, the very points its
-        training targets were (``recon.plane_targets.make_targets``); x itself when the field
+        training targets were (``recon.points.plane_targets.make_targets``); x itself when the field
         keeps no data (fitted to a sparse cloud, or saved before it kept any).
 
         The network reproduces its targets only to a share of a point spacing; meshes end
@@ -411,7 +411,7 @@ class ClosestPointField:
             return p
         from scipy.spatial import cKDTree
 
-        from recon.plane_targets import TARGET_RADIUS_SPACINGS, make_targets
+        from recon.points.plane_targets import TARGET_RADIUS_SPACINGS, make_targets
 
         if self._data is None:
             pts = self.arrays["data_points"].astype(np.float64)
@@ -542,13 +542,13 @@ class ClosestPointField:
     def bake(self, resolution: int = 256, *, bounds=None, sparse: bool = True):
         """Sample the offsets on a grid with ``resolution`` nodes along the longest side of
         ``bounds`` (default: the field's), which the numba/CUDA sphere-tracing kernels read
-        directly: a :class:`~recon.sparse_closest_point_grid.SparseClosestPointGrid` (bricks
+        directly: a :class:`~recon.fields.sparse_closest_point_grid.SparseClosestPointGrid` (bricks
         of offsets near the surface only), or with ``sparse=False`` a dense
-        :class:`~recon.closest_point_grid.ClosestPointGrid` (offsets at every node)."""
-        from recon.closest_point_grid import ClosestPointGrid
+        :class:`~recon.fields.closest_point_grid.ClosestPointGrid` (offsets at every node)."""
+        from recon.fields.closest_point_grid import ClosestPointGrid
 
         if sparse:
-            from recon.sparse_closest_point_grid import bake_sparse
+            from recon.fields.sparse_closest_point_grid import bake_sparse
 
             return bake_sparse(self, resolution, bounds=self.box if bounds is None else bounds)
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
@@ -576,8 +576,6 @@ class ClosestPointField:
         return cls(net, normalization=normalization, box=arrays["box"], kind=kind, level=level, params=params)
 
     def save(self, path) -> Path:
-        from recon.field import save_field
-
         return save_field(self, path)
 
     def __repr__(self) -> str:

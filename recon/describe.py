@@ -92,7 +92,7 @@ def _is_field(path) -> bool:
 
 
 def _describe_field(path) -> dict:
-    from recon.field import load_field
+    from recon.fields import load_field
 
     field = load_field(path)
     bounds = np.asarray(field.bounds, dtype=np.float64)
@@ -102,7 +102,7 @@ def _describe_field(path) -> dict:
     return {
         "path": str(path),
         "kind": "field",
-        "format": "npz (recon.field)",
+        "format": "npz (recon.fields)",
         "field_class": type(field).__name__,
         "field_kind": str(field.kind),
         "level": float(field.level),

@@ -21,7 +21,7 @@ closed and the surface is wound outward. One inside cannot tear, so the mesh com
 watertight, and small closed pockets of the field's noise are dropped.
 
 Open surfaces (and closed ones whose free space encloses nothing, such as scans with
-holes) are a surface net of the crossed grid edges (``recon.surface_nets``): each edge is
+holes) are a surface net of the crossed grid edges (``recon.meshing.surface_nets``): each edge is
 tested on its own, so sheets that end, branch or meet are meshed where a labelling of
 the nodes into two sides would tear. Crossings farther than a share of a voxel from the
 surface (beyond an open boundary the tangent planes go on), and faces the field's
@@ -158,7 +158,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
 
     index = np.full(tuple(n), -1, np.int64)
     index[nodes[:, 0], nodes[:, 1], nodes[:, 2]] = np.arange(len(nodes))
-    from recon.surface_nets import grid_edges
+    from recon.meshing.surface_nets import grid_edges
 
     ea, eb, _ = grid_edges(nodes, index)  # edges between band nodes
     ecos = np.einsum("ij,ij->i", dirs[ea], dirs[eb])
@@ -251,7 +251,7 @@ def _noisy_open_resolution(field, ext, h):
 
 
 def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_component_fraction):
-    """Mesh of an open surface: a surface net (recon.surface_nets) of the grid edges the
+    """Mesh of an open surface: a surface net (recon.meshing.surface_nets) of the grid edges the
     surface crosses near ``nodes`` (M, 3), whose offsets x - C(x) from the field are
     ``offs`` (M, 3), wound by the nodes' sides (M,) where they hold.
 
@@ -260,7 +260,7 @@ def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_compon
     to a share of a point spacing): on the bench's truck the network's directions near the
     surface were off by 18 degrees (median) at one to two voxels, the planes' by 6, and
     Chamfer-L1 went from 1.45e-3 to 9.0e-4 of the diagonal."""
-    from recon.surface_nets import consistent_winding, crossed_edges, net_quads, split_quads
+    from recon.meshing.surface_nets import consistent_winding, crossed_edges, net_quads, split_quads
 
     T = TUNABLES
     foot, on_data = _feet_function(field)
@@ -346,7 +346,7 @@ def _drop_small_pieces(verts, faces, fraction):
     """Drop connected pieces with fewer faces than ``fraction`` of the largest one's."""
     if fraction <= 0 or len(faces) == 0:
         return verts, faces
-    from recon.mesh import face_components
+    from recon.triangles import face_components
 
     lab = face_components(faces, len(verts))
     counts = np.bincount(lab)
@@ -371,7 +371,7 @@ def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau, relations=None)
     None when no free space is enclosed."""
     from scipy import ndimage
 
-    from recon.csp_geometry import inside_outside, touches_box
+    from recon.fields.closest_point_geometry import inside_outside, touches_box
 
     T = TUNABLES
     fine = tau <= T.band * h * 1.001
@@ -617,7 +617,7 @@ def close_holes(field, verts, faces, *, max_edges: int | None):
 
 def _wind_outward(verts, faces):
     """Flip each connected piece whose signed volume is negative (closed surfaces)."""
-    from recon.mesh import face_components
+    from recon.triangles import face_components
 
     lab = face_components(faces, len(verts))
     v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
@@ -637,3 +637,27 @@ def vertex_normals(verts, faces) -> np.ndarray:
         np.add.at(vn, faces[:, k], fn)
     norm = np.linalg.norm(vn, axis=1, keepdims=True)
     return (vn / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def surface_points(field, count: int, *, seed: int = 0, resolution: int | None = None):
+    """``count`` points spread evenly over the surface (sampled on the closest-point mesh by
+    area, then projected with C), and their oriented normals. Returns (points (M, 3) float64,
+    normals (M, 3) float32)."""
+    from recon.fields.closest_point_geometry import point_normals
+    from recon.seeding import rng
+
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise InputError(f"count must be a positive integer, got {count!r}")
+    mesh = extract_unsigned_mesh(field, resolution=resolution)
+    v, f = mesh.vertices, mesh.faces
+    if len(f) == 0:
+        raise InputError("the field has no surface inside its bounds to sample points on")
+    area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
+    gen = rng(seed)
+    tri = gen.choice(len(f), size=int(count), p=area / area.sum())
+    r1, r2 = gen.random(int(count)), gen.random(int(count))
+    s = np.sqrt(r1)
+    bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    pts = np.einsum("nk,nkj->nj", bary, v[f[tri]])
+    normals, _ = point_normals(field, pts, surface=getattr(mesh, "surface", None))
+    return np.asarray(field.closest_point(pts), np.float64), normals

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
-from recon.triangles import TriangleMesh
+from recon.triangles import TriangleMesh, face_components
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ def extract_mesh(
     if kind == "unsigned" and (level is None or level == 0.0) and not hasattr(field, "values") \
             and hasattr(field, "closest_point"):
         # fields that give closest points (CSP networks, closest-point grids): signs from
-        # the closest-point directions (recon.mesh_unsigned)
-        from recon.mesh_unsigned import extract_unsigned_mesh
+        # the closest-point directions (recon.meshing.unsigned)
+        from recon.meshing.unsigned import extract_unsigned_mesh
 
         return extract_unsigned_mesh(field, resolution=resolution, bounds=bounds,
                                      min_component_fraction=min_component_fraction)
@@ -407,18 +407,6 @@ def _drop_unused(verts, faces, normals):
         return verts, faces, normals
     remap = np.cumsum(used) - 1
     return verts[used], remap[faces], (None if normals is None else normals[used])
-
-
-def face_components(faces: np.ndarray, n_vertices: int) -> np.ndarray:
-    """(F,) int64 label of the connected piece each face belongs to (faces sharing a vertex connect)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rows = np.concatenate([faces[:, 0], faces[:, 1]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2]])
-    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n_vertices, n_vertices))
-    _, labels = connected_components(graph, directed=False)
-    return labels[faces[:, 0]].astype(np.int64)
 
 
 def _keep_large_components(verts, faces, normals, fraction: float):

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.field import check_points, register_field_class
+from recon.fields.base import save_field
+from recon.geometry import check_points
 
 
-@register_field_class
 class ClosestPointGrid:
     """Closest-point offsets on a regular grid; an unsigned field.
 
@@ -92,8 +92,6 @@ class ClosestPointGrid:
         return cls(arrays["offsets"], arrays["origin"], float(arrays["voxel_size"]), **common)
 
     def save(self, path) -> Path:
-        from recon.field import save_field
-
         return save_field(self, path)
 
     def __repr__(self) -> str:

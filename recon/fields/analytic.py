@@ -1,6 +1,6 @@
 """Analytic fields with exact ray intersections: the tracer's ground truth and demo shapes.
 
-Each shape is a :class:`~recon.field.Field` (``value``, ``gradient``, ``closest_point``,
+Each shape is a :class:`~recon.fields.Field` (``value``, ``gradient``, ``closest_point``,
 ``bounds``) and also answers ``intersect(origins, dirs) -> (t, normal)`` exactly, so a
 traced image can be checked pixel by pixel. Signed shapes: :class:`Sphere`, :class:`Torus`,
 :class:`Box`. Open surfaces, as unsigned distance / closest-point fields: :class:`OpenDisc`,
@@ -19,7 +19,7 @@ from recon.errors import InputError
 
 
 def _rows(x) -> np.ndarray:
-    from recon.field import check_points
+    from recon.geometry import check_points
 
     return check_points(x)
 
@@ -205,7 +205,7 @@ class Box(_Analytic):
         return _unit(out)
 
     def intersect(self, o, d):
-        from recon.render.trace import clip_rays
+        from recon.geometry import clip_rays
 
         lo = self.center - self.half
         hi = self.center + self.half
@@ -303,8 +303,8 @@ def grid_nodes(bounds, resolution: int) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def sample_grid(field, *, resolution: int = 128, bounds=None):
-    """Bake ``field`` (signed or unsigned) onto a :class:`~recon.field.SignedDistanceGrid`."""
-    from recon.field import SignedDistanceGrid
+    """Bake ``field`` (signed or unsigned) onto a :class:`~recon.fields.SignedDistanceGrid`."""
+    from recon.fields.grid import SignedDistanceGrid
 
     b = field.bounds if bounds is None else bounds
     nodes, shape, h = grid_nodes(b, resolution)
@@ -313,8 +313,8 @@ def sample_grid(field, *, resolution: int = 128, bounds=None):
 
 
 def sample_closest_point_grid(field, *, resolution: int = 128, bounds=None):
-    """Bake ``field``'s closest points onto a :class:`~recon.closest_point_grid.ClosestPointGrid`."""
-    from recon.closest_point_grid import ClosestPointGrid
+    """Bake ``field``'s closest points onto a :class:`~recon.fields.closest_point_grid.ClosestPointGrid`."""
+    from recon.fields.closest_point_grid import ClosestPointGrid
 
     b = field.bounds if bounds is None else bounds
     nodes, shape, h = grid_nodes(b, resolution)

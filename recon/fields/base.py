@@ -1,0 +1,78 @@
+"""The Field protocol (what every fitter returns and every consumer takes) and the file writer.
+
+A field is a scalar function of position in the user's own units. ``kind`` says what
+the value means:
+
+- ``"signed"``: signed distance, negative inside, surface at ``level`` (0);
+- ``"unsigned"``: distance to the surface, surface at ``level`` (0), no inside;
+- ``"occupancy"``: probability of being inside, surface at ``level`` (0.5).
+
+Every method takes ``x``: (N, 3) float array in input units, and returns float32 arrays.
+Files are one self-describing ``.npz`` (format name and version, the field's class, its
+arrays, the normalisation used to fit it and the fitting parameters as JSON); loading
+never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from recon.errors import InputError
+
+FieldKind = Literal["signed", "unsigned", "occupancy"]
+FIELD_KINDS = ("signed", "unsigned", "occupancy")
+FORMAT_NAME = "recon.field"
+FORMAT_VERSION = 1
+
+
+@runtime_checkable
+class Field(Protocol):
+    kind: FieldKind
+    level: float
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) float64: min and max corner of where the field is defined, input units."""
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3) points -> (N,) float32 field values (input units for distances)."""
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3) points -> (N, 3) float32 spatial gradient of the value."""
+
+    def closest_point(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3) points -> (N, 3) float64 closest points on the surface, input units."""
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the field to one ``.npz`` file (atomically) and return its path."""
+
+
+def save_field(field, path) -> Path:
+    """Write ``field`` to ``path`` (.npz), atomically: a temporary file then a rename."""
+    from recon.io.atomic import atomic_path
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InputError(f"a field is saved as .npz, got {path.name!r}")
+    norm = field.normalization
+    payload = {
+        "format": np.array(FORMAT_NAME),
+        "format_version": np.int64(FORMAT_VERSION),
+        "field_class": np.array(type(field).__name__),
+        "kind": np.array(field.kind),
+        "level": np.float64(field.level),
+        "params_json": np.array(json.dumps(field.params, sort_keys=True, default=str)),
+        "norm_center": np.zeros(3) if norm is None else np.asarray(norm.center, np.float64),
+        "norm_scale": np.float64(0.0 if norm is None else norm.scale),
+    }
+    for key, arr in field._arrays().items():
+        payload["a_" + key] = arr
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **payload)
+    return path
