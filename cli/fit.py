@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +18,6 @@ import typer
 
 from recon.cli._common import (
     FitProgress,
-    fail,
     info,
     input_file,
     mesh_suffixes,
@@ -30,6 +28,7 @@ from recon.cli._common import (
 )
 from recon.cli._config_options import collect_options, to_typer
 from recon.meshing.marching_cubes import FIT_MIN_COMPONENT_FRACTION
+from recon.pipeline import DEFAULT_METHOD
 
 # Options of the command itself. A config field with one of these names is fed from
 # the command's option of the same name (seed, device) or left out (the others).
@@ -38,7 +37,6 @@ OWN_OPTIONS = (
     "min_component", "seed", "device", "quiet", "as_json", "json",
 )
 SHARED_WITH_CONFIG = ("seed", "device")
-DEFAULT_METHOD = "gridpull"
 
 HELP = """Fit a surface to a point cloud and write it as a mesh.
 
@@ -141,13 +139,12 @@ def run_fit(
     user_set: set,
     options: dict,
 ) -> None:
-    """Everything ``recon fit`` does, after typer parsed the options."""
-    from recon.device import resolve_device
+    """Parse what the user gave, call :func:`recon.pipeline.reconstruct`, write, print."""
     from recon.errors import InputError
-    from recon.fitters import get_fitter, make_config
+    from recon.fitters import get_fitter
+    from recon.pipeline import Preprocessing, prepare, reconstruct
 
-    t_start = time.perf_counter()
-    # 1. check every option and path before reading anything large
+    # every option and path is checked before anything large is read
     source = input_file(input)
     spec = get_fitter(method)
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
@@ -158,15 +155,12 @@ def run_fit(
                 f"--{name.replace('_', '-')} is not an option of method {method!r} (it belongs to {owners}); "
                 f"see 'recon fit --help'"
             )
-    resolved = resolve_device(device)
-    overrides = dict(method_values)
-    if "seed" in fields and "seed" in user_set:
-        overrides["seed"] = seed
-    if "device" in fields and "device" in user_set:
-        overrides["device"] = device
-    config = make_config(method, **overrides)
-    if voxel_size is not None and not voxel_size > 0:
-        raise InputError(f"--voxel-size must be a positive length, got {voxel_size}")
+    _, config = prepare(method, seed=seed if "seed" in user_set else None,
+                        device=device if "device" in user_set else None, **method_values)
+    try:
+        Preprocessing(sample=sample, voxel_size=voxel_size, remove_outliers=remove_outliers).check()
+    except InputError as exc:
+        raise InputError(f"--{str(exc).replace('_', '-')}") from None
 
     if output is None:
         output = source.with_name(f"{source.stem}.mesh.ply")
@@ -178,79 +172,24 @@ def run_fit(
             raise InputError(f"--save-field and --output both name {output}: give the field its own .npz path")
         save_field = output_file(save_field, inputs=[source], what="--save-field")
 
-    # 2. read and pre-process
-    cloud = _read_input(source, sample=sample, seed=0 if seed is None else seed)
-    points_in = len(cloud)
-    if voxel_size is not None or remove_outliers:
-        from recon.points import preprocess
-
-        if voxel_size is not None:
-            cloud = preprocess.voxel_downsample(cloud, voxel_size=voxel_size)
-        if remove_outliers:
-            cloud = preprocess.remove_statistical_outliers(cloud)
-    info(_describe_input(source, points_in, len(cloud), method, resolved), quiet=quiet or as_json)
-
-    # 3. fit
-    from recon.fitters import fit
-
-    t_fit = time.perf_counter()
     with FitProgress(method, quiet=quiet or as_json) as progress:
-        field = fit(cloud, method, config, progress=progress)
-    fit_seconds = time.perf_counter() - t_fit
-
-    # 4. mesh, then write (each file atomically; an input is never overwritten)
-    from recon.io import write_mesh
-    from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
-
-    t_mesh = time.perf_counter()
-    if min_component is None:
-        min_component = fit_min_component_fraction(field)
-    mesh = extract_mesh(field, min_component_fraction=min_component)
-    mesh_seconds = time.perf_counter() - t_mesh
-    if mesh.n_faces == 0:
-        raise fail(
-            f"the fitted field of {source} has no surface (0 faces); nothing written. "
-            f"Try another --resolution or check the input",
-            1,
+        result = reconstruct(
+            source, method=method, config=config, sample=sample, voxel_size=voxel_size,
+            remove_outliers=remove_outliers, min_component=min_component, seed=seed,
+            device=device, progress=progress, log=lambda line: info(line, quiet=quiet or as_json),
         )
-    write_mesh(mesh, output, inputs=[source])  # atomic: a temporary file, then a rename
+    result.write_mesh(output, inputs=[source])  # atomic: a temporary file, then a rename
     if save_field is not None:
-        field.save(save_field)
-    seconds = time.perf_counter() - t_start
+        result.field.save(save_field)
 
-    summary = {
-        "input": str(source),
-        "output": str(output),
-        "field": None if save_field is None else str(save_field),
-        "method": method,
-        "device": resolved,
-        "points_in": int(points_in),
-        "points_fitted": int(len(cloud)),
-        "points_merged": int((getattr(field, "params", None) or {}).get("merged_points", 0) or 0),
-        "vertices": int(mesh.n_vertices),
-        "faces": int(mesh.n_faces),
-        "seconds": round(seconds, 3),
-        "fit_seconds": round(fit_seconds, 3),
-        "mesh_seconds": round(mesh_seconds, 3),
-        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
-    }
+    summary = {"input": str(source), "output": str(output),
+               "field": None if save_field is None else str(save_field), **result.summary()}
+    summary.update(seconds=round(result.timings["total_s"], 3), fit_seconds=round(result.timings["fit_s"], 3),
+                   mesh_seconds=round(result.timings["mesh_s"], 3))
     if as_json:
         print_json(summary)
     elif not quiet:
         _print_summary(summary)
-
-
-def _read_input(path: Path, *, sample: int | None, seed: int):
-    """The cloud to fit: the file's points, or ``sample`` points drawn from it (area-uniform
-    on a mesh's surface, a random subset of a cloud)."""
-    from recon.io import read_cloud
-
-    return read_cloud(path, sample=sample, seed=seed)
-
-
-def _describe_input(source: Path, n_in: int, n_used: int, method: str, device: str) -> str:
-    kept = "" if n_used == n_in else f" ({n_used:,} after pre-processing)"
-    return f"{source}: {n_in:,} points{kept}; fitting with {method} on {device}"
 
 
 def _print_summary(s: dict) -> None:
@@ -263,9 +202,8 @@ def _print_summary(s: dict) -> None:
         ("faces out", f"{s['faces']:,} ({s['vertices']:,} vertices)"),
         ("output", s["output"]),
     ]
-    if s["points_merged"]:
-        rows.insert(1, ("merged", f"fitted to {s['points_merged']:,} voxel means: the cloud is denser than the grid "
-                                  "(--merge-cells 0 fits every point)"))
+    for decision in s["decisions"]:
+        rows.insert(1, (decision["name"], decision["reason"]))
     if s["field"]:
         rows.append(("field", s["field"]))
     for label, value in rows:  # plain lines: a path is never cut to the terminal's width

@@ -2,7 +2,11 @@
 
 The public API is small; kernels stay behind it::
 
-    from recon import read_cloud, fit, extract_mesh, load_field
+    from recon import reconstruct                      # what `recon fit` does, in one call
+    result = reconstruct("scan.ply", seed=0)          # -> Result: field, mesh, timings, decisions
+    result.write_mesh("scan.mesh.ply")
+
+    from recon import read_cloud, fit, extract_mesh, load_field   # or step by step
     cloud = read_cloud("scan.ply")
     field = fit(cloud, "gridpull")
     mesh = extract_mesh(field)
@@ -28,6 +32,10 @@ def __getattr__(name):
         from recon.fitters import fit
 
         return fit
+    if name in ("reconstruct", "Result"):
+        import recon.pipeline
+
+        return getattr(recon.pipeline, name)
     if name == "extract_mesh":
         from recon.meshing.marching_cubes import extract_mesh
 
@@ -46,4 +54,6 @@ __all__ = [
     "read_cloud",
     "fit",
     "extract_mesh",
+    "reconstruct",
+    "Result",
 ]

@@ -5,8 +5,9 @@ held as a function object, because it runs in a fresh child process that imports
 there. The function takes ``(cloud: Cloud, **options)`` and returns a TriangleMesh in
 the cloud's units.
 
-Every fitter in :mod:`recon.fitters` becomes a method of the same name (fit, then
-:func:`recon.meshing.marching_cubes.extract_mesh`), so a new fitter appears in the bench with no edit here.
+Every fitter in :mod:`recon.fitters` becomes a method of the same name (run through
+:func:`recon.pipeline.reconstruct`, as ``recon fit`` runs it), so a new fitter appears in the bench
+with no edit here.
 Extra methods (the baselines, or fakes in the tests) are added with :func:`register_method`.
 """
 
@@ -110,18 +111,16 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 
 def run_fitter(cloud, *, fitter: str, module: str | None = None, overrides: dict | None = None):
-    """Bench entry for a recon fitter: fit ``cloud`` (defaults + ``overrides``), then extract the mesh.
+    """Bench entry for a recon fitter: :func:`recon.pipeline.reconstruct` of ``cloud`` with
+    the method's defaults + ``overrides``, as ``recon fit`` runs it; returns the mesh.
 
     ``module`` is imported first when given: the module whose import registers the fitter.
     """
-    from recon.fitters import fit
-    from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
+    from recon.pipeline import reconstruct
 
     if module:
         importlib.import_module(module)
-
-    field_ = fit(cloud, fitter, **(overrides or {}))
-    return extract_mesh(field_, min_component_fraction=fit_min_component_fraction(field_))
+    return reconstruct(cloud, method=fitter, **(overrides or {})).mesh
 
 
 register_method(

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
-from recon.fields import check_points
+from recon.geometry import check_points
 
 
 @dataclass(frozen=True)

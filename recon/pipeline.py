@@ -1,0 +1,268 @@
+"""reconstruct: what ``recon fit`` does, as one library call.
+
+    from recon import reconstruct
+    result = reconstruct("scan.ply", method="gridpull", seed=0, resolution=256)
+    result.write_mesh("scan.mesh.ply")        # atomically; never over an input
+    result.field.save("scan.field.npz")
+
+Read (or take) a cloud, pre-process it, fit a field, mesh it. The CLI, the bench and
+batch runs all call this, so a Python user can do everything the command does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recon.cloud import Cloud
+from recon.errors import InputError, ReconError
+from recon.fields.base import Field
+from recon.triangles import TriangleMesh
+
+DEFAULT_METHOD = "gridpull"
+
+
+class EmptySurfaceError(ReconError):
+    """The fitted field has no surface inside its bounds: nothing to mesh."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One thing the pipeline (or the fitter) decided from the data, and why."""
+
+    name: str
+    "What was decided, e.g. ``method`` or ``merged``."
+    value: Any
+    "The decision: a method name, a count, a flag (JSON-serialisable)."
+    reason: str
+    "One line a user can read."
+
+
+@dataclass
+class Result:
+    """Everything one reconstruction produced.
+
+    field     : the fitted Field (input units)
+    mesh      : TriangleMesh of the field's surface, input units and frame
+    cloud     : the points that were fitted (after sampling and pre-processing)
+    points_in : how many points the input had
+    method    : the fitter's name; ``config`` its config dataclass
+    device    : where the fit ran ("cpu" or "cuda")
+    timings   : seconds: read_s, preprocess_s, fit_s (and the fit's phases), mesh_s, total_s
+    decisions : what was decided from the data, in order
+    """
+
+    field: Field
+    mesh: TriangleMesh
+    cloud: Cloud
+    points_in: int
+    method: str
+    config: Any
+    device: str
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    decisions: list[Decision] = dataclasses.field(default_factory=list)
+
+    def write_mesh(self, path, *, inputs=()) -> Path:
+        """Write the mesh to ``path`` (format from the suffix), atomically; refuses to
+        overwrite any of ``inputs`` (the cloud's source file is always one)."""
+        from recon.io import write_mesh
+
+        guard = list(inputs)
+        if os.path.exists(self.cloud.source):
+            guard.append(self.cloud.source)
+        return write_mesh(self.mesh, path, inputs=guard)
+
+    def summary(self) -> dict:
+        """A JSON-serialisable summary (what ``recon fit --json`` prints, paths aside)."""
+        config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        return {
+            "method": self.method,
+            "device": self.device,
+            "points_in": int(self.points_in),
+            "points_fitted": int(len(self.cloud)),
+            "points_merged": int(self.field.params.get("merged_points", 0) or 0),
+            "vertices": int(self.mesh.n_vertices),
+            "faces": int(self.mesh.n_faces),
+            "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
+            "decisions": [dataclasses.asdict(d) for d in self.decisions],
+            "config": config,
+        }
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What is done to the points before fitting (all off by default)."""
+
+    sample: int | None = None
+    "Fit this many points drawn from the input (area-uniform on a mesh, a random subset of a cloud)."
+    voxel_size: float | None = None
+    "Down-sample first: one point (the mean) per voxel of this size, input units."
+    remove_outliers: bool = False
+    "Drop statistical outliers (mean distance to 20 neighbours > mean + 2 std)."
+
+    def check(self) -> None:
+        if self.sample is not None and (isinstance(self.sample, bool)
+                                        or not isinstance(self.sample, (int, np.integer)) or self.sample < 1):
+            raise InputError(f"sample must be a positive integer, got {self.sample!r}")
+        if self.voxel_size is not None and not (np.isfinite(self.voxel_size) and self.voxel_size > 0):
+            raise InputError(f"voxel_size must be a positive length, got {self.voxel_size}")
+
+
+def prepare(method: str = DEFAULT_METHOD, *, config=None, seed: int | None = None, device: str | None = None,
+            **options):
+    """The fitter's spec and config for ``method``, with ``options`` (config fields) applied.
+
+    ``seed`` and ``device`` go into the config when the method has such fields and they
+    are given. Unknown options are refused (InputError naming them). Returns (spec, config).
+    """
+    from recon.fitters import get_fitter, make_config
+
+    spec = get_fitter(method)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    shared = {k: v for k, v in (("seed", seed), ("device", device)) if v is not None and k in fields}
+    if config is None:
+        config = make_config(method, **options, **shared)
+    elif options or shared:
+        config = dataclasses.replace(config, **options, **shared)
+    return spec, config
+
+
+def load_input(source, preprocessing: Preprocessing = Preprocessing(), *, seed: int | None = None):
+    """The cloud to fit, from a path or a Cloud: sampled and pre-processed as asked.
+
+    Returns (cloud, points_in, timings) with timings ``read_s`` and ``preprocess_s``."""
+    from recon.seeding import rng
+
+    preprocessing.check()
+    timings = {}
+    t = time.perf_counter()
+    draw_seed = 0 if seed is None else int(seed)
+    if isinstance(source, Cloud):
+        cloud = source
+        if preprocessing.sample is not None and preprocessing.sample < len(cloud):
+            keep = np.sort(rng(draw_seed).choice(len(cloud), size=int(preprocessing.sample), replace=False))
+            cloud = cloud.subset(keep)
+        points_in = len(source)
+    elif isinstance(source, (str, os.PathLike)):
+        from recon.io import read_cloud
+
+        cloud = read_cloud(source, sample=preprocessing.sample, seed=draw_seed)
+        points_in = len(cloud)
+    else:
+        raise InputError(f"source must be a path or a Cloud, got {type(source).__name__}")
+    timings["read_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if preprocessing.voxel_size is not None or preprocessing.remove_outliers:
+        from recon.points import preprocess
+
+        if preprocessing.voxel_size is not None:
+            cloud = preprocess.voxel_downsample(cloud, voxel_size=preprocessing.voxel_size)
+        if preprocessing.remove_outliers:
+            cloud = preprocess.remove_statistical_outliers(cloud)
+    timings["preprocess_s"] = time.perf_counter() - t
+    return cloud, points_in, timings
+
+
+def reconstruct(
+    source,
+    *,
+    method: str = DEFAULT_METHOD,
+    config=None,
+    sample: int | None = None,
+    voxel_size: float | None = None,
+    remove_outliers: bool = False,
+    min_component: float | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    progress=None,
+    log=None,
+    **options,
+) -> Result:
+    """Fit a surface to a point cloud and mesh it.
+
+    source        : a path to a cloud (.ply .pcd .xyz .las .npz ..., or a mesh with
+                    ``sample``) or a :class:`~recon.cloud.Cloud`, input units
+    method        : a registered fitter (``recon.fitters``), default gridpull
+    config        : the method's config dataclass; ``options`` replace single fields of it
+    sample, voxel_size, remove_outliers : pre-processing, see :class:`Preprocessing`
+    min_component : drop mesh pieces with fewer faces than this fraction of the largest;
+                    default: the fitter's field kind decides (signed fields drop bubbles)
+    seed, device  : the fitter's seed and device ("auto", "cpu", "cuda") when it has them;
+                    ``seed`` also seeds ``sample``
+    progress      : ``progress(step, total, losses)`` called during the fit
+    log           : ``log(line)`` called with one line once the input is read (what is
+                    fitted, with what, where)
+
+    Every option is checked before the cloud is read. Raises InputError on bad input and
+    EmptySurfaceError when the field has no surface to mesh.
+    """
+    from recon.device import resolve_device
+    from recon.fitters import fit
+    from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
+
+    t_start = time.perf_counter()
+    spec, config = prepare(method, config=config, seed=seed, device=device, **options)
+    preprocessing = Preprocessing(sample=sample, voxel_size=voxel_size, remove_outliers=remove_outliers)
+    preprocessing.check()
+    if min_component is not None and not 0.0 <= min_component <= 1.0:
+        raise InputError(f"min_component must be a fraction in [0, 1], got {min_component}")
+    used_device = resolve_device(_config_value(config, "device", device or "auto"))
+
+    cloud, points_in, timings = load_input(source, preprocessing, seed=seed)
+    if log is not None:
+        kept = "" if len(cloud) == points_in else f" ({len(cloud):,} after pre-processing)"
+        log(f"{cloud.source}: {points_in:,} points{kept}; fitting with {spec.name} on {used_device}")
+
+    phases: dict[str, float] = {}
+    t = time.perf_counter()
+    field_ = fit(cloud, method, config, progress=progress, timings=phases)
+    timings["fit_s"] = time.perf_counter() - t
+    timings.update({f"fit_{k}": v for k, v in phases.items()})
+
+    t = time.perf_counter()
+    if min_component is None:
+        min_component = fit_min_component_fraction(field_)
+    mesh = extract_mesh(field_, min_component_fraction=min_component)
+    timings["mesh_s"] = time.perf_counter() - t
+    if mesh.n_faces == 0:
+        raise EmptySurfaceError(
+            f"the fitted field of {cloud.source} has no surface (0 faces); nothing written. "
+            f"Try another --resolution or check the input"
+        )
+    timings["total_s"] = time.perf_counter() - t_start
+    return Result(field=field_, mesh=mesh, cloud=cloud, points_in=points_in, method=spec.name, config=config,
+                  device=used_device, timings=timings, decisions=fitter_decisions(field_))
+
+
+def _config_value(config, name: str, default):
+    """A config field's value, or ``default`` when the method's config has no such field."""
+    names = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+    return getattr(config, name) if name in names else default
+
+
+def fitter_decisions(field_: Field) -> list[Decision]:
+    """What the fitter decided from the data, read from the parameters it stored."""
+    params = field_.params
+    out = []
+    merged = int(params.get("merged_points", 0) or 0)
+    if merged:
+        out.append(Decision("merged", merged,
+                            f"fitted to {merged:,} voxel means: the cloud is denser than the grid "
+                            "(--merge-cells 0 fits every point)"))
+    trimmed = int(params.get("trimmed", 0) or 0)
+    if trimmed:
+        out.append(Decision("trimmed", trimmed,
+                            f"{trimmed:,} points outside the noise band of a thin surface were left out"))
+    if params.get("surface_decided"):
+        out.append(Decision("surface", str(params["surface_decided"]),
+                            "whether the surface encloses a volume, judged from the fitted field"))
+    return out
