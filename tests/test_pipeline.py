@@ -41,8 +41,8 @@ def test_a_path_and_a_cloud_give_the_same_mesh_and_the_same_seed_the_same_result
     assert np.array_equal(a.mesh.faces, again.mesh.faces) and np.array_equal(a.mesh.vertices, again.mesh.vertices)
     b = reconstruct(path, seed=3, device="cpu", **FAST)
     assert np.array_equal(a.mesh.faces, b.mesh.faces)
-    # the file holds float32 coordinates: the same mesh to float32 precision
-    assert np.allclose(a.mesh.vertices, b.mesh.vertices, atol=1e-5)
+    # the file holds float32 coordinates, which move the fit by far less than a voxel
+    assert np.abs(a.mesh.vertices - b.mesh.vertices).max() < 0.05 * a.field.voxel_size
     assert b.cloud.source == str(path)
 
 
