@@ -1,7 +1,7 @@
 """Normals of noisy input points: `recon normals` (a fitted CSP field) against Open3D's
 ``estimate_normals`` (30 nearest neighbours), both compared with the ground truth.
 
-    python benchmarks/bench_normals.py [--only bunny,armadillo] [--iterations N] [--fields DIR] [--out DIR]
+    python perf/bench_normals.py [--only bunny,armadillo] [--iterations N] [--fields DIR] [--out DIR]
 
 For every case with a ground-truth mesh: each input point's true normal is the face normal
 of the nearest of 400,000 area-uniform samples of the truth (outward: the truth meshes are
@@ -29,7 +29,7 @@ closed and wound outward). Reported per case and method:
 present instead of fitting (fit_seconds is then the load): normals can be compared on the same fields
 while the fitter changes.
 
-Writes normals.json and normals.md into --out (default: benchmarks/out/normals).
+Writes normals.json and normals.md into --out (default: perf/out/normals).
 """
 
 from __future__ import annotations
