@@ -175,8 +175,8 @@ def markdown(rows: list[dict], load: tuple) -> str:
         "",
         f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         "",
-        f"Unclear points: on a wall thinner than {THIN_WALL_NOISES:g} noise rms, or within {EDGE_NOISES:g} noise rms "
-        f"of a sharp edge (over {SHARP_EDGE_DEGREES:g} degrees) of the truth; the rest are clear.",
+        (f"Unclear points: on a wall thinner than {THIN_WALL_NOISES:g} noise rms, or within {EDGE_NOISES:g} noise rms "
+        f"of a sharp edge (over {SHARP_EDGE_DEGREES:g} degrees) of the truth; the rest are clear."),
         "",
         "| case | points | recon median ° | recon mean ° | recon not flipped | truth's agreement over 16 | unclear points (thin walls, near edges) | recon not flipped on clear points | recon s | Open3D median ° | Open3D mean ° | Open3D s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
