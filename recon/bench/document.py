@@ -149,13 +149,17 @@ def summary_table(data: dict) -> list[str]:
         )
     lines.append("")
     if anchors:
+        if len(anchors) == len(ANCHORS):
+            anchor = "the better of Open3D's Poisson and ball-pivoting meshes on it (whichever succeeded)"
+        else:
+            missing = ", ".join(a for a in ANCHORS if a not in anchors)
+            anchor = f"the {anchors[0]} mesh ({missing} was not in this run)"
         lines.append(
-            "The anchor of a case is the better of Open3D's Poisson and ball-pivoting meshes on it (whichever "
-            "succeeded). A *win* is a case with a ground truth where the method's Chamfer-L1 is lower (its "
-            "normal consistency higher) than the anchor's, out of the cases with a ground truth where an anchor "
-            "succeeded; an anchor itself never wins, being one of the two. The *worst ratio* is the method's "
-            "Chamfer-L1 over the anchor's on its worst such case (above 1: worse than the anchor). Wall time and "
-            "memory are over every case the method succeeded on."
+            f"The anchor of a case is {anchor}. A *win* is a case with a ground truth where the method's "
+            "Chamfer-L1 is lower (its normal consistency higher) than the anchor's, counted out of the cases with "
+            "a ground truth where an anchor succeeded; an Open3D method never wins, the anchor being at least as "
+            "good. The *worst ratio* is the method's Chamfer-L1 over the anchor's on its worst such case (above 1: "
+            "worse than the anchor). Wall time and memory are over every case the method succeeded on."
         )
     else:
         lines.append(
