@@ -220,6 +220,7 @@ def test_smoke_poisson_and_fake_write_every_output(tmp_path, fakes):
         methods=["o3d-poisson", "fake-sphere"],
         settings=BenchSettings(n_samples=5000, timeout_s=120),
         command="recon bench --smoke",
+        report=tmp_path / "benchmarks.md",
     )
     for name in ("results.json", "results.md", "quality_vs_time.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
@@ -244,6 +245,10 @@ def test_smoke_poisson_and_fake_write_every_output(tmp_path, fakes):
     assert "| case | o3d-poisson | fake-sphere |" in md
     assert "Chamfer-L1" in md and "*median*" in md and "*wins*" in md and "**" in md
     assert "recon bench --smoke" in md
+    # the page: the run's figures, a summary row per method (1 case with a truth, compared to Poisson)
+    page = Path(data["paths"]["report"]).read_text()
+    assert "## Summary" in page and "| fake-sphere | 2/2 | " in page and "| o3d-poisson | 2/2 | 0/1 | 0/1 | 1.00 (ball) |" in page
+    assert md.split("Chamfer-L1 (fraction", 1)[1] in page  # the same per-case tables
 
 
 def test_watertight_check():

@@ -85,20 +85,23 @@ def test_layout_names_every_folder_of_the_tree():
             named.add("recon/" + token if line.startswith("  ") else token)  # indented: inside recon/
     missing = sorted(p for p in named if not (REPO / p.rstrip("/")).exists())
     assert not missing, f"the Layout names paths that do not exist: {missing}"
-    packages = {f"recon/{p.name}/" for p in (REPO / "recon").iterdir() if (p / "__init__.py").is_file()}
-    top = {f"{name}/" for name in _tracked_top_folders() if not name.startswith(".") and name != "recon"}
+    files = _tracked_files()
+    packages = {f"recon/{f.split('/')[1]}/" for f in files
+                if f.startswith("recon/") and f.count("/") == 2 and f.endswith("/__init__.py")}
+    top = {f"{f.split('/')[0]}/" for f in files if "/" in f and not f.startswith((".", "recon/"))}
     unlisted = sorted((packages | top) - named)
     assert not unlisted, f"folders missing from the README's Layout: {unlisted}"
 
 
-def _tracked_top_folders() -> set[str]:
-    """The repository's top-level folders that git tracks (build outputs and .venv are not)."""
+def _tracked_files() -> list[str]:
+    """The repository's files, relative paths (git's list: build outputs and .venv are not in it)."""
     try:
-        files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        return out.splitlines()
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: what is on disk
-        return {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.endswith(".egg-info")
-                and p.name not in {"build", "dist", "bench-results", "__pycache__"}}
-    return {line.split("/")[0] for line in files.splitlines() if "/" in line}
+        skip = (".venv", "build", "dist", "bench-results", ".git")
+        return [str(f.relative_to(REPO)) for f in REPO.rglob("*")
+                if f.is_file() and not f.relative_to(REPO).parts[0].startswith(skip)]
 
 
 def test_links_to_docs_exist():
