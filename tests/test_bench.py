@@ -417,4 +417,6 @@ def test_from_results_usage_errors(tmp_path, capsys):
     args = ["bench", "--cases", str(tmp_path / "cases"), "--methods", "o3d-bpa", "--out", str(tmp_path / "out")]
     assert run([*args, "--report", str(tmp_path / "no" / "p.md")]) == 2
     assert "--report: the folder of" in capsys.readouterr().err
+    assert run([*args, "--report", str(tmp_path / "out" / "results.md")]) == 2
+    assert "would replace the run's own results.md" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

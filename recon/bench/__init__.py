@@ -48,9 +48,11 @@ def run(
                 raise InputError(f"--out {out} lies inside the case folder {c.folder}: choose another output folder")
         except OSError:
             pass
-    if report is not None and not Path(report).resolve().parent.is_dir():
-        # checked before the run, which may take hours
-        raise InputError(f"--report: the folder of {report} does not exist")
+    if report is not None:  # checked before the run, which may take hours
+        if Path(report).resolve() in {(out / name).resolve() for name in ("results.json", "results.md")}:
+            raise InputError(f"--report {report} would replace the run's own {Path(report).name}: choose another path")
+        if not Path(report).resolve().parent.is_dir() and Path(report).resolve().parent != out.resolve():
+            raise InputError(f"--report: the folder of {report} does not exist")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
