@@ -17,6 +17,8 @@ A case is a folder with input.* (a point cloud), an optional gt.* ground-truth m
 Each (case, method, repeat) runs in its own child process: a crash, a time-out or running out of memory is recorded as that run's failure and the bench carries on. Wall time is measured around the method call inside the child (start-up, imports, reading and one untimed warm-up excluded).
 
 Writes into --out: results.json (every figure, settings, library versions, machine), results.md (one table per measure), quality_vs_time.png and meshes/<case>/<method>.ply. Quality is measured point-to-surface against gt.* (Chamfer-L1/L2, normal consistency, F-score at 0.2 %, 0.5 %, 1 % of the GT diagonal), or against the input points where there is none.
+
+--report PATH also writes the benchmark page: the run's settings and machine, a summary per method against the better of Open3D's Poisson and ball pivoting, and every table. --from-results DIR/results.json --report PATH writes it again from an earlier run, running nothing.
 """
 
 
@@ -31,7 +33,7 @@ def _names(text: Optional[str], option: str) -> list[str] | None:
     return names
 
 
-def _command_line(cases, methods, only, out, repeat, timeout, memory_limit, samples, seed) -> str:
+def _command_line(cases, methods, only, out, repeat, timeout, memory_limit, samples, seed, report) -> str:
     """The command as the user could type it again (for results.json and results.md)."""
     parts = ["recon", "bench"]
     for flag, value, default in (
@@ -44,10 +46,27 @@ def _command_line(cases, methods, only, out, repeat, timeout, memory_limit, samp
         ("--memory-limit", memory_limit, None),
         ("--samples", samples, 100_000),
         ("--seed", seed, 0),
+        ("--report", report, None),
     ):
         if value is not None and value != default:
             parts += [flag, shlex.quote(str(value))]
     return " ".join(parts)
+
+
+def _report_from_results(results: Path, report: Path | None, *, cases, methods, only, quiet: bool) -> None:
+    """Write the benchmark page from an earlier run's results.json; run nothing."""
+    from recon.bench.document import load_results, write_document
+    from recon.errors import InputError
+
+    if report is None:
+        raise InputError("--from-results needs --report PATH: the page to write from those results")
+    given = [flag for flag, value in (("--cases", cases), ("--methods", methods), ("--only", only)) if value is not None]
+    if given:
+        raise InputError(f"--from-results runs nothing, so {', '.join(given)} cannot apply: drop them")
+    data = load_results(results)
+    source = results / "results.json" if results.is_dir() else results
+    path = write_document(data, report, source=str(source), inputs=[source])
+    info(f"wrote {path} from {source}", quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:
@@ -69,12 +88,17 @@ def bench(
     list_methods: bool = typer.Option(False, "--list", help="List the methods and the cases, then exit."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout (progress stays on stderr)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the benchmark page (Markdown) here, e.g. docs/benchmarks.md.", show_default=False),
+    from_results: Optional[Path] = typer.Option(None, "--from-results", help="Run nothing: write --report from this earlier run's results.json (or its folder).", show_default=False),
 ) -> None:
     import recon.bench
     from recon.bench.cases import discover_cases
     from recon.bench.methods import all_methods
     from recon.bench.runner import BenchSettings, resolve_memory_mode
 
+    if from_results is not None:
+        _report_from_results(from_results, report, cases=cases, methods=methods, only=only, quiet=quiet)
+        return
     method_names = _names(methods, "--methods")
     case_names = _names(only, "--only")
     if list_methods:
@@ -94,7 +118,7 @@ def bench(
         n_samples=samples,
         seed=seed,
     )
-    command = _command_line(cases, methods, only, out, repeat, timeout, memory_limit, samples, seed)
+    command = _command_line(cases, methods, only, out, repeat, timeout, memory_limit, samples, seed, report)
     data = recon.bench.run(
         cases,
         out_dir=out,
@@ -102,11 +126,13 @@ def bench(
         only=case_names,
         settings=settings,
         command=command,
+        report=report,
         log=lambda line: info(line, quiet=quiet),
     )
     failed = [r for r in data["runs"] if not r["ok"]]
     info(
         f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'quality_vs_time.png'} and {out / 'meshes'}/"
+        + (f" and {report}" if report is not None else "")
         + (f"; {len(failed)} of {len(data['runs'])} runs failed (see results.md)" if failed else ""),
         quiet=quiet,
     )

@@ -3,7 +3,7 @@
 #   install recon into the machine's python3 (it has torch, numba, numba-cuda, scikit-image,
 #   typer and rich, no open3d/trimesh/pyvista: fitting and tracing do not import them),
 #   run the CUDA forms of the kernel tests on the real GPU (RECON_CUDA_TESTS=gpu) and the
-#   csp tests, then the GPU benchmarks (fits, the sparse bake's renders) and an end-to-end
+#   csp tests, then the GPU timing scripts in perf/ (fits, the sparse bake's renders) and an end-to-end
 #   `recon fit` + `recon render` on cuda, and where a process's first fit spends its time.
 #   STEPS="tests bench bake cold cli" (the default) picks parts, TESTS the test files.
 #   DETERMINISM=1 also times csp with torch's default (non-deterministic) scatter-add;
@@ -53,18 +53,18 @@ RECON_CUDA_TESTS=gpu timeout 300 python3 -P -m pytest -q -p no:cacheprovider -W 
 
 if want bench; then
 step bench
-timeout 240 python3 benchmarks/bench_gpu.py .devdata/bunny.ply --out /tmp/gpubench --repeats 3 --device "$DEV" 2>&1 \
+timeout 240 python3 perf/bench_gpu.py .devdata/bunny.ply --out /tmp/gpubench --repeats 3 --device "$DEV" 2>&1 \
   | tee "$OUT/bench_gpu.log" | tail -4
-timeout 120 python3 benchmarks/bench_gpu.py .devdata/armadillo.ply --out /tmp/gpubench2 --repeats 2 --methods csp --device "$DEV" 2>&1 \
+timeout 120 python3 perf/bench_gpu.py .devdata/armadillo.ply --out /tmp/gpubench2 --repeats 2 --methods csp --device "$DEV" 2>&1 \
   | tee "$OUT/bench_gpu_armadillo.log" | tail -4
-timeout 100 python3 benchmarks/bench_gpu.py .devdata/plane_holes.ply --out /tmp/gpubench3 --repeats 2 --methods csp --device "$DEV" 2>&1 \
+timeout 100 python3 perf/bench_gpu.py .devdata/plane_holes.ply --out /tmp/gpubench3 --repeats 2 --methods csp --device "$DEV" 2>&1 \
   | tee "$OUT/bench_gpu_plane_holes.log" | tail -4
 cp /tmp/gpubench3/bench_gpu.json "$OUT/bench_gpu_plane_holes.json" 2>/dev/null
 cp /tmp/gpubench/bunny.csp.npz /tmp/gpubench/bench_gpu.json "$OUT/" 2>/dev/null
 cp /tmp/gpubench2/bench_gpu.json "$OUT/bench_gpu_armadillo.json" 2>/dev/null
 fi
 # the csp field baked sparse and dense, rendered by the CUDA kernel
-want bake && timeout 150 python3 benchmarks/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 5 --device "cpu,$DEV" \
+want bake && timeout 150 python3 perf/bench_bake.py --field /tmp/gpubench/bunny.csp.npz --runs 5 --device "cpu,$DEV" \
   --size 1024x1024 --out "$OUT/bake" 2>&1 | tee "$OUT/bench_bake.log" | tail -24
 
 if [ -n "${DETERMINISM:-}" ]; then
@@ -88,13 +88,13 @@ fi
 
 if [ -n "${RENDER:-}" ]; then
 step render
-timeout 90 python3 benchmarks/bench_render.py --field /tmp/gpubench/bunny.gridpull.npz --device "$DEV" --no-mesh \
+timeout 90 python3 perf/bench_render.py --field /tmp/gpubench/bunny.gridpull.npz --device "$DEV" --no-mesh \
   --size 1024 --repeats 7 2>&1 | tee "$OUT/render.log" | tail -3
 fi
 
 if want cold; then
 step the first csp fit of a process: where its time goes
-timeout 150 python3 -P benchmarks/bench_cold_start.py .devdata/bunny.ply --device "$DEV" --profile 30 \
+timeout 150 python3 -P perf/bench_cold_start.py .devdata/bunny.ply --device "$DEV" --profile 30 \
   --out "$OUT/cold" 2>&1 | tee "$OUT/cold_start.log" | grep -v '^ *$' | head -30
 fi
 

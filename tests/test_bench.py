@@ -220,6 +220,7 @@ def test_smoke_poisson_and_fake_write_every_output(tmp_path, fakes):
         methods=["o3d-poisson", "fake-sphere"],
         settings=BenchSettings(n_samples=5000, timeout_s=120),
         command="recon bench --smoke",
+        report=tmp_path / "benchmarks.md",
     )
     for name in ("results.json", "results.md", "quality_vs_time.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
@@ -244,6 +245,10 @@ def test_smoke_poisson_and_fake_write_every_output(tmp_path, fakes):
     assert "| case | o3d-poisson | fake-sphere |" in md
     assert "Chamfer-L1" in md and "*median*" in md and "*wins*" in md and "**" in md
     assert "recon bench --smoke" in md
+    # the page: the run's figures, a summary row per method (1 case with a truth, compared to Poisson)
+    page = Path(data["paths"]["report"]).read_text()
+    assert "## Summary" in page and "| fake-sphere | 2/2 | " in page and "| o3d-poisson | 2/2 | 0/1 | 0/1 | 1.00 (ball) |" in page
+    assert md.split("Chamfer-L1 (fraction", 1)[1] in page  # the same per-case tables
 
 
 def test_watertight_check():
@@ -284,3 +289,134 @@ def test_cli_bench_bad_input_is_one_line(tmp_path):
 
     assert run(["bench", "--cases", str(tmp_path / "nope")]) == 2
     assert run(["bench", "--cases", str(tmp_path), "--methods", "nope"]) == 2
+
+
+# ----------------------------------------------------------------------------- the benchmark page
+
+
+def _three_cases():
+    from bench_fakes import fake_results
+
+    return fake_results({
+        # gridpull beats the better anchor (bpa, 2e-3) on Chamfer and (poisson, 0.90) on NC
+        "a": {"gridpull": {"chamfer_l1": 1e-3, "normal_consistency": 0.95, "wall_s": 2.0, "peak_mb": 300.0},
+              "o3d-poisson": {"chamfer_l1": 4e-3, "normal_consistency": 0.90, "wall_s": 1.0, "peak_mb": 200.0},
+              "o3d-bpa": {"chamfer_l1": 2e-3, "normal_consistency": 0.80, "wall_s": 0.5, "peak_mb": 150.0}},
+        # poisson fails: bpa alone is the anchor; gridpull 3x its Chamfer, NC tied (no win)
+        "b": {"gridpull": {"chamfer_l1": 6e-3, "normal_consistency": 0.85, "wall_s": 4.0, "peak_mb": 500.0},
+              "o3d-poisson": None,
+              "o3d-bpa": {"chamfer_l1": 2e-3, "normal_consistency": 0.85, "wall_s": 0.7, "peak_mb": 160.0}},
+        # no ground truth: not compared, but its time and memory count
+        "c": {"gt": False,
+              "gridpull": {"chamfer_l1": 0, "normal_consistency": 0, "wall_s": 9.0, "peak_mb": 900.0},
+              "o3d-poisson": {"chamfer_l1": 0, "normal_consistency": 0, "wall_s": 3.0, "peak_mb": 250.0},
+              "o3d-bpa": {"chamfer_l1": 0, "normal_consistency": 0, "wall_s": 0.9, "peak_mb": 170.0}},
+    })
+
+
+def test_summary_counts_wins_against_the_better_anchor():
+    from recon.bench.document import method_summaries
+
+    rows = {r.method: r for r in method_summaries(_three_cases())}
+    g = rows["gridpull"]
+    assert (g.cases_ok, g.cases, g.compared) == (3, 3, 2)
+    assert (g.chamfer_wins, g.normal_wins) == (1, 1)
+    assert g.worst_chamfer_ratio == pytest.approx(3.0) and g.worst_chamfer_case == "b"
+    assert g.median_wall_s == 4.0 and g.median_peak_mb == 500.0 and g.max_peak_mb == 900.0
+    p = rows["o3d-poisson"]
+    assert (p.cases_ok, p.chamfer_wins, p.normal_wins) == (2, 0, 0)
+    assert p.worst_chamfer_ratio == pytest.approx(2.0) and p.worst_chamfer_case == "a"
+    assert p.median_wall_s == 2.0 and p.max_peak_mb == 250.0
+    b = rows["o3d-bpa"]
+    assert b.worst_chamfer_ratio == pytest.approx(1.0) and b.chamfer_wins == 0
+
+
+def test_summary_without_anchors_counts_no_wins():
+    from bench_fakes import fake_results
+
+    from recon.bench.document import benchmark_document, method_summaries
+
+    data = fake_results({"a": {"gridpull": {"chamfer_l1": 1e-3, "normal_consistency": 0.9}}}, methods=("gridpull",))
+    (row,) = method_summaries(data)
+    assert row.compared == 0 and row.chamfer_wins == 0 and row.worst_chamfer_ratio is None
+    assert "so no wins are counted" in benchmark_document(data)
+
+
+def test_document_holds_settings_summary_and_every_table():
+    from recon.bench.document import benchmark_document
+
+    text = benchmark_document(_three_cases(), source="run/results.json")
+    assert text.startswith("# recon benchmark\n") and "Results: `run/results.json`." in text
+    assert "Command: `recon bench --fake`" in text and "Libraries: python 3.11, recon 0." in text
+    assert "| gridpull | 3/3 | 1/2 | 1/2 | 3.00 (b) | 4.00 | 500 | 900 |" in text
+    assert "| o3d-poisson | 2/3 | 0/2 | 0/2 | 2.00 (a) | 2.00 | 225 | 250 |" in text
+    for title in ("Chamfer-L1", "Normal consistency", "F-score at 0.5%", "No ground truth: mesh to input points",
+                  "Faces out", "Watertight", "Wall time", "Peak resident memory", "Failures"):
+        assert f"### {title}" in text, title
+    assert "| b | **6.000e-03** |" not in text and "| b | 6.000e-03 | fail: timeout | **2.000e-03** |" in text
+
+
+def test_report_written_again_from_results_json(tmp_path):
+    from recon.bench.document import benchmark_document
+    from recon.bench.report import write_json
+    from recon.cli.main import run
+
+    data = _three_cases()
+    write_json(data, tmp_path / "results.json")
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.parent.mkdir()
+    assert run(["bench", "--from-results", str(tmp_path / "results.json"), "--report", str(page), "-q"]) == 0
+    expected = benchmark_document(data, source=str(tmp_path / "results.json"))
+    assert page.read_text() == expected
+    # the folder holding results.json will do; the page is replaced, not appended to
+    assert run(["bench", "--from-results", str(tmp_path), "--report", str(page), "-q"]) == 0
+    assert page.read_text() == expected
+    assert [p.name for p in page.parent.iterdir()] == ["benchmarks.md"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"settings": {}}', "it lacks cases, results, runs"),
+        ('{"settings": {}, "cases": {}, "results": {}, "runs": []}', "not a complete recon bench results.json"),
+    ],
+)
+def test_bad_results_json_is_one_clear_message(tmp_path, capsys, content, message):
+    from recon.bench.document import load_results
+    from recon.cli.main import run
+
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        load_results(path)
+    page = tmp_path / "page.md"
+    assert run(["bench", "--from-results", str(path), "--report", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("recon: error: --from-results:") and message in err
+    assert not page.exists()
+
+
+def test_from_results_usage_errors(tmp_path, capsys):
+    from recon.bench.report import write_json
+    from recon.cli.main import run
+
+    write_json(_three_cases(), tmp_path / "results.json")
+    assert run(["bench", "--from-results", str(tmp_path / "results.json")]) == 2
+    assert "needs --report PATH" in capsys.readouterr().err
+    assert run(["bench", "--from-results", str(tmp_path), "--report", str(tmp_path / "p.md"), "--only", "a"]) == 2
+    assert "--only cannot apply" in capsys.readouterr().err
+    # the page is never written over the results it is made from
+    assert run(["bench", "--from-results", str(tmp_path), "--report", str(tmp_path / "results.json")]) == 2
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    # a run's --report folder is checked before the run starts
+    _write_case(tmp_path / "cases" / "ball", n=50)
+    args = ["bench", "--cases", str(tmp_path / "cases"), "--methods", "o3d-bpa", "--out", str(tmp_path / "out")]
+    assert run([*args, "--report", str(tmp_path / "no" / "p.md")]) == 2
+    assert "--report: the folder of" in capsys.readouterr().err
+    assert run([*args, "--report", str(tmp_path / "out" / "results.md")]) == 2
+    assert "would replace the run's own results.md" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_normals.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "perf" / "bench_normals.py"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_normals", BENCH)
+    spec = importlib.util.spec_from_file_location("bench_normals", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,4 +1,4 @@
-"""The README's promises: its quick-start commands, its Python API block, its layout."""
+"""The README's promises: short, its quick-start commands, its Python API block, its layout, its links."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+
+
+def test_readme_is_short():
+    # the full benchmark tables and the measurement diary live in docs/, not here
+    assert len(README.splitlines()) <= 250
 
 
 def test_quick_start_commands_are_the_ones_ci_runs():
@@ -63,3 +68,44 @@ def test_demo_asset_fits_quickly(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()
+
+
+def test_layout_names_every_folder_of_the_tree():
+    block = re.search(r"## Layout\s+```\n(.*?)```", README, re.S).group(1)
+    named = set()
+    for line in block.splitlines():
+        if line.startswith("   "):
+            continue  # a description carried over from the line above
+        tokens = line.split()
+        # a line names one path, or two as "device.py, seeding.py"; the rest is its description
+        paths = tokens[:2] if tokens and tokens[0].endswith(",") else tokens[:1]
+        for token in (t.rstrip(",") for t in paths):
+            if not token.endswith(("/", ".py", ".toml")) and token != ".ci/run":
+                continue
+            named.add("recon/" + token if line.startswith("  ") else token)  # indented: inside recon/
+    missing = sorted(p for p in named if not (REPO / p.rstrip("/")).exists())
+    assert not missing, f"the Layout names paths that do not exist: {missing}"
+    files = _tracked_files()
+    packages = {f"recon/{f.split('/')[1]}/" for f in files
+                if f.startswith("recon/") and f.count("/") == 2 and f.endswith("/__init__.py")}
+    top = {f"{f.split('/')[0]}/" for f in files if "/" in f and not f.startswith((".", "recon/"))}
+    unlisted = sorted((packages | top) - named)
+    assert not unlisted, f"folders missing from the README's Layout: {unlisted}"
+
+
+def _tracked_files() -> list[str]:
+    """The repository's files, relative paths (git's list: build outputs and .venv are not in it)."""
+    try:
+        out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        return out.splitlines()
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: what is on disk
+        skip = (".venv", "build", "dist", "bench-results", ".git")
+        return [str(f.relative_to(REPO)) for f in REPO.rglob("*")
+                if f.is_file() and not f.relative_to(REPO).parts[0].startswith(skip)]
+
+
+def test_links_to_docs_exist():
+    links = set(re.findall(r"\]\((docs/[^)#]+)\)", README))
+    assert {"docs/methods.md", "docs/benchmarks.md", "docs/measurements.md"} <= links
+    for link in links:
+        assert (REPO / link).is_file(), link

@@ -5,7 +5,8 @@
 
 Modules: :mod:`.cases` (discover case folders), :mod:`.methods` (the method registry),
 :mod:`.baselines` (Open3D Poisson and ball pivoting), :mod:`.child` (one run in its own
-process), :mod:`.runner` (run and measure), :mod:`.report` (results.json, results.md, plot).
+process), :mod:`.runner` (run and measure), :mod:`.report` (results.json, results.md, plot),
+:mod:`.document` (the benchmark page of ``recon bench --report``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ def run(
     only: list[str] | None = None,
     settings=None,
     command: str | None = None,
+    report: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Discover cases, run the methods, write results.json / results.md / the plot / meshes into ``out_dir``.
 
-    ``cases_dir`` None: the shared cases (``<repo>/../shared/data/bench``). Returns the
-    results dict (as written to results.json, plus ``paths``).
+    ``cases_dir`` None: the shared cases (``<repo>/../shared/data/bench``). ``report``: also
+    write the benchmark page there (:mod:`recon.bench.document`). Returns the results dict
+    (as written to results.json, plus ``paths``).
     """
     from recon.bench.cases import discover_cases
     from recon.bench.methods import select_methods
@@ -45,11 +48,20 @@ def run(
                 raise InputError(f"--out {out} lies inside the case folder {c.folder}: choose another output folder")
         except OSError:
             pass
+    if report is not None:  # checked before the run, which may take hours
+        if Path(report).resolve() in {(out / name).resolve() for name in ("results.json", "results.md")}:
+            raise InputError(f"--report {report} would replace the run's own {Path(report).name}: choose another path")
+        if not Path(report).resolve().parent.is_dir() and Path(report).resolve().parent != out.resolve():
+            raise InputError(f"--report: the folder of {report} does not exist")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out: cannot create {out} ({exc.strerror})") from None
     data = run_bench(cases, chosen, out_dir=out, settings=settings or BenchSettings(), log=log)
     paths = write_outputs(data, out, command=command, inputs=inputs)
+    if report is not None:
+        from recon.bench.document import write_document
+
+        paths["report"] = write_document(data, report, source=str(paths["json"]), inputs=[*inputs, paths["json"]])
     data["paths"] = {k: str(v) for k, v in paths.items()}
     return data

@@ -211,28 +211,42 @@ def measure_table(data: dict, measure: Measure) -> str | None:
     return "\n".join(lines)
 
 
-def results_markdown(data: dict) -> str:
+def run_description(data: dict) -> list[str]:
+    """Markdown lines saying how the run was made: command, date, machine, libraries, settings, methods."""
     s = data["settings"]
     mach = data.get("machine", {})
-    lines = ["# recon bench results", ""]
+    lines = []
     if data.get("command"):
         lines += [f"Command: `{data['command']}`", ""]
     lines += [
-        f"Run: {data.get('date', '')}; machine: {mach.get('cpu')}, {mach.get('cores_usable')} of {mach.get('cores')} cores usable, "
-        f"{mach.get('memory_gb')} GB memory, GPU: {mach.get('gpu') or 'none'}.",
+        (
+            f"Run: {data.get('date', '')}; machine: {mach.get('cpu')}, {mach.get('cores_usable')} of {mach.get('cores')} "
+            f"cores usable, {mach.get('memory_gb')} GB memory, GPU: {mach.get('gpu') or 'none'}."
+        ),
         "Libraries: " + ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items() if v) + ".",
-        f"Repeats: {s['repeat']}; time-out {s['timeout_s']:g} s; memory limit {s['memory_limit_bytes'] / 1024**3:.3g} GiB "
-        f"({'address space' if s.get('memory_mode', 'address-space') == 'address-space' else 'resident set'}) per child; metrics on {s['n_samples']:,} samples per mesh, seed {s['seed']}, "
-        "point-to-surface, as in recon.metrics.",
+        (
+            f"Repeats: {s['repeat']}; time-out {s['timeout_s']:g} s; memory limit {s['memory_limit_bytes'] / 1024**3:.3g} GiB "
+            f"({'address space' if s.get('memory_mode', 'address-space') == 'address-space' else 'resident set'}) per child; "
+            f"metrics on {s['n_samples']:,} samples per mesh, seed {s['seed']}, point-to-surface, as in recon.metrics."
+        ),
         f"Timing: {s['timing']}.",
         f"Memory: {s['memory']}.",
-        "Best value per case in bold; *median* is over the cases where the method succeeded; *wins* counts "
-        "the cases where the method is best (ties count for each).",
         "",
         "Methods: " + "; ".join(f"**{k}**: {v['description']}" for k, v in s["methods"].items()) + ".",
-        "",
     ]
-    for measure in measures(s["thresholds"]):
+    return lines
+
+
+TABLES_NOTE = (
+    "Best value per case in bold; *median* is over the cases where the method succeeded; *wins* counts "
+    "the cases where the method is best (ties count for each)."
+)
+
+
+def case_tables(data: dict) -> list[str]:
+    """Markdown lines: one table per measure (cases x methods), then the failed runs."""
+    lines = []
+    for measure in measures(data["settings"]["thresholds"]):
         table = measure_table(data, measure)
         if table:
             lines += [table, ""]
@@ -243,7 +257,12 @@ def results_markdown(data: dict) -> str:
     ]
     if failures:
         lines += ["### Failures", "", *failures, ""]
-    return "\n".join(lines)
+    return lines
+
+
+def results_markdown(data: dict) -> str:
+    lines = ["# recon bench results", "", *run_description(data), "", TABLES_NOTE, ""]
+    return "\n".join(lines + case_tables(data))
 
 
 # --------------------------------------------------------------------------- plot

@@ -1,6 +1,6 @@
 """Make a bench case of a dense noisy scan from a ground-truth mesh, for `recon bench --cases`.
 
-    python benchmarks/make_dense_case.py GT.ply OUT_DIR [--points 2000000] [--noise 0.0015] [--seed 1]
+    python scripts/make_dense_case.py GT.ply OUT_DIR [--points 2000000] [--noise 0.0015] [--seed 1]
 
 Samples ``--points`` area-uniform points on the mesh (trimesh, seeded), adds isotropic
 Gaussian noise of ``--noise`` times the samples' bounding-box diagonal, and writes
@@ -8,7 +8,7 @@ OUT_DIR/input.ply, OUT_DIR/gt.ply (a copy of the mesh) and OUT_DIR/meta.json. Th
 own clouds have 35,000 to 100,000 points; scans of millions are what a dense-cloud path
 (``recon.points.preprocess.dense_voxel_means``) is measured on:
 
-    python benchmarks/make_dense_case.py ../shared/data/bench/armadillo/gt.ply /tmp/dense/armadillo_2m
+    python scripts/make_dense_case.py ../shared/data/bench/armadillo/gt.ply /tmp/dense/armadillo_2m
     recon bench --cases /tmp/dense --methods gridpull,csp --out /tmp/dense-results
 """
 

@@ -1,8 +1,8 @@
 """One PNG with a sphere-traced view of every shared bench case, labelled: a look at the fits.
 
-    python benchmarks/contact_sheet.py -o sheet.png                       # fit each case with gridpull
-    python benchmarks/contact_sheet.py --fields fits/ -o sheet.png        # use fits/<case>.field.npz
-    python benchmarks/contact_sheet.py --cases bunny,truck --resolution 96 -o quick.png
+    python scripts/contact_sheet.py -o sheet.png                       # fit each case with gridpull
+    python scripts/contact_sheet.py --fields fits/ -o sheet.png        # use fits/<case>.field.npz
+    python scripts/contact_sheet.py --cases bunny,truck --resolution 96 -o quick.png
 
 A case whose field file is in ``--fields`` is not fitted again; ``--save-fields`` keeps the
 fits made here. Each tile is the default three-quarter view (fitted to the surface), 2

@@ -1,6 +1,6 @@
 """Fit speed on a CUDA GPU against the CPU of the same machine, in one process.
 
-    python benchmarks/bench_gpu.py CLOUD.ply [CLOUD.ply ...] --out DIR [--repeats 3]
+    python perf/bench_gpu.py CLOUD.ply [CLOUD.ply ...] --out DIR [--repeats 3]
 
 For each cloud, at the default settings:
 

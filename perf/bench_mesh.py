@@ -1,6 +1,6 @@
 """Marching-cubes timings: the crossing mask on a grid, and near-surface resampling.
 
-    python benchmarks/bench_mesh.py [--n 256] [--resolution 512]
+    python perf/bench_mesh.py [--n 256] [--resolution 512]
 
 Prints wall times (best of 3 for the grid runs) and peak resident memory.
 """
@@ -46,7 +46,12 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=512, help="resampling resolution")
     args = ap.parse_args()
 
-    n = args.n
+    time_grid_meshing(args.n)
+    time_resampling(args.resolution)
+
+
+def time_grid_meshing(n: int) -> None:
+    """Marching cubes on an n^3 sphere grid, with and without the crossing mask."""
     ax = np.linspace(-1, 1, n, dtype=np.float32)
     x, y, z = np.meshgrid(ax, ax, ax, indexing="ij", sparse=True)
     values = (np.sqrt(x * x + y * y + z * z) - 0.6).astype(np.float32)
@@ -57,13 +62,14 @@ def main() -> None:
     t_mask, _ = best_of(lambda: _crossing_and_near(values, 0.0, 1e-3 * h))
     t_on, a = best_of(lambda: _marching_cubes(values, grid.origin, h, 0.0, use_mask=True, **kw))
     t_off, b = best_of(lambda: _marching_cubes(values, grid.origin, h, 0.0, use_mask=False, **kw))
-    t_full, mesh = best_of(lambda: extract_mesh(grid))
+    t_full, _ = best_of(lambda: extract_mesh(grid))
     print(f"grid {n}^3 sphere: marching cubes with mask {t_on:.3f} s (mask itself {t_mask:.3f} s), "
           f"without mask {t_off:.3f} s; faces {len(a[1])} vs {len(b[1])}; "
           f"extract_mesh incl. normals {t_full:.3f} s")
 
-    del values, grid
-    r = args.resolution
+
+def time_resampling(r: int) -> None:
+    """extract_mesh on an analytic field resampled near its surface at resolution r."""
     t = time.perf_counter()
     mesh = extract_mesh(_Sphere(), resolution=r)
     dt = time.perf_counter() - t

@@ -1,6 +1,6 @@
 """Where the first csp fit of a process spends its time, in a fresh process.
 
-    python benchmarks/bench_cold_start.py CLOUD.ply [--device cuda] [--profile 25] [--out DIR]
+    python perf/bench_cold_start.py CLOUD.ply [--device cuda] [--profile 25] [--out DIR]
 
 A user's ``recon fit --method csp`` pays, once per process: importing torch, finding the
 GPU (numba), creating the CUDA context, and the first fit's loading of compiled kernels

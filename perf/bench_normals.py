@@ -1,7 +1,7 @@
 """Normals of noisy input points: `recon normals` (a fitted CSP field) against Open3D's
 ``estimate_normals`` (30 nearest neighbours), both compared with the ground truth.
 
-    python benchmarks/bench_normals.py [--only bunny,armadillo] [--iterations N] [--fields DIR] [--out DIR]
+    python perf/bench_normals.py [--only bunny,armadillo] [--iterations N] [--fields DIR] [--out DIR]
 
 For every case with a ground-truth mesh: each input point's true normal is the face normal
 of the nearest of 400,000 area-uniform samples of the truth (outward: the truth meshes are
@@ -29,7 +29,7 @@ closed and wound outward). Reported per case and method:
 present instead of fitting (fit_seconds is then the load): normals can be compared on the same fields
 while the fitter changes.
 
-Writes normals.json and normals.md into --out (default: benchmarks/out/normals).
+Writes normals.json and normals.md into --out (default: perf/out/normals).
 """
 
 from __future__ import annotations
@@ -175,8 +175,8 @@ def markdown(rows: list[dict], load: tuple) -> str:
         "",
         f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         "",
-        f"Unclear points: on a wall thinner than {THIN_WALL_NOISES:g} noise rms, or within {EDGE_NOISES:g} noise rms "
-        f"of a sharp edge (over {SHARP_EDGE_DEGREES:g} degrees) of the truth; the rest are clear.",
+        (f"Unclear points: on a wall thinner than {THIN_WALL_NOISES:g} noise rms, or within {EDGE_NOISES:g} noise rms "
+        f"of a sharp edge (over {SHARP_EDGE_DEGREES:g} degrees) of the truth; the rest are clear."),
         "",
         "| case | points | recon median ° | recon mean ° | recon not flipped | truth's agreement over 16 | unclear points (thin walls, near edges) | recon not flipped on clear points | recon s | Open3D median ° | Open3D mean ° | Open3D s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

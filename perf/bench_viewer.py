@@ -1,6 +1,6 @@
 """Time to the first frame of `recon view CLOUD MESH` for a large cloud (offscreen).
 
-    python benchmarks/bench_viewer.py [--points 1000000] [--faces-res 256] [--threads 2]
+    python perf/bench_viewer.py [--points 1000000] [--faces-res 256] [--threads 2]
 
 Writes a binary PLY cloud (N points on a torus, with colours) and its mesh (marching cubes
 of the torus at --faces-res) into a temporary folder, then runs the same steps as the CLI

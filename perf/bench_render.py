@@ -1,9 +1,9 @@
 """Sphere-tracing speed beside pyvista rendering the marching-cubes mesh of the same field.
 
-    python benchmarks/bench_render.py --field demo.field.npz            # a saved field
-    python benchmarks/bench_render.py --case gridpull_demo              # fit it first (GridPull)
-    python benchmarks/bench_render.py                                   # a 256^3 torus grid
-    python benchmarks/bench_render.py --field f.npz --device cuda       # also the GPU, vs the CPU
+    python perf/bench_render.py --field demo.field.npz            # a saved field
+    python perf/bench_render.py --case gridpull_demo              # fit it first (GridPull)
+    python perf/bench_render.py                                   # a 256^3 torus grid
+    python perf/bench_render.py --field f.npz --device cuda       # also the GPU, vs the CPU
 
 Same camera (three-quarter view fitted to the surface), 512 x 512, 1 sample per pixel.
 Rays per second is the median over ``--repeats`` traced images after one warm-up image (the

@@ -1,6 +1,6 @@
 """Baking a closest-point field: block-sparse grid against dense grid, in one process.
 
-    python benchmarks/bench_bake.py [--field saved.npz | --case bunny] [--resolution 256] [--runs 3]
+    python perf/bench_bake.py [--field saved.npz | --case bunny] [--resolution 256] [--runs 3]
                                     [--device cpu[,cuda]] [--size 320x240] [--out DIR]
 
 Fits csp to the case's input (or loads --field), then for each grid kind: bake time as a
@@ -8,7 +8,7 @@ median of --runs, render time on each --device (orbit camera, --size pixels;
 ``bench_render.time_trace``: the grid prepared once, then the median of --runs images),
 the grid's bytes, and how many hit pixels the two renders share and how far apart their
 depths are (renders of the first device). Writes bake.json into --out (default
-benchmarks/out/bake).
+perf/out/bake).
 """
 
 from __future__ import annotations
