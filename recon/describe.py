@@ -92,13 +92,13 @@ def _is_field(path) -> bool:
 
 
 def _describe_field(path) -> dict:
-    from recon.fields import load_field
+    from recon.fields.base import RegularGrid
+    from recon.fields.loading import load_field
 
     field = load_field(path)
     bounds = np.asarray(field.bounds, dtype=np.float64)
-    norm = getattr(field, "normalization", None)
-    shape = getattr(field, "shape", None)
-    voxel = getattr(field, "voxel_size", None)
+    norm = field.normalization
+    grid = isinstance(field, RegularGrid)
     return {
         "path": str(path),
         "kind": "field",
@@ -106,13 +106,13 @@ def _describe_field(path) -> dict:
         "field_class": type(field).__name__,
         "field_kind": str(field.kind),
         "level": float(field.level),
-        "shape": None if shape is None else [int(s) for s in shape],
-        "voxel_size": None if voxel is None else float(voxel),
+        "shape": [int(s) for s in field.shape] if grid else None,
+        "voxel_size": float(field.voxel_size) if grid else None,
         "bounds": bounds.tolist(),
         "bbox_diagonal": float(np.linalg.norm(bounds[1] - bounds[0])),
         "normalization": None if norm is None else {"center": np.asarray(norm.center, float).tolist(),
                                                     "scale": float(norm.scale)},
-        "parameters": _jsonable(getattr(field, "params", {}) or {}),
+        "parameters": _jsonable(field.params),
     }
 
 

@@ -30,6 +30,7 @@ class UnsignedSphere:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
 
     def __init__(self, radius=0.5, center=(0.0, 0.0, 0.0)):
         self.s = Sphere(center=center, radius=radius)
@@ -48,6 +49,7 @@ class Cylinder:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
 
     def __init__(self, radius=0.4):
         self.r = radius

@@ -94,6 +94,7 @@ class HalfSupportedDisc:
 
         self.shape = OpenDisc()
         self.kind, self.level, self.bounds = "unsigned", 0.0, self.shape.bounds
+        self.params, self.normalization = {}, None
         self.surface_tolerance = 0.004
 
     def closest_point(self, x):

@@ -57,6 +57,7 @@ class FinOnFloor:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
     bounds = np.array([[-0.5, -0.5, -0.3], [0.5, 0.5, 0.6]])
     fin_height = 0.4
 
@@ -174,6 +175,7 @@ class BlockAndPlate:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
     boxes = (np.array([[-0.45, -0.3, -0.3], [-0.05, 0.3, 0.3]]),  # block
              np.array([[0.1, -0.3, -0.03], [0.45, 0.3, 0.03]]))  # plate, 0.06 thick
     bounds = np.array([[-0.55, -0.4, -0.4], [0.55, 0.4, 0.4]])

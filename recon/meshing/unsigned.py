@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
+from recon.fields.base import HasSupport, ProjectsOntoData
 from recon.triangles import TriangleMesh
 
 
@@ -86,9 +87,8 @@ TUNABLES = UnsignedMeshTunables()
 
 
 def _supported(field, pts: np.ndarray) -> np.ndarray:
-    """(N,) bool: where the field has data behind it (fields without ``supported``: everywhere)."""
-    fn = getattr(field, "supported", None)
-    return np.ones(len(pts), bool) if fn is None else np.asarray(fn(pts), bool)
+    """(N,) bool: where the field has data behind it (fields without a support: everywhere)."""
+    return np.asarray(field.supported(pts), bool) if isinstance(field, HasSupport) else np.ones(len(pts), bool)
 
 
 def _closest(field, pts: np.ndarray) -> np.ndarray:
@@ -118,20 +118,20 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     field allows and wound outward; open ones keep their boundaries. Where the field has
     no surface in the bounds (an untrained field), the mesh has no faces.
     """
-    if getattr(field, "kind", None) != "unsigned" or not hasattr(field, "closest_point"):
+    if getattr(field, "kind", None) != "unsigned":
         raise InputError("the closest-point mesher needs an unsigned field with closest_point()")
     if surface not in (None, "open", "closed"):
         raise InputError(f"surface must be 'open', 'closed' or None, got {surface!r}")
     auto_resolution = resolution is None
     if resolution is None:
-        resolution = int(getattr(field, "params", {}).get("mesh_resolution", TUNABLES.default_resolution))
+        resolution = int(field.params.get("mesh_resolution", TUNABLES.default_resolution))
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 8:
         raise InputError(f"resolution must be an integer >= 8, got {resolution!r}")
     box = np.asarray(field.bounds if bounds is None else bounds, np.float64)
     if box.shape != (2, 3) or not np.all(np.isfinite(box)) or not np.all(box[1] > box[0]):
         raise InputError(f"bounds must be a finite (2, 3) box with max > min, got {box.tolist()}")
     forced = surface
-    decided = str(getattr(field, "params", {}).get("surface_decided", ""))
+    decided = str(field.params.get("surface_decided", ""))
 
     T = TUNABLES
     ext = box[1] - box[0]
@@ -168,11 +168,11 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     near = np.minimum(dist[ea], dist[eb]) + 0.25 * h
     conf = np.abs(ecos) * np.minimum(1.0, (dist[ea] + dist[eb]) / near / 2.0)
     order = np.argsort(-conf, kind="stable")
-    from recon.kernels.csp_cpu import parity_union
+    from recon.kernels.parity_union_cpu import parity_union
 
     side, conflicts = parity_union(len(nodes), ea[order], eb[order], rel[order], conf[order], T.conflict_confidence)
     conflict_share = conflicts / max(len(ea), 1)
-    spacing = float(getattr(field, "params", {}).get("spacing_median", 0.0))
+    spacing = float(field.params.get("spacing_median", 0.0))
     tau = max(T.free_voxels * h, T.free_spacings * spacing)
     if forced is not None:
         surface = forced
@@ -196,7 +196,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         if coarse is not None:
             return extract_unsigned_mesh(field, resolution=coarse, bounds=box, surface="open",
                                          min_component_fraction=min_component_fraction)
-        return _open_net(field, box[0], h, n, nodes, offs, side, conflict_share, min_component_fraction)
+        return _open_net(field, box[0], h, n, nodes, offs, side, min_component_fraction)
 
     values = np.full(tuple(n), np.float32(T.band * h * 2), np.float32)
     # away from the surface too, inside is negative: cells at the band's inner edge must
@@ -229,10 +229,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     world, faces = _drop_small_pieces(world, faces, max(min_component_fraction, T.closed_min_piece))
     world = _onto_data(field, world)
     faces = _wind_outward(world, faces)
-    mesh = TriangleMesh(world, faces, vertex_normals(world, faces))
-    mesh.surface = surface  # type: ignore[attr-defined]  (read by callers that report it)
-    mesh.conflict_share = conflict_share  # type: ignore[attr-defined]
-    return mesh
+    return TriangleMesh(world, faces, vertex_normals(world, faces), surface=surface)
 
 
 def _noisy_open_resolution(field, ext, h):
@@ -243,14 +240,14 @@ def _noisy_open_resolution(field, ext, h):
     / normal consistency: 2.23e-3 / 0.911 -> 2.00e-3 / 0.921, abc_00011084 5.54e-3 / 0.821
     -> 5.43e-3 / 0.842; abc_00994122, noise thicker than its plate, 5.81e-3 / 0.584 ->
     6.23e-3 / 0.593, fragments either way)."""
-    params = getattr(field, "params", {}) or {}
+    params = field.params
     spacing = float(params.get("spacing_median", 0.0) or 0.0)
     if params.get("clean", True) or spacing <= h:
         return None
     return max(8, int(float(ext.max()) / spacing) + 1)
 
 
-def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_component_fraction):
+def _open_net(field, origin, h, n, nodes, offs, side, min_component_fraction):
     """Mesh of an open surface: a surface net (recon.meshing.surface_nets) of the grid edges the
     surface crosses near ``nodes`` (M, 3), whose offsets x - C(x) from the field are
     ``offs`` (M, 3), wound by the nodes' sides (M,) where they hold.
@@ -299,10 +296,7 @@ def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_compon
     verts, faces = close_holes(field, verts, faces, max_edges=T.open_hole_edges)
     verts, faces = _drop_small_pieces(verts, faces, min_component_fraction)
     verts = _onto_data(field, verts)
-    mesh = TriangleMesh(verts, faces, vertex_normals(verts, faces))
-    mesh.surface = "open"  # type: ignore[attr-defined]
-    mesh.conflict_share = conflict_share  # type: ignore[attr-defined]
-    return mesh
+    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="open")
 
 
 def _facing_the_field(foot, verts, faces, owner, h):
@@ -331,15 +325,14 @@ def _feet_function(field):
     data's planes where the field keeps clean data, else the field itself. Planes through noisy data, even denoised, keep
     some of its jitter, and edges between them cross it (on the bench's abc_00011084 the
     planes made twice the faces and Chamfer-L1 6.1e-3 where the network gave 5.5e-3)."""
-    if getattr(field, "keeps_data", False) and bool(field.params.get("clean", False)):
+    if isinstance(field, ProjectsOntoData) and field.keeps_data and bool(field.params.get("clean", False)):
         return (lambda x: np.asarray(field.onto_data(x), np.float64)), True
     return (lambda x: _closest(field, x)), False
 
 
 def _onto_data(field, verts):
     """A fitted field's vertices end on its data's planes (where it keeps its data)."""
-    onto_data = getattr(field, "onto_data", None)
-    return verts if onto_data is None else np.asarray(onto_data(verts), np.float64)
+    return np.asarray(field.onto_data(verts), np.float64) if isinstance(field, ProjectsOntoData) else verts
 
 
 def _drop_small_pieces(verts, faces, fraction):
@@ -484,10 +477,7 @@ def _neighbour_votes(grid, ijk, n):
 def _empty(surface: str) -> TriangleMesh:
     """No surface found (an untrained field, or bounds away from it): a mesh with no faces;
     callers decide whether that is an error (``recon fit`` says so and writes nothing)."""
-    mesh = TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32))
-    mesh.surface = surface  # type: ignore[attr-defined]
-    mesh.conflict_share = 0.0  # type: ignore[attr-defined]
-    return mesh
+    return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface=surface)
 
 
 def _near_nodes(field, origin, h, n, *, use_support: bool = True):
@@ -659,5 +649,5 @@ def surface_points(field, count: int, *, seed: int = 0, resolution: int | None =
     s = np.sqrt(r1)
     bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
     pts = np.einsum("nk,nkj->nj", bary, v[f[tri]])
-    normals, _ = point_normals(field, pts, surface=getattr(mesh, "surface", None))
+    normals, _ = point_normals(field, pts, surface=mesh.surface)
     return np.asarray(field.closest_point(pts), np.float64), normals

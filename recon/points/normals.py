@@ -224,7 +224,7 @@ def _pool(normals, nbr, values):
 
 
 def _spread(points, normals, orientation, tree):
-    from recon.kernels.gridpull_cpu import propagate_orientation
+    from recon.kernels.orientation_cpu import propagate_orientation
 
     k = min(TUNABLES.orient_neighbors + 1, len(points))
     _, nbr = tree.query(points, k=k, workers=-1)

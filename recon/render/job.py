@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
+from recon.fields.base import Bakeable
 from recon.render.camera import Camera, orbit_camera, surface_bounds
 from recon.render.output import PASSES
 
@@ -137,7 +138,7 @@ def _bakes_by_default(field, rays: int, device: str) -> bool:
     (estimated from those rates)."""
     from recon.device import resolve_device
 
-    if not callable(getattr(field, "bake", None)):
+    if not isinstance(field, Bakeable):
         return False
     return rays >= AUTO_BAKE_RAYS or resolve_device(device) == "cuda"
 
@@ -146,7 +147,7 @@ def _baked(field, resolution, source):
     """The block-sparse grid of a network field, for the kernels (``render_files``'s bake)."""
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 16 <= resolution <= 1024:
         raise InputError(f"--bake must be 16..1024 nodes along the longest side, got {resolution!r}")
-    if not callable(getattr(field, "bake", None)):
+    if not isinstance(field, Bakeable):
         raise InputError(f"--bake applies to network fields (csp); {source.name} is a "
                          f"{type(field).__name__}, which the kernels trace as it is")
     return field.bake(int(resolution))

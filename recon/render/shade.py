@@ -108,7 +108,7 @@ def ambient_occlusion(field, points, normals, *, reach: float, samples: int = 5,
     """
     p = np.asarray(points, dtype=np.float64)
     n = np.asarray(normals, dtype=np.float64)
-    level = float(getattr(field, "level", 0.0))
+    level = float(field.level)
     occ = np.zeros(len(p))
     norm = 0.0
     for i in range(1, samples + 1):

@@ -137,28 +137,23 @@ class TraceResult:
 def _grid_source(field):
     """How the kernels can read ``field``: (mode, values, cp, origin, h) or None; for a
     block-sparse closest-point grid, values is its block table and cp its bricks."""
+    from recon.fields.base import ClosestPointOffsets, GridSamples, SparseBricks
     from recon.kernels import sphere_trace as k
 
-    origin = getattr(field, "origin", None)
-    h = getattr(field, "voxel_size", None)
-    if origin is None or h is None:
-        return None
-    table, bricks = getattr(field, "table", None), getattr(field, "bricks", None)
-    if table is not None and bricks is not None:
-        return k.MODE_CLOSEST_SPARSE, table, bricks, origin, h
-    offsets = getattr(field, "offsets", None)
-    if offsets is not None:
-        off = np.asarray(offsets)
+    if isinstance(field, SparseBricks):
+        return k.MODE_CLOSEST_SPARSE, field.table, field.bricks, field.origin, field.voxel_size
+    if isinstance(field, ClosestPointOffsets):
+        off = np.asarray(field.offsets)
         if off.ndim == 4 and off.shape[-1] == 3:
-            return k.MODE_CLOSEST, None, np.ascontiguousarray(np.moveaxis(off, -1, 0), np.float32), origin, h
+            return (k.MODE_CLOSEST, None, np.ascontiguousarray(np.moveaxis(off, -1, 0), np.float32), field.origin,
+                    field.voxel_size)
         return None
-    values = getattr(field, "values", None)
-    if values is None or np.asarray(values).ndim != 3:
+    if not isinstance(field, GridSamples) or np.asarray(field.values).ndim != 3:
         return None
     mode = {"signed": k.MODE_SIGNED, "unsigned": k.MODE_UNSIGNED, "occupancy": k.MODE_OCCUPANCY}.get(field.kind)
     if mode is None:
         return None
-    return mode, values, None, origin, h
+    return mode, field.values, None, field.origin, field.voxel_size
 
 
 def _check_field(field) -> np.ndarray:
@@ -281,9 +276,16 @@ def prepare(field, *, device: str = "auto") -> PreparedField:
     from recon.kernels.sphere_trace import GridTracer
 
     mode, values, cp, origin, h = src
-    kernel = GridTracer(values=values, cp=cp, mode=mode, level=float(getattr(field, "level", 0.0)),
+    kernel = GridTracer(values=values, cp=cp, mode=mode, level=float(field.level),
                         origin=origin, h=float(h), lo=bounds[0], hi=bounds[1], device=dev)
-    return PreparedField(bounds, dev, kernel, mode, float(h), float(getattr(field, "surface_tolerance", 0.0) or 0.0))
+    return PreparedField(bounds, dev, kernel, mode, float(h), _surface_tolerance(field))
+
+
+def _surface_tolerance(field) -> float:
+    """The field's surface tolerance, input units; 0 for fields without one."""
+    from recon.fields.base import HasSurfaceTolerance
+
+    return float(field.surface_tolerance or 0.0) if isinstance(field, HasSurfaceTolerance) else 0.0
 
 
 def _diag(bounds) -> float:
@@ -348,7 +350,7 @@ def _trace_numpy(field, camera: Camera, s: TraceSettings, bounds, offset):
     steps = np.zeros(n, np.int32)
     status = np.zeros(n, np.uint8)
     kind = field.kind
-    level = float(getattr(field, "level", 0.0))
+    level = float(field.level)
     hit_dist = _hit_dist(s, bounds)
     pix = camera.pixel_angle
     max_steps = _max_steps(s, kind == "occupancy")
@@ -418,7 +420,7 @@ def _trace_numpy(field, camera: Camera, s: TraceSettings, bounds, offset):
         # a fitted field's surface is only as sharp as its fit: a ray within its tolerance
         # counts as on it (else rays pass between the field's near-misses and the image is
         # speckled with holes)
-        tol = float(getattr(field, "surface_tolerance", 0.0) or 0.0)
+        tol = _surface_tolerance(field)
         while len(idx):
             eps = np.maximum(np.maximum(s.hit_pixels * pix * t, hit_dist), tol)
             near = sv < eps
@@ -456,6 +458,8 @@ def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist,
     under ``residual_pixels`` footprints, or the field's tolerance ``tol``), normal (n, 3)
     facing the ray.
     """
+    from recon.fields.base import HasSupport
+
     dh = d[idx]
     th = t.copy()
     p = eye + dh * th[:, None]
@@ -477,11 +481,10 @@ def _refine_unsigned(field, eye, d, idx, t, s: TraceSettings, t0, pix, hit_dist,
         c = np.asarray(field.closest_point(p), dtype=np.float64)
     residual = np.linalg.norm(p - c, axis=1)
     ok = residual <= np.maximum(np.maximum(s.residual_pixels * pix * th, hit_dist), tol)
-    supported = getattr(field, "supported", None)
-    if supported is not None:
+    if isinstance(field, HasSupport):
         # a fitted field's surfaces far from its data are the network's guesses (floating
-        # flakes around a csp plane_holes render): rays pass them
-        ok &= np.asarray(supported(p), bool)
+        # flakes around open boundaries): rays pass them
+        ok &= np.asarray(field.supported(p), bool)
     # the normal, read from a point eps off the surface (the direction is ill-posed on it);
     # a fitted field's direction is sure only a few tolerances off (closer, it is noise),
     # and there the probe goes back along the ray: the side it came from, whatever the
