@@ -25,7 +25,7 @@ def describe(path) -> dict:
 
     path = check_readable(path)
     ext = extension(path)
-    if ext == ".npz" and _is_field(path):
+    if ext == ".npz" and is_field_file(path):
         return _describe_field(path)
     kind = "cloud"
     fmt = ext.lstrip(".")
@@ -78,7 +78,8 @@ def _bounds(points: np.ndarray) -> dict:
     return {"bounds": [lo.tolist(), hi.tolist()], "bbox_diagonal": float(np.linalg.norm(hi - lo))}
 
 
-def _is_field(path) -> bool:
+def is_field_file(path) -> bool:
+    """Whether ``path`` (an .npz archive) is a recon field file; False for anything unreadable."""
     from recon.io._common import load_numpy
 
     try:
@@ -128,3 +129,6 @@ def _jsonable(value):
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     return str(value)
+
+
+_is_field = is_field_file  # the viewer's former name for it, until the viewer imports is_field_file

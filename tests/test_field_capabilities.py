@@ -4,8 +4,17 @@ import numpy as np
 
 from recon.cloud import Normalization
 from recon.fields.analytic import Sphere, sample_closest_point_grid, sample_grid
-from recon.fields.base import (Bakeable, ClosestPointOffsets, Field, GridSamples, HasSupport, HasSurfaceTolerance,
-                               ProjectsOntoData, RegularGrid, SparseBricks)
+from recon.fields.base import (
+    Bakeable,
+    ClosestPointOffsets,
+    Field,
+    GridSamples,
+    HasSupport,
+    HasSurfaceTolerance,
+    ProjectsOntoData,
+    RegularGrid,
+    SparseBricks,
+)
 from recon.fields.sparse_closest_point_grid import bake_sparse
 
 CAPABILITIES = (RegularGrid, GridSamples, ClosestPointOffsets, SparseBricks, HasSupport, HasSurfaceTolerance,

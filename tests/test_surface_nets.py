@@ -157,7 +157,8 @@ def test_winding_of_a_moebius_band_ends_and_keeps_every_face():
 
 @pytest.mark.parametrize("resolution", [32, 48])
 def test_open_net_of_the_disc_ends_at_its_rim(resolution):
-    from recon.meshing.unsigned import boundary_loops, extract_unsigned_mesh
+    from recon.meshing.cleanup import boundary_loops
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     m = extract_unsigned_mesh(OpenDisc(radius=0.5), resolution=resolution, surface="open")
     check_mesh(m)

@@ -2,22 +2,19 @@
 
 In the unit cube: the points (denoised where noisy), the closing band and its inside /
 outside regions, the oriented normals, the initial signed values, the optimised band,
-the queries and their pull targets, and each band node's trilinear entries.
+the queries and their pull targets, and each band node's trilinear entries. ``config``
+is the fit's :class:`~recon.fitters.gridpull.GridPullConfig` throughout.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recon.errors import InputError
 from recon.points.preprocess import local_planes
-
-if TYPE_CHECKING:
-    from recon.fitters.gridpull import GridPullConfig
 
 # A cloud is noisy when its points stray from their neighbours' plane by more than this
 # fraction of their spacing (clean dense samples stray 0.02-0.05 spacings, a few hundred
@@ -146,7 +143,7 @@ class GridPullProblem:
         return len(self.node_ijk)
 
 
-def set_up(points: np.ndarray, config: GridPullConfig) -> GridPullProblem:
+def set_up(points: np.ndarray, config) -> GridPullProblem:
     """The whole problem in the unit cube: points (denoised where noisy), the closing band
     and its signs, initial values, the optimised band, queries and their targets."""
     from recon.kernels.gridpull_cpu import build_entries, neighbor_table
@@ -180,7 +177,7 @@ def set_up(points: np.ndarray, config: GridPullConfig) -> GridPullProblem:
     )
 
 
-def prepare_points(points: np.ndarray, config: GridPullConfig) -> PreparedPoints:
+def prepare_points(points: np.ndarray, config) -> PreparedPoints:
     """Points in grid order, denoised when noisy (and dense enough), with their kNN
     distances and unoriented normals, the cell size and the band radii."""
     from scipy.spatial import cKDTree
@@ -309,7 +306,7 @@ def _initial_values(c: PreparedPoints, lo, shape, labels, dnn, nearest, closing_
     return dense, sign
 
 
-def _queries(c: PreparedPoints, config: GridPullConfig):
+def _queries(c: PreparedPoints, config):
     """Queries (Gaussian around each point, spread = distance to its k-th neighbour, kept
     inside its band ball so every query's stencil is mostly optimised), sorted by their
     nearest point; that point's index, the pull's target and each point's first query.

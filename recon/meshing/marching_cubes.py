@@ -65,7 +65,7 @@ def fit_min_component_fraction(field) -> float:
     """The piece-size floor `recon fit` and the bench apply to ``field``'s mesh by default:
     FIT_MIN_COMPONENT_FRACTION for signed fields, whose small pieces are bubbles; 0 for
     unsigned (closest-point) fields, whose pieces are parts of an open or torn sheet the
-    data shows (dropping them cost csp half its completeness on the truck)."""
+    data shows (dropping them can cost an open scan half its completeness)."""
     return FIT_MIN_COMPONENT_FRACTION if field.kind == "signed" else 0.0
 
 
