@@ -398,7 +398,7 @@ def make_trace_math(jit, m, jit_inline=None):
         if t_skip > t0:
             t0 = t_skip
         if not t0 < t1:
-            return 0, math.inf, 0.0, 0.0, 0.0, 0
+            return STATUS_MISS, math.inf, 0.0, 0.0, 0.0, 0
         hit_dist = params[P_HIT_DIST]
         pix = params[P_PIX]
         max_steps = int(params[P_MAX_STEPS])
@@ -407,17 +407,17 @@ def make_trace_math(jit, m, jit_inline=None):
         t = t0
         s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
         steps = 1
-        status = 2
+        status = STATUS_NOT_CONVERGED
         if mode == MODE_SIGNED or mode == MODE_OCCUPANCY:
             if s < 0.0:
                 # already inside where the ray enters the box: the surface is cut by the box
-                return 1, t, -dx, -dy, -dz, steps
+                return STATUS_HIT, t, -dx, -dy, -dz, steps
             min_step = params[P_MIN_STEP_PIX] * pix
             scale = params[P_STEP_SCALE]
             occ_step = params[P_OCC_STEP]
             while steps < max_steps:
                 if s < hit_dist:
-                    status = 1
+                    status = STATUS_HIT
                     break
                 if mode == MODE_SIGNED:
                     dt = s * scale
@@ -436,14 +436,14 @@ def make_trace_math(jit, m, jit_inline=None):
                 if sn < 0.0:
                     t = bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, t, s, tn, sn, iters,
                                hit_dist)
-                    status = 1
+                    status = STATUS_HIT
                     break
                 t = tn
                 s = sn
                 if last:
-                    status = 0
+                    status = STATUS_MISS
                     break
-            if status != 1:
+            if status != STATUS_HIT:
                 return status, math.inf, 0.0, 0.0, 0.0, steps
             px = ex + t * dx
             py = ey + t * dy
@@ -452,7 +452,7 @@ def make_trace_math(jit, m, jit_inline=None):
             if mode == MODE_OCCUPANCY:
                 gx, gy, gz = -gx, -gy, -gz
             nx, ny, nz = facing(gx, gy, gz, dx, dy, dz)
-            return 1, t, nx, ny, nz, steps
+            return STATUS_HIT, t, nx, ny, nz, steps
         # unsigned distance / closest-point offsets
         safety = params[P_SAFETY]
         hit_pix = params[P_HIT_PIX] * pix
@@ -484,13 +484,13 @@ def make_trace_math(jit, m, jit_inline=None):
                 if tol < floor:
                     tol = floor
                 if res <= tol:
-                    return 1, tr, nx, ny, nz, steps
+                    return STATUS_HIT, tr, nx, ny, nz, steps
                 # the ray passes the surface (by a boundary): step past and march on
                 t += eps
             else:
                 t += safety * s
             if t > t1:
-                status = 0
+                status = STATUS_MISS
                 break
             if mode == MODE_CLOSEST_SPARSE:  # one block lookup gives both
                 s, where = sparse_sample(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)

@@ -20,6 +20,7 @@ _second_differences_at = cpu.second_differences_at
 _update_node = cpu.update_node
 _scatter_value = cpu.scatter_value
 
+BAND = 0  # region label of band nodes (in neither region)
 OUTSIDE = 1
 INSIDE = 2
 
@@ -145,14 +146,14 @@ def label_regions(band):
             a, b, e, ok = _neighbor(i, j, k, d, nx, ny, nz)
             if not ok:
                 continue
-            if not band[a, b, e] and labels[a, b, e] == 0:
+            if not band[a, b, e] and labels[a, b, e] == BAND:
                 labels[a, b, e] = OUTSIDE
                 queue[tail] = (a * ny + b) * nz + e
                 tail += 1
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                if not band[i, j, k] and labels[i, j, k] == 0:
+                if not band[i, j, k] and labels[i, j, k] == BAND:
                     labels[i, j, k] = INSIDE
     return labels
 
@@ -379,7 +380,7 @@ def relabel_enclosed(labels, node_sign):
                                 comp[a, b, e] = 1
                                 queue[tail] = (a * ny + b) * nz + e
                                 tail += 1
-                        elif labels[a, b, e] == 0:
+                        elif labels[a, b, e] == BAND:
                             if node_sign[a, b, e] > 0:
                                 pos += 1
                             else:

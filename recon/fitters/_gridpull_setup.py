@@ -238,7 +238,7 @@ def _closing_band(c: PreparedPoints):
     sparse points) the band is closed morphologically, by ever larger steps. Returns the
     grid's origin and shape, the region labels, and for the band's nodes (their (B, 3)
     indices) the distance to and index of their nearest point."""
-    from recon.kernels.gridpull_cpu import INSIDE, splat_nearest
+    from recon.kernels.gridpull_cpu import BAND, INSIDE, splat_nearest
 
     pts64, h = c.points, c.h
     for closing in CLOSING_STEPS:
@@ -250,7 +250,7 @@ def _closing_band(c: PreparedPoints):
         splat_nearest(pts64, c.close_radii, lo, h, dist2, nearest_grid)
         labels = _label_with_closing(dist2 < np.inf, closing)
         n_inside = int(np.count_nonzero(labels == INSIDE))
-        if n_inside >= 0.02 * np.count_nonzero(labels == 0):
+        if n_inside >= 0.02 * np.count_nonzero(labels == BAND):
             break
     if n_inside == 0:
         raise InputError(
@@ -258,7 +258,7 @@ def _closing_band(c: PreparedPoints):
             "or too few points): GridPull needs a closed surface; for open surfaces use "
             "--method csp, else try a lower --resolution or a larger --band-width"
         )
-    closing_ijk = np.argwhere(labels == 0)
+    closing_ijk = np.argwhere(labels == BAND)
     at_band = tuple(closing_ijk.T)
     dnn = np.sqrt(dist2[at_band]).astype(np.float64)
     nearest = nearest_grid[at_band]
@@ -277,7 +277,7 @@ def _initial_values(c: PreparedPoints, lo, shape, labels, dnn, nearest, closing_
     jumps from one point to the next and leaves seams the optimisation cannot smooth out in
     a few dozen steps; the blend is smooth there and agrees with it on dense clouds.
     Farther off, the distance to the nearest point (a plane is no model there)."""
-    from recon.kernels.gridpull_cpu import far_values, l1_distance, relabel_enclosed
+    from recon.kernels.gridpull_cpu import BAND, far_values, l1_distance, relabel_enclosed
     from recon.kernels.orientation_cpu import propagate_orientation
 
     pts64, normals, h = c.points, c.normals, c.h
@@ -301,7 +301,7 @@ def _initial_values(c: PreparedPoints, lo, shape, labels, dnn, nearest, closing_
     # nodes off the closing band: a lower bound of the distance to it (6-neighbour steps
     # over-count Euclidean distance by at most sqrt(3)), plus the smallest ball radius
     dense = np.empty(shape, np.float32)
-    far_values(labels, l1_distance(labels == 0), float(c.close_radii.min()), h / math.sqrt(3.0), dense)
+    far_values(labels, l1_distance(labels == BAND), float(c.close_radii.min()), h / math.sqrt(3.0), dense)
     dense[at_band] = (sign * magnitude).astype(np.float32)
     return dense, sign
 
@@ -354,7 +354,7 @@ def _label_with_closing(band: np.ndarray, closing: int) -> np.ndarray:
     """Region labels of the nodes off ``band``; with ``closing`` > 0 the band is first
     dilated by that many (6-neighbour) steps, the outside flooded, and the outside then
     dilated back, so openings narrower than about twice ``closing`` are sealed."""
-    from recon.kernels.gridpull_cpu import INSIDE, OUTSIDE, l1_distance, label_regions
+    from recon.kernels.gridpull_cpu import BAND, INSIDE, OUTSIDE, l1_distance, label_regions
 
     if closing == 0:
         return label_regions(band)
@@ -362,7 +362,7 @@ def _label_with_closing(band: np.ndarray, closing: int) -> np.ndarray:
     flooded = label_regions(grown)
     outside = l1_distance(flooded == OUTSIDE) <= closing
     labels = np.where(outside, np.uint8(OUTSIDE), np.uint8(INSIDE))
-    labels[band] = 0
+    labels[band] = BAND
     return labels
 
 
