@@ -62,7 +62,7 @@ def normals(
         from recon.fields import load_field
 
         field = load_field(input_file(field_path, what="field"))
-        if getattr(field, "kind", None) != "unsigned" or not hasattr(field, "closest_point"):
+        if field.kind != "unsigned":
             raise InputError(f"--field {field_path}: normals need a closest-point field (recon fit --method csp --save-field)")
     else:
         from recon.fitters import fit, make_config
@@ -97,7 +97,7 @@ def normals(
         "output": str(output),
         "points": int(len(out)),
         "curvature": bool(curvature),
-        "surface": str(getattr(field, "params", {}).get("surface_decided", orient or "unknown")),
+        "surface": str(field.params.get("surface_decided", orient or "unknown")),
         "seconds": round(seconds, 3),
     }
     if as_json:

@@ -79,9 +79,9 @@ def make_trace_math(jit, m, jit_inline=None):
 
     @jit_inline
     def sample_scalar(values, mode, level, ox, oy, oz, h, x, y, z):
-        """March quantity of a scalar grid: value - level (mode 0), level - value (mode 2)."""
+        """March quantity of a scalar grid: value - level (signed), level - value (occupancy)."""
         f, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z)
-        if mode == 2:
+        if mode == MODE_OCCUPANCY:
             return level - f
         return f - level
 
@@ -213,19 +213,19 @@ def make_trace_math(jit, m, jit_inline=None):
 
     @jit
     def sample(values, cp, mode, level, ox, oy, oz, h, x, y, z):
-        """The march quantity at (x, y, z): signed distance (mode 0), level - occupancy
-        (mode 2, positive outside) or unsigned distance (modes 1, 3 and 4)."""
-        if mode == 4:
+        """The march quantity at (x, y, z): signed distance (MODE_SIGNED), level -
+        occupancy (MODE_OCCUPANCY, positive outside) or unsigned distance (the other modes)."""
+        if mode == MODE_CLOSEST_SPARSE:
             d, _ = sparse_sample(values, cp, ox, oy, oz, h, x, y, z)
             return d
-        if mode == 3:
+        if mode == MODE_CLOSEST:
             qx, qy, qz = x, y, z
             ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, qx, qy, qz)
             ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, qx, qy, qz)
             az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, qx, qy, qz)
             return math.sqrt(ax * ax + ay * ay + az * az)
         f, _, _, _ = trilinear(values, ox, oy, oz, h, x, y, z)
-        if mode == 2:
+        if mode == MODE_OCCUPANCY:
             return level - f
         return f - level
 
@@ -247,11 +247,11 @@ def make_trace_math(jit, m, jit_inline=None):
 
     @jit
     def direction_to_surface(values, cp, mode, ox, oy, oz, h, eps, x, y, z):
-        """Unit vector from (x, y, z) towards the surface point closest to it, modes 1, 3 and
-        4 (zero where unknown: an empty block of mode 4)."""
-        if mode == 4:
+        """Unit vector from (x, y, z) towards the surface point closest to it, the unsigned
+        and closest-point modes (zero where unknown: an empty block of MODE_CLOSEST_SPARSE)."""
+        if mode == MODE_CLOSEST_SPARSE:
             ax, ay, az, _ = sparse_offset(values, cp, ox, oy, oz, h, x, y, z)
-        elif mode == 3:
+        elif mode == MODE_CLOSEST:
             ax, _, _, _ = trilinear(cp[0], ox, oy, oz, h, x, y, z)
             ay, _, _, _ = trilinear(cp[1], ox, oy, oz, h, x, y, z)
             az, _, _, _ = trilinear(cp[2], ox, oy, oz, h, x, y, z)
@@ -364,14 +364,14 @@ def make_trace_math(jit, m, jit_inline=None):
         depth known empty for the whole tile (0: no skip), inf when the beam leaves the
         box with nothing found. Occupancy fields have no distance: 0.
         """
-        if mode == 2:
+        if mode == MODE_OCCUPANCY:
             return 0.0
         t0, t1 = clip_box(ex, ey, ez, dx, dy, dz, lx, ly, lz, hx, hy, hz)
         if params[P_MISS_T] < t1:
             t1 = params[P_MISS_T]
         if not t0 < t1:
             return 0.0  # the centre misses the box; other rays of the tile may not
-        scale = params[P_STEP_SCALE] if mode == 0 else params[P_SAFETY]
+        scale = params[P_STEP_SCALE] if mode == MODE_SIGNED else params[P_SAFETY]
         safe = 0.0
         t = t0
         for _ in range(int(params[P_MAX_STEPS])):
@@ -398,7 +398,7 @@ def make_trace_math(jit, m, jit_inline=None):
         if t_skip > t0:
             t0 = t_skip
         if not t0 < t1:
-            return 0, math.inf, 0.0, 0.0, 0.0, 0
+            return STATUS_MISS, math.inf, 0.0, 0.0, 0.0, 0
         hit_dist = params[P_HIT_DIST]
         pix = params[P_PIX]
         max_steps = int(params[P_MAX_STEPS])
@@ -407,19 +407,19 @@ def make_trace_math(jit, m, jit_inline=None):
         t = t0
         s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
         steps = 1
-        status = 2
-        if mode == 0 or mode == 2:
+        status = STATUS_NOT_CONVERGED
+        if mode == MODE_SIGNED or mode == MODE_OCCUPANCY:
             if s < 0.0:
                 # already inside where the ray enters the box: the surface is cut by the box
-                return 1, t, -dx, -dy, -dz, steps
+                return STATUS_HIT, t, -dx, -dy, -dz, steps
             min_step = params[P_MIN_STEP_PIX] * pix
             scale = params[P_STEP_SCALE]
             occ_step = params[P_OCC_STEP]
             while steps < max_steps:
                 if s < hit_dist:
-                    status = 1
+                    status = STATUS_HIT
                     break
-                if mode == 0:
+                if mode == MODE_SIGNED:
                     dt = s * scale
                 else:
                     dt = occ_step
@@ -436,23 +436,23 @@ def make_trace_math(jit, m, jit_inline=None):
                 if sn < 0.0:
                     t = bisect(values, cp, mode, level, ox, oy, oz, h, ex, ey, ez, dx, dy, dz, t, s, tn, sn, iters,
                                hit_dist)
-                    status = 1
+                    status = STATUS_HIT
                     break
                 t = tn
                 s = sn
                 if last:
-                    status = 0
+                    status = STATUS_MISS
                     break
-            if status != 1:
+            if status != STATUS_HIT:
                 return status, math.inf, 0.0, 0.0, 0.0, steps
             px = ex + t * dx
             py = ey + t * dy
             pz = ez + t * dz
             gx, gy, gz = central_gradient(values, ox, oy, oz, h, neps, px, py, pz)
-            if mode == 2:
+            if mode == MODE_OCCUPANCY:
                 gx, gy, gz = -gx, -gy, -gz
             nx, ny, nz = facing(gx, gy, gz, dx, dy, dz)
-            return 1, t, nx, ny, nz, steps
+            return STATUS_HIT, t, nx, ny, nz, steps
         # unsigned distance / closest-point offsets
         safety = params[P_SAFETY]
         hit_pix = params[P_HIT_PIX] * pix
@@ -460,8 +460,8 @@ def make_trace_math(jit, m, jit_inline=None):
         floor = params[P_HIT_FLOOR]
         refine = int(params[P_REFINE])
         min_cos = params[P_MIN_COS]
-        where = -1.0  # mode 4: -1 a brick, -2 a brick off the data's support, >= 0 empty
-        if mode == 4:
+        where = -1.0  # MODE_CLOSEST_SPARSE: -1 a brick, -2 a brick off the data's support, >= 0 empty
+        if mode == MODE_CLOSEST_SPARSE:
             s, where = sparse_sample(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
         while steps < max_steps:
             eps = hit_pix * t
@@ -484,15 +484,15 @@ def make_trace_math(jit, m, jit_inline=None):
                 if tol < floor:
                     tol = floor
                 if res <= tol:
-                    return 1, tr, nx, ny, nz, steps
+                    return STATUS_HIT, tr, nx, ny, nz, steps
                 # the ray passes the surface (by a boundary): step past and march on
                 t += eps
             else:
                 t += safety * s
             if t > t1:
-                status = 0
+                status = STATUS_MISS
                 break
-            if mode == 4:  # one block lookup gives both
+            if mode == MODE_CLOSEST_SPARSE:  # one block lookup gives both
                 s, where = sparse_sample(values, cp, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)
             else:
                 s = sample(values, cp, mode, level, ox, oy, oz, h, ex + t * dx, ey + t * dy, ez + t * dz)

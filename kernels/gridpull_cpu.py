@@ -20,6 +20,7 @@ _second_differences_at = cpu.second_differences_at
 _update_node = cpu.update_node
 _scatter_value = cpu.scatter_value
 
+BAND = 0  # region label of band nodes (in neither region)
 OUTSIDE = 1
 INSIDE = 2
 
@@ -145,14 +146,14 @@ def label_regions(band):
             a, b, e, ok = _neighbor(i, j, k, d, nx, ny, nz)
             if not ok:
                 continue
-            if not band[a, b, e] and labels[a, b, e] == 0:
+            if not band[a, b, e] and labels[a, b, e] == BAND:
                 labels[a, b, e] = OUTSIDE
                 queue[tail] = (a * ny + b) * nz + e
                 tail += 1
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                if not band[i, j, k] and labels[i, j, k] == 0:
+                if not band[i, j, k] and labels[i, j, k] == BAND:
                     labels[i, j, k] = INSIDE
     return labels
 
@@ -343,44 +344,6 @@ def neighbor_table(node_ijk, band_index):
 
 
 @numba.njit(cache=True)
-def propagate_orientation(normals, neighbors, orientation):
-    """Orient unit normals consistently over a k-nearest-neighbour graph, in place.
-
-    orientation: (N,) int8, +1/-1 where the normal's direction is already known (flip by
-    it), 0 where not. Known points seed a breadth-first walk; each reached neighbour is
-    flipped to agree with the point it was reached from. Points reached from no seed
-    stay 0. neighbors: (N, k) int64 indices.
-    """
-    n = normals.shape[0]
-    queue = np.empty(n, np.int64)
-    tail = 0
-    for i in range(n):
-        if orientation[i] != 0:
-            if orientation[i] < 0:
-                normals[i, 0] = -normals[i, 0]
-                normals[i, 1] = -normals[i, 1]
-                normals[i, 2] = -normals[i, 2]
-                orientation[i] = 1
-            queue[tail] = i
-            tail += 1
-    head = 0
-    while head < tail:
-        i = queue[head]
-        head += 1
-        for t in range(neighbors.shape[1]):
-            j = neighbors[i, t]
-            if j < 0 or j >= n or orientation[j] != 0:
-                continue
-            if normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2] < 0.0:
-                normals[j, 0] = -normals[j, 0]
-                normals[j, 1] = -normals[j, 1]
-                normals[j, 2] = -normals[j, 2]
-            orientation[j] = 1
-            queue[tail] = j
-            tail += 1
-
-
-@numba.njit(cache=True)
 def relabel_enclosed(labels, node_sign):
     """Turn INSIDE components that the band's signs say are outside into OUTSIDE.
 
@@ -417,7 +380,7 @@ def relabel_enclosed(labels, node_sign):
                                 comp[a, b, e] = 1
                                 queue[tail] = (a * ny + b) * nz + e
                                 tail += 1
-                        elif labels[a, b, e] == 0:
+                        elif labels[a, b, e] == BAND:
                             if node_sign[a, b, e] > 0:
                                 pos += 1
                             else:

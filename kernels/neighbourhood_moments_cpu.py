@@ -1,10 +1,9 @@
 """Numba CPU kernel of point normals' adaptive-scale plane fits: the first and second
 moments of each point's nearest neighbours, for several neighbourhood sizes at once.
 
-NumPy built them with cumulative sums over all 320 neighbours of every point, a
-(chunk, 320, 3, 3) array per chunk: 3.3 s of cumsum and as much again in temporaries for
-`recon normals` of the 100,000-point armadillo on 2 cores. Here each point runs one
-sequential sum, as cumsum does, so the moments are bit for bit the same.
+Cumulative sums over all 320 neighbours of every point in NumPy need a (chunk, 320, 3, 3)
+array per chunk, and its temporaries cost as much time as the sums. Here each point runs
+one sequential sum, as cumsum does, so the moments are bit for bit the same.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recon.kernels import _trace_math as _tm
 from recon.kernels import config
 from recon.kernels._trace_math import (  # noqa: F401  (re-exported constants)
     MODE_CLOSEST,
@@ -21,6 +22,28 @@ from recon.kernels._trace_math import (  # noqa: F401  (re-exported constants)
     STATUS_MISS,
     STATUS_NOT_CONVERGED,
 )
+
+PARAM_INDEX = {
+    "hit_dist": _tm.P_HIT_DIST, "miss_t": _tm.P_MISS_T, "pix": _tm.P_PIX, "hit_pix": _tm.P_HIT_PIX,
+    "min_step_pix": _tm.P_MIN_STEP_PIX, "safety": _tm.P_SAFETY, "bisect": _tm.P_BISECT, "refine": _tm.P_REFINE,
+    "occ_step": _tm.P_OCC_STEP, "hit_floor": _tm.P_HIT_FLOOR, "normal_eps": _tm.P_NORMAL_EPS,
+    "max_steps": _tm.P_MAX_STEPS, "step_scale": _tm.P_STEP_SCALE, "min_cos": _tm.P_MIN_COS,
+    "residual_pix": _tm.P_RESIDUAL_PIX, "beam": _tm.P_BEAM,
+}
+"Each kernel setting's position in the settings vector (meanings: the ``P_*`` constants of ``_trace_math``)."
+
+
+def pack_params(**values: float) -> np.ndarray:
+    """The kernels' (N_PARAMS,) float64 settings vector from every entry of
+    :data:`PARAM_INDEX`, given by name."""
+    if set(values) != set(PARAM_INDEX):
+        missing, unknown = set(PARAM_INDEX) - set(values), set(values) - set(PARAM_INDEX)
+        raise ValueError(f"trace kernel settings: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    p = np.zeros(N_PARAMS, np.float64)
+    for name, value in values.items():
+        p[PARAM_INDEX[name]] = value
+    return p
+
 
 _DUMMY_CP = np.zeros((3, 2, 2, 2), np.float32)
 _DUMMY_VALUES = np.zeros((2, 2, 2), np.float32)

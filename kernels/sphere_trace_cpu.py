@@ -27,8 +27,9 @@ def sphere_trace_grid_cpu(values, cp, mode, level, origin, h, lo, hi, cam, width
                           out_depth, out_normal, out_steps, out_status):
     """Trace a width x height image through a grid.
 
-    values (X, Y, Z) float32 (modes 0-2) ; cp (3, X, Y, Z) float32 closest-point offsets
-    (mode 3; any (3, 2, 2, 2) array otherwise); origin (3,) f64; h voxel size; lo, hi (3,)
+    values (X, Y, Z) float32 (scalar modes; the block table in MODE_CLOSEST_SPARSE); cp
+    (3, X, Y, Z) float32 closest-point offsets (MODE_CLOSEST; the bricks in
+    MODE_CLOSEST_SPARSE; any (3, 2, 2, 2) array otherwise); origin (3,) f64; h voxel size; lo, hi (3,)
     f64 clip box; cam (12,) f64 (see ``camera_ray``); sx, sy sub-pixel offset in [0, 1);
     params (N_PARAMS,) f64. Writes out_depth (H, W) f32 (inf on miss), out_normal (H, W, 3)
     f32, out_steps (H, W) i32, out_status (H, W) u8.

@@ -25,7 +25,7 @@ def describe(path) -> dict:
 
     path = check_readable(path)
     ext = extension(path)
-    if ext == ".npz" and _is_field(path):
+    if ext == ".npz" and is_field_file(path):
         return _describe_field(path)
     kind = "cloud"
     fmt = ext.lstrip(".")
@@ -78,7 +78,8 @@ def _bounds(points: np.ndarray) -> dict:
     return {"bounds": [lo.tolist(), hi.tolist()], "bbox_diagonal": float(np.linalg.norm(hi - lo))}
 
 
-def _is_field(path) -> bool:
+def is_field_file(path) -> bool:
+    """Whether ``path`` (an .npz archive) is a recon field file; False for anything unreadable."""
     from recon.io._common import load_numpy
 
     try:
@@ -92,13 +93,13 @@ def _is_field(path) -> bool:
 
 
 def _describe_field(path) -> dict:
-    from recon.fields import load_field
+    from recon.fields.base import RegularGrid
+    from recon.fields.loading import load_field
 
     field = load_field(path)
     bounds = np.asarray(field.bounds, dtype=np.float64)
-    norm = getattr(field, "normalization", None)
-    shape = getattr(field, "shape", None)
-    voxel = getattr(field, "voxel_size", None)
+    norm = field.normalization
+    grid = isinstance(field, RegularGrid)
     return {
         "path": str(path),
         "kind": "field",
@@ -106,13 +107,13 @@ def _describe_field(path) -> dict:
         "field_class": type(field).__name__,
         "field_kind": str(field.kind),
         "level": float(field.level),
-        "shape": None if shape is None else [int(s) for s in shape],
-        "voxel_size": None if voxel is None else float(voxel),
+        "shape": [int(s) for s in field.shape] if grid else None,
+        "voxel_size": float(field.voxel_size) if grid else None,
         "bounds": bounds.tolist(),
         "bbox_diagonal": float(np.linalg.norm(bounds[1] - bounds[0])),
         "normalization": None if norm is None else {"center": np.asarray(norm.center, float).tolist(),
                                                     "scale": float(norm.scale)},
-        "parameters": _jsonable(getattr(field, "params", {}) or {}),
+        "parameters": _jsonable(field.params),
     }
 
 
@@ -128,3 +129,6 @@ def _jsonable(value):
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     return str(value)
+
+
+_is_field = is_field_file  # the viewer's former name for it, until the viewer imports is_field_file

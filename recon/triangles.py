@@ -16,11 +16,13 @@ class TriangleMesh:
     vertices       : (V, 3) float64, input units
     faces          : (F, 3) int64 indices into vertices, counter-clockwise seen from outside
     vertex_normals : (V, 3) float32 unit vectors, or None
+    surface        : "open" or "closed" when the mesher decided which the surface is, else None
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     vertex_normals: np.ndarray | None = None
+    surface: str | None = None
 
     def __post_init__(self):
         v = np.asarray(self.vertices)

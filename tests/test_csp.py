@@ -30,6 +30,7 @@ class UnsignedSphere:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
 
     def __init__(self, radius=0.5, center=(0.0, 0.0, 0.0)):
         self.s = Sphere(center=center, radius=radius)
@@ -48,6 +49,7 @@ class Cylinder:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
 
     def __init__(self, radius=0.4):
         self.r = radius
@@ -180,7 +182,7 @@ def test_open_disc_keeps_its_boundary_and_gets_no_lid():
     area = 0.5 * np.linalg.norm(np.cross(m.vertices[m.faces[:, 1]] - m.vertices[m.faces[:, 0]],
                                          m.vertices[m.faces[:, 2]] - m.vertices[m.faces[:, 0]]), axis=1).sum()
     assert np.pi * 0.25 * 0.9 < area <= np.pi * 0.25
-    from recon.meshing.unsigned import boundary_loops
+    from recon.meshing.cleanup import boundary_loops
 
     loops = boundary_loops(m.faces)  # the rim is the one boundary
     assert len(loops) == 1
@@ -190,7 +192,8 @@ def test_open_disc_keeps_its_boundary_and_gets_no_lid():
 
 
 def test_dome_boundary_is_its_rim_only():
-    from recon.meshing.unsigned import boundary_loops, extract_unsigned_mesh
+    from recon.meshing.cleanup import boundary_loops
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     m = extract_unsigned_mesh(Hemisphere(radius=0.5), resolution=48)
     loops = boundary_loops(m.faces)
@@ -252,7 +255,7 @@ def test_tiny_fit_through_the_registry_finds_the_sphere(sphere_field):
 
 
 def test_numpy_and_torch_forward_agree(sphere_field):
-    from recon.fields.closest_point_network import forward_numpy, to_torch, torch_forward
+    from recon.fields.hashgrid_network import forward_numpy, to_torch, torch_forward
 
     x = np.random.default_rng(0).uniform(-0.6, 0.6, (300, 3)).astype(np.float32)
     ref = forward_numpy(sphere_field.arrays, x)
@@ -264,7 +267,7 @@ def test_numpy_and_torch_forward_agree(sphere_field):
 
 
 def _layout(**overrides):
-    from recon.fields.closest_point_network import to_torch
+    from recon.fields.hashgrid_network import to_torch
     from recon.fitters.csp import CSPConfig, initial_arrays
     from recon.seeding import rng
 
@@ -274,7 +277,7 @@ def _layout(**overrides):
 
 
 def test_encoding_backward_is_the_numpy_scatter_of_its_weights():
-    from recon.fields.closest_point_network import CORNERS, level_indices
+    from recon.fields.hashgrid_network import CORNERS, level_indices
     from recon.kernels.hashgrid_cpu import encode_backward
 
     a, t = _layout()
@@ -307,7 +310,7 @@ def test_torch_encoding_matches_the_numba_kernel_forward_and_backward(device):
     # the GPU trains through encode_torch, the CPU through the numba kernels: one field,
     # fitted on either, must mean the same thing on both (a GPU-fitted field is evaluated
     # by numba once loaded on a laptop)
-    from recon.fields.closest_point_network import encode_torch, to_torch
+    from recon.fields.hashgrid_network import encode_torch, to_torch
     from recon.kernels.hashgrid_cpu import encode, encode_backward
 
     a, t = _layout()

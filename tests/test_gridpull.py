@@ -122,12 +122,13 @@ def test_loss_gradient_matches_finite_differences():
     """The analytic chain rule (sites -> trilinear corners, continuity) against central
     differences of the total loss, on a small problem."""
     from recon.cloud import Normalization
-    from recon.fitters.gridpull import _set_up, loss_scales
+    from recon.fitters._gridpull_setup import set_up
+    from recon.fitters.gridpull import loss_scales
     from recon.kernels import gridpull_cpu as K
 
     pts = sphere_points(300, 1.0, np.zeros(3), seed=6)
     config = GridPullConfig(resolution=12, queries_per_point=3)
-    P = _set_up(Normalization.fit_unit_cube(pts).to_unit(pts), config)
+    P = set_up(Normalization.fit_unit_cube(pts).to_unit(pts), config)
     P.values = P.values.astype(np.float32)
     P.values += np.random.default_rng(0).normal(0, 0.2 * P.h, P.values.shape).astype(np.float32)
     K.scatter_values(P.node_ijk, P.values, P.dense)
@@ -238,8 +239,7 @@ def test_registered_with_its_config():
 
 
 def test_blended_plane_is_exact_on_a_plane_and_a_distance_off_a_sphere():
-    from recon.fitters.gridpull import _blended_planes
-    from recon.kernels import gridpull_cpu as K
+    from recon.fitters._gridpull_setup import blended_planes
 
     gen = np.random.default_rng(0)
     h, shape = 0.1, (21, 21, 21)
@@ -252,7 +252,7 @@ def test_blended_plane_is_exact_on_a_plane_and_a_distance_off_a_sphere():
     st = gen.uniform(-1.5, 1.5, (3000, 2))
     pts = 0.1 * n + st[:, :1] * u + st[:, 1:] * v
     normals = np.tile(n, (len(pts), 1))
-    value, ok = _blended_planes(K, pts, normals, np.ones(len(pts), np.int8), np.full(len(pts), 0.12),
+    value, ok = blended_planes(pts, normals, np.ones(len(pts), np.int8), np.full(len(pts), 0.12),
                                 ijk, origin, h, shape)
     x = origin + ijk[ok] * h
     inner = np.abs(x).max(axis=1) < 0.8  # away from the sampled patch's edge
@@ -261,7 +261,7 @@ def test_blended_plane_is_exact_on_a_plane_and_a_distance_off_a_sphere():
     # a sphere of radius 0.6: near the surface the value is the signed distance, off by
     # less than sigma^2 / R (the weighted mean point sits that little inside the sphere)
     d = gen.standard_normal((4000, 3)); d /= np.linalg.norm(d, axis=1, keepdims=True)
-    value, ok = _blended_planes(K, 0.6 * d, d, np.ones(len(d), np.int8), np.full(len(d), 0.06),
+    value, ok = blended_planes(0.6 * d, d, np.ones(len(d), np.int8), np.full(len(d), 0.06),
                                 ijk, origin, h, shape)
     x = origin + ijk[ok] * h
     r = np.linalg.norm(x, axis=1)
@@ -269,7 +269,7 @@ def test_blended_plane_is_exact_on_a_plane_and_a_distance_off_a_sphere():
     assert close.sum() > 500
     assert np.abs(value[close] - (r[close] - 0.6)).max() < 0.06**2 / 0.6
     # points of unknown orientation take no part: nothing reaches the nodes
-    value, ok = _blended_planes(K, 0.6 * d, d, np.zeros(len(d), np.int8), np.full(len(d), 0.06),
+    value, ok = blended_planes(0.6 * d, d, np.zeros(len(d), np.int8), np.full(len(d), 0.06),
                                 ijk, origin, h, shape)
     assert not ok.any() and len(value) == 0
 

@@ -42,6 +42,7 @@ class AnalyticSphere:
         self.r = float(r)
         self.kind = kind
         self.level = level
+        self.params, self.normalization = {}, None
         self._box = box
         self.evaluated = 0
 

@@ -91,6 +91,7 @@ class NoisyIdentityField:
 
     def __init__(self, surface):
         self.params = {"noise_ratio": 0.05, "clean_threshold": 0.02, "surface_decided": surface}
+        self.normalization = None
         self.bounds = np.array([[-1.0, -1, -1], [1, 1, 1]])
 
     def closest_point(self, x):

@@ -131,6 +131,7 @@ class _Opaque:
     def __init__(self, field):
         self._f = field
         self.kind, self.level, self.bounds = field.kind, field.level, field.bounds
+        self.params, self.normalization = {}, None
 
     def value(self, x):
         return self._f.value(x)
@@ -146,6 +147,8 @@ class SphereOccupancy:
     """Occupancy of a sphere: 1/2 - sdf / (2 w), clipped to [0, 1] (crosses 1/2 on the sphere)."""
 
     kind, level = "occupancy", 0.5
+    params: dict = {}
+    normalization = None
 
     def __init__(self, radius=0.5, width=0.1):
         self.s, self.w = Sphere(radius=radius), width
@@ -162,9 +165,11 @@ class SphereOccupancy:
 
 
 class OccupancyGrid:
-    """A duck-typed occupancy grid (the kernels read values / origin / voxel_size)."""
+    """An occupancy grid of samples (the kernels read values / origin / voxel_size)."""
 
     kind, level = "occupancy", 0.5
+    params: dict = {}
+    normalization = None
 
     def __init__(self, field, resolution):
         g = sample_grid(Sphere(), resolution=resolution, bounds=field.bounds)
@@ -173,6 +178,7 @@ class OccupancyGrid:
         nodes, shape, h = grid_nodes(field.bounds, resolution)
         self.values = field.value(nodes).reshape(shape)
         self.origin, self.voxel_size, self.bounds = g.origin, h, g.bounds
+        self.shape = self.values.shape
 
 
 def test_occupancy_numpy_and_kernel():
@@ -532,6 +538,8 @@ class FittedSphere:
     fitted field declares (recon.fields.closest_point_network.ClosestPointField)."""
 
     kind, level = "unsigned", 0.0
+    params: dict = {}
+    normalization = None
 
     def __init__(self, err: float, tolerance: float, radius: float = 0.5):
         self.err, self.surface_tolerance, self.r = err, tolerance, radius

@@ -94,6 +94,7 @@ class HalfSupportedDisc:
 
         self.shape = OpenDisc()
         self.kind, self.level, self.bounds = "unsigned", 0.0, self.shape.bounds
+        self.params, self.normalization = {}, None
         self.surface_tolerance = 0.004
 
     def closest_point(self, x):
@@ -131,6 +132,6 @@ def test_bake_marks_bricks_off_the_support_and_keeps_the_tolerance():
     np.testing.assert_allclose(grid.closest_point(off_data), dense.closest_point(off_data), atol=1e-6)
     assert not grid.supported(off_data).any() and grid.supported(off_data * [-1, 1, 1]).all()
     prep = prepare(grid, device="cpu")
-    from recon.kernels import _trace_math as tm
+    from recon.kernels.sphere_trace import PARAM_INDEX
 
-    assert _kernel_params(resolve_settings(None), prep, cam)[tm.P_HIT_FLOOR] == pytest.approx(0.004)
+    assert _kernel_params(resolve_settings(None), prep, cam)[PARAM_INDEX["hit_floor"]] == pytest.approx(0.004)

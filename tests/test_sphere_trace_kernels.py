@@ -24,6 +24,7 @@ class Opaque:
     """Seen only through the Field protocol: forces the NumPy march."""
     def __init__(self, f):
         self.f, self.kind, self.level, self.bounds = f, f.kind, f.level, f.bounds
+        self.params, self.normalization = {}, None
     def value(self, x): return self.f.value(x)
     def gradient(self, x): return self.f.gradient(x)
     def closest_point(self, x): return self.f.closest_point(x)
@@ -31,9 +32,12 @@ class Opaque:
 
 class OccGrid:
     kind, level = "occupancy", 0.5
+    params: dict = {}
+    normalization = None
     def __init__(self, sdf_grid, width):
         self.values = np.clip(0.5 - sdf_grid.values / (2 * width), 0, 1).astype(np.float32)
         self.origin, self.voxel_size, self.bounds = sdf_grid.origin, sdf_grid.voxel_size, sdf_grid.bounds
+        self.shape = self.values.shape
     def value(self, x):
         from recon.kernels.trilinear import trilinear_value
         return trilinear_value(self.values, self.origin, self.voxel_size, np.asarray(x, np.float64))

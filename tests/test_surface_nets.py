@@ -57,6 +57,7 @@ class FinOnFloor:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
     bounds = np.array([[-0.5, -0.5, -0.3], [0.5, 0.5, 0.6]])
     fin_height = 0.4
 
@@ -156,7 +157,8 @@ def test_winding_of_a_moebius_band_ends_and_keeps_every_face():
 
 @pytest.mark.parametrize("resolution", [32, 48])
 def test_open_net_of_the_disc_ends_at_its_rim(resolution):
-    from recon.meshing.unsigned import boundary_loops, extract_unsigned_mesh
+    from recon.meshing.cleanup import boundary_loops
+    from recon.meshing.unsigned import extract_unsigned_mesh
 
     m = extract_unsigned_mesh(OpenDisc(radius=0.5), resolution=resolution, surface="open")
     check_mesh(m)
@@ -174,6 +176,7 @@ class BlockAndPlate:
     kind = "unsigned"
     level = 0.0
     params: dict = {}
+    normalization = None
     boxes = (np.array([[-0.45, -0.3, -0.3], [-0.05, 0.3, 0.3]]),  # block
              np.array([[0.1, -0.3, -0.03], [0.45, 0.3, 0.03]]))  # plate, 0.06 thick
     bounds = np.array([[-0.55, -0.4, -0.4], [0.55, 0.4, 0.4]])

@@ -1,8 +1,11 @@
 """Fields: what every fitter returns and every consumer (mesher, tracer, viewer) takes.
 
-- :mod:`~recon.fields.base`: the ``Field`` protocol, its kinds, and the ``.npz`` writer;
+- :mod:`~recon.fields.base`: the ``Field`` protocol, its kinds, the capabilities a field
+  may offer (grid samples, closest-point offsets, sparse bricks, support, surface
+  tolerance, baking, projection onto the data), and the ``.npz`` writer;
 - :mod:`~recon.fields.grid`: ``SignedDistanceGrid`` (GridPull's field);
-- :mod:`~recon.fields.closest_point_network`: ``ClosestPointField`` (the csp network);
+- :mod:`~recon.fields.closest_point_network`: ``ClosestPointField`` (the csp network), whose
+  network and forward passes are in :mod:`~recon.fields.hashgrid_network`;
 - :mod:`~recon.fields.closest_point_grid`, :mod:`~recon.fields.sparse_closest_point_grid`:
   closest-point offsets baked onto a dense grid or near the surface only;
 - :mod:`~recon.fields.closest_point_geometry`: normals, curvature and inside/outside of a

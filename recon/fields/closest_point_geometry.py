@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
+from recon.fields.base import HasSupport
 from recon.geometry import check_points
 
 
@@ -63,8 +64,7 @@ TUNABLES = GeometryTunables()
 def default_step(field) -> float:
     """A length (input units) for finite differences: the fitted point spacing when known,
     else a 1/512 of the bounds' longest side."""
-    params = getattr(field, "params", {}) or {}
-    s = params.get("spacing_median")
+    s = field.params.get("spacing_median")
     b = np.asarray(field.bounds, np.float64)
     if s is not None and float(s) > 0:
         return float(s)
@@ -180,7 +180,7 @@ def inside_outside(field, *, resolution: int | None = None):
         xs = np.arange(x0, min(x0 + slab, int(n[0])))
         pts = np.stack(np.broadcast_arrays(box[0][0] + xs[:, None, None] * h, box[0][1] + iy[None] * h,
                                            box[0][2] + iz[None] * h), axis=-1).reshape(-1, 3)
-        sup = np.ones(len(pts), bool) if not hasattr(field, "supported") else np.asarray(field.supported(pts), bool)
+        sup = np.asarray(field.supported(pts), bool) if isinstance(field, HasSupport) else np.ones(len(pts), bool)
         d = np.full(len(pts), np.inf)
         d[sup] = np.linalg.norm(pts[sup] - _cp(field, pts[sup]), axis=1)
         free[xs[0]: xs[-1] + 1] = (d > TUNABLES.free_voxels * h).reshape(len(xs), n[1], n[2])
@@ -203,13 +203,13 @@ def orient_normals(field, points, normals, *, surface: str | None = None) -> np.
     consistently over the points' neighbour graph (open ones)."""
     from scipy.spatial import cKDTree
 
-    from recon.kernels.gridpull_cpu import propagate_orientation
+    from recon.kernels.orientation_cpu import propagate_orientation
 
     pts = check_points(points, name="points")
     nrm = np.array(normals, np.float64, copy=True)
     orientation = np.zeros(len(pts), np.int8)
     if surface is None:
-        surface = str(getattr(field, "params", {}).get("surface_decided", "")) or decide_surface(field)
+        surface = str(field.params.get("surface_decided", "")) or decide_surface(field)
     if surface == "closed":
         labels, origin, h = inside_outside(field)
 
@@ -250,10 +250,10 @@ def point_normals(field, points, *, curvature: bool = False, surface: str | None
 
     x = check_points(points, name="points")
     if surface is None:
-        surface = str(getattr(field, "params", {}).get("surface_decided", "")) or decide_surface(field)
+        surface = str(field.params.get("surface_decided", "")) or decide_surface(field)
     if surface not in ("open", "closed"):
         raise InputError(f"surface must be open or closed, got {surface!r}")
-    params = getattr(field, "params", {}) or {}
+    params = field.params
     if "clean" in params:  # as the fitter decided (sparse clean clouds included)
         noisy = not bool(params["clean"])
     else:  # fields saved before the fitter recorded it

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.fields.base import save_field
+from recon.fields.base import HasSupport, HasSurfaceTolerance, save_field
 from recon.geometry import check_points
 
 
@@ -230,7 +230,7 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
     bound = np.maximum(near - 0.5 * np.sqrt(3.0) * b * h, 0.0)
     active = np.argwhere(bound <= margin_voxels * h)
     local = np.stack(np.meshgrid(*(np.arange(b + 1),) * 3, indexing="ij"), -1).reshape(-1, 3)
-    supported = getattr(field, "supported", None)
+    supported = field.supported if isinstance(field, HasSupport) else None
     code = np.arange(len(active), dtype=np.float32)
     bricks = np.empty((3, len(active) * (b + 1), b + 1, b + 1), np.float32)
     per = max(1, chunk // len(local))
@@ -248,8 +248,7 @@ def bake_sparse(field, resolution: int = 256, *, bounds=None, brick: int = 8, ma
             code[s: s + len(blocks)][~keep] += 0.5
     table = (-1.0 - bound).astype(np.float32)
     table[tuple(active.T)] = code
-    params = {**(getattr(field, "params", None) or {}), "baked_from": type(field).__name__,
-              "brick": b, "margin_voxels": float(margin_voxels),
-              "surface_tolerance": float(getattr(field, "surface_tolerance", 0.0) or 0.0)}
-    return SparseClosestPointGrid(table, bricks, box[0], h, box, normalization=getattr(field, "normalization", None),
-                                  params=params)
+    tolerance = float(field.surface_tolerance or 0.0) if isinstance(field, HasSurfaceTolerance) else 0.0
+    params = {**field.params, "baked_from": type(field).__name__,
+              "brick": b, "margin_voxels": float(margin_voxels), "surface_tolerance": tolerance}
+    return SparseClosestPointGrid(table, bricks, box[0], h, box, normalization=field.normalization, params=params)

@@ -1,9 +1,7 @@
 """Adam (Kingma and Ba, 2015) on a list of torch tensors, without ``torch.optim``.
 
-``torch.optim.Optimizer.step`` imports ``torch._dynamo`` when first called. On the H200
-image (torch 2.11, where ``import torch`` does not load it and its sources were not
-byte-compiled), the profile of a process's first csp fit spent about 5 of its 11.4 s
-importing ``torch._dynamo`` and what it pulls in (``benchmarks/bench_cold_start.py``).
+``torch.optim.Optimizer.step`` imports ``torch._dynamo`` when first called, which can cost
+a process's first csp fit several seconds of imports (``benchmarks/bench_cold_start.py``).
 The arithmetic is ``torch.optim.Adam``'s single-tensor form without weight decay, so fits
 on the CPU come out bit for bit as before.
 """

@@ -18,8 +18,7 @@ What is changed, and why:
   minute on a laptop CPU. On the CPU the encoding, its backward pass and the tables' Adam
   step are numba kernels (``recon.kernels.hashgrid_cpu``; torch runs only the small MLP,
   on one thread), and 300 steps of 8192 queries suffice (more steps, or 64 hidden units
-  instead of 32, fit the scanner noise of noisy clouds: the bunny's Chamfer distance was
-  worse with either).
+  instead of 32, fit the scanner noise of noisy clouds).
 - The supervision. The paper trains on meshes (exact closest points). From a point cloud
   alone, the input is first denoised (each point projected onto a robust, distance-weighted
   local plane of its neighbours); a query's target is the foot of the perpendicular on the
@@ -30,8 +29,7 @@ What is changed, and why:
   dominate a plain squared error. The surface term (weight 0.1) and the consistency term
   (0.01) are light: at full weight both pin C to the identity in a thin shell around the
   points, so points a fraction of a spacing off the surface became fixed points and the
-  meshed surface sat that far off it (fish: Chamfer-L1 4.2e-4 with the paper's terms,
-  1.5e-4 with these weights, queries from half a spacing out and the targets below).
+  meshed surface sat that far off it.
 - The targets are smooth: the local mean plane of a few nearby denoised points, not one
   point's plane, so the field is not faceted between samples; clean inputs are not moved
   at all. Coarse clouds get a coarser finest feature grid (at most CELLS_PER_SPACING
@@ -54,7 +52,6 @@ from typing import Literal
 
 import numpy as np
 
-import recon.fields.closest_point_network  # noqa: F401  (registers ClosestPointField for load_field; no torch)
 from recon.cloud import Cloud, Normalization
 from recon.errors import InputError
 from recon.fitters import FitterSpec, register
@@ -202,9 +199,9 @@ def denoise(points: np.ndarray, neighbors: int, *, tree=None) -> tuple[np.ndarra
 CELLS_PER_SPACING = 2.0
 "Finest feature-grid cells per point spacing (median), at most: coarse clouds get a coarser grid."
 SPARSE_CELLS_PER_SPACING = 1.5
-"The same for sparse clouds (SPARSE_SPACING): the clean 500-point kitten, over seeds 0, 1, 2: Chamfer-L1 3.6e-3, 4.1e-3, 3.4e-3 against 4.2e-3, 4.8e-3, 4.7e-3 at 2."
+"The same for sparse clouds (SPARSE_SPACING), whose features between samples would go untrained at 2."
 SPARSE_SPACING = 0.02
-"A cloud whose median point spacing exceeds this share of its diagonal is sparse (dense bench clouds: about 0.003)."
+"A cloud whose median point spacing exceeds this share of its diagonal is sparse (dense scans: about 0.003)."
 QUERY_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 "Spreads of the query points around an input point, in its spacings (cycled)."
 SPARSE_ROUGHNESS = 0.15
@@ -218,8 +215,7 @@ def _is_sparse(spacing, pts) -> bool:
 def _target_neighbors(clean: bool, sparse: bool) -> int:
     """Denoised points a target's mean plane blends: few on clean clouds (the plane of a
     curved surface cuts its chord), more on noisy ones (what the denoising left of the noise
-    averages out), but not on sparse noisy ones, where 16 points span much of the shape
-    (500 points on a kitten: measured worse)."""
+    averages out), but not on sparse noisy ones, where 16 points span much of the shape."""
     if clean:
         return 4
     return 8 if sparse else 16
@@ -293,7 +289,7 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None, tim
     seconds of each phase (never stored in the field).
     """
     timings = {} if timings is None else timings
-    from recon.fields.closest_point_network import torch_threads
+    from recon.fields.hashgrid_network import torch_threads
 
     config = config or CSPConfig()
     _validate(config)
@@ -317,9 +313,8 @@ def fit_csp(cloud: Cloud, config: CSPConfig | None = None, *, progress=None, tim
 class _deterministic:
     """Context manager: on CUDA, torch's deterministic algorithms for the fit, so that one
     ``--seed`` gives one field. The tables' gradient is a scatter-add (``index_add_``),
-    whose default CUDA form adds in whatever order the atomics land: two same-seed fits on
-    an H200 differed by 0.39 in a table entry; with this, not at all. The previous setting
-    is restored afterwards."""
+    whose default CUDA form adds in whatever order the atomics land, so two same-seed fits
+    would differ. The previous setting is restored afterwards."""
 
     def __init__(self, torch, device: str):
         self.torch, self.on = torch, device == "cuda"
@@ -342,7 +337,8 @@ class _deterministic:
 def _fit(cloud, config: CSPConfig, progress, torch, device: str, timings: dict):
     from scipy.spatial import cKDTree
 
-    from recon.fields.closest_point_network import ClosestPointField, from_torch, to_torch, torch_forward
+    from recon.fields.closest_point_network import ClosestPointField
+    from recon.fields.hashgrid_network import from_torch, to_torch, torch_forward
     from recon.seeding import rng, seed_torch
 
     from recon.points.preprocess import dense_voxel_means, roughness, thick_noise_keep
@@ -376,8 +372,8 @@ def _fit(cloud, config: CSPConfig, progress, torch, device: str, timings: dict):
     clean = noise_ratio <= config.clean_threshold
     if sparse and not clean:
         # between sparse samples the light plane cuts curvature's chord, and clean points
-        # look noisy: a quadric tells the two apart (the 500-point clean kitten was denoised
-        # over 24 neighbours, shrinking it: Chamfer-L1 1.07e-2 against 4.2e-3)
+        # look noisy: a quadric tells the two apart (denoising a clean sparse cloud over many
+        # neighbours shrinks it)
         clean = roughness(pts, float(np.median(spacing)), tree=tree) <= SPARSE_ROUGHNESS
     if clean:
         # clean points stay where they are (a plane through them cuts curvature's chord);

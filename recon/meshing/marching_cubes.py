@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
+from recon.fields.base import GridSamples
 from recon.triangles import TriangleMesh, face_components
 
 
@@ -64,7 +65,7 @@ def fit_min_component_fraction(field) -> float:
     """The piece-size floor `recon fit` and the bench apply to ``field``'s mesh by default:
     FIT_MIN_COMPONENT_FRACTION for signed fields, whose small pieces are bubbles; 0 for
     unsigned (closest-point) fields, whose pieces are parts of an open or torn sheet the
-    data shows (dropping them cost csp half its completeness on the truck)."""
+    data shows (dropping them can cost an open scan half its completeness)."""
     return FIT_MIN_COMPONENT_FRACTION if field.kind == "signed" else 0.0
 
 
@@ -96,8 +97,7 @@ def extract_mesh(
     kind = getattr(field, "kind", None)
     if kind not in ("signed", "unsigned", "occupancy"):
         raise InputError(f"field kind must be 'signed', 'unsigned' or 'occupancy', got {kind!r}")
-    if kind == "unsigned" and (level is None or level == 0.0) and not hasattr(field, "values") \
-            and hasattr(field, "closest_point"):
+    if kind == "unsigned" and (level is None or level == 0.0) and not isinstance(field, GridSamples):
         # fields that give closest points (CSP networks, closest-point grids): signs from
         # the closest-point directions (recon.meshing.unsigned)
         from recon.meshing.unsigned import extract_unsigned_mesh
@@ -138,8 +138,7 @@ def extract_mesh(
         raise InputError(f"min_component_fraction must be in [0, 1], got {min_component_fraction}")
     box = _check_bounds(field.bounds if bounds is None else bounds, name="bounds")
 
-    is_grid = all(hasattr(field, a) for a in ("values", "origin", "voxel_size"))
-    if is_grid and resolution is None:
+    if isinstance(field, GridSamples) and resolution is None:
         values, origin, h = _crop_grid(field, box if bounds is not None else None)
         owned = False  # may be the field's own array: never written
     else:

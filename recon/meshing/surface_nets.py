@@ -14,10 +14,9 @@ The test of edge (a, b): the node nearer the surface lies across the tangent pla
 farther node's closest point (the farther node's direction is the surer one), and the two
 directions oppose.
 
-On the bench's truck (one fitted field, meshed at 256 nodes; Chamfer-L1 / normal
-consistency): side labels and marching cubes 1.45e-3 / 0.835; this net 1.45e-3 / 0.882 on
-the network's closest points and 9.0e-4 / 0.880 on its data's planes, where side labels
-gave 1.27e-3 / 0.844 (``recon.meshing.unsigned`` says which it reads).
+Unlike side labels and marching cubes, the net needs no consistent labelling, so sheets
+that end, branch or meet keep their normals right (``recon.meshing.unsigned`` says whether
+it reads the network's closest points or its data's planes).
 """
 
 from __future__ import annotations

@@ -37,6 +37,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
+from recon.fields.base import HasSupport, ProjectsOntoData
+from recon.meshing.cleanup import (
+    close_holes,
+    drop_small_pieces,
+    drop_unused,
+    vertex_normals,
+    wind_outward,
+)
+from recon.meshing.enclosed_sides import enclosed_sides
 from recon.triangles import TriangleMesh
 
 
@@ -77,7 +86,7 @@ class UnsignedMeshTunables:
     normal_probe: float = 1.0
     "Open surfaces: a face's normal is checked against the field's directions this far off it."
     normal_agreement: float = 0.5
-    "Open surfaces: ... whose cosine with it must be at least this (truck: NC 0.865 -> 0.883 at 0.5)."
+    "Open surfaces: ... whose cosine with it must be at least this."
     chunk_points: int = 1 << 18
     "Points per field evaluation."
 
@@ -86,9 +95,8 @@ TUNABLES = UnsignedMeshTunables()
 
 
 def _supported(field, pts: np.ndarray) -> np.ndarray:
-    """(N,) bool: where the field has data behind it (fields without ``supported``: everywhere)."""
-    fn = getattr(field, "supported", None)
-    return np.ones(len(pts), bool) if fn is None else np.asarray(fn(pts), bool)
+    """(N,) bool: where the field has data behind it (fields without a support: everywhere)."""
+    return np.asarray(field.supported(pts), bool) if isinstance(field, HasSupport) else np.ones(len(pts), bool)
 
 
 def _closest(field, pts: np.ndarray) -> np.ndarray:
@@ -118,20 +126,20 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     field allows and wound outward; open ones keep their boundaries. Where the field has
     no surface in the bounds (an untrained field), the mesh has no faces.
     """
-    if getattr(field, "kind", None) != "unsigned" or not hasattr(field, "closest_point"):
+    if getattr(field, "kind", None) != "unsigned":
         raise InputError("the closest-point mesher needs an unsigned field with closest_point()")
     if surface not in (None, "open", "closed"):
         raise InputError(f"surface must be 'open', 'closed' or None, got {surface!r}")
     auto_resolution = resolution is None
     if resolution is None:
-        resolution = int(getattr(field, "params", {}).get("mesh_resolution", TUNABLES.default_resolution))
+        resolution = int(field.params.get("mesh_resolution", TUNABLES.default_resolution))
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 8:
         raise InputError(f"resolution must be an integer >= 8, got {resolution!r}")
     box = np.asarray(field.bounds if bounds is None else bounds, np.float64)
     if box.shape != (2, 3) or not np.all(np.isfinite(box)) or not np.all(box[1] > box[0]):
         raise InputError(f"bounds must be a finite (2, 3) box with max > min, got {box.tolist()}")
     forced = surface
-    decided = str(getattr(field, "params", {}).get("surface_decided", ""))
+    decided = str(field.params.get("surface_decided", ""))
 
     T = TUNABLES
     ext = box[1] - box[0]
@@ -140,8 +148,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     coarse = _noisy_open_resolution(field, ext, h) if auto_resolution else None
     if coarse is not None and (forced == "open" or (forced is None and decided == "open")):
         # an open surface stays open whatever this grid's relations say, so its noisy
-        # fit's mesh is the coarse one, without a pass on this grid first
-        # (abc_00994122: meshing 4.0 s -> 0.8 s, medians of 3, the same mesh)
+        # fit's mesh is the coarse one, without a (slower) pass on this grid first
         return extract_unsigned_mesh(field, resolution=coarse, bounds=box, surface="open",
                                      min_component_fraction=min_component_fraction)
     # a closed surface is meshed where the field puts it: free space decides the sides, so
@@ -168,11 +175,11 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     near = np.minimum(dist[ea], dist[eb]) + 0.25 * h
     conf = np.abs(ecos) * np.minimum(1.0, (dist[ea] + dist[eb]) / near / 2.0)
     order = np.argsort(-conf, kind="stable")
-    from recon.kernels.csp_cpu import parity_union
+    from recon.kernels.parity_union_cpu import parity_union
 
     side, conflicts = parity_union(len(nodes), ea[order], eb[order], rel[order], conf[order], T.conflict_confidence)
     conflict_share = conflicts / max(len(ea), 1)
-    spacing = float(getattr(field, "params", {}).get("spacing_median", 0.0))
+    spacing = float(field.params.get("spacing_median", 0.0))
     tau = max(T.free_voxels * h, T.free_spacings * spacing)
     if forced is not None:
         surface = forced
@@ -186,8 +193,9 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         surface = decided if decided in ("open", "closed") else "closed"
     global_sides = None
     if surface == "closed":
-        global_sides = _enclosed_sides(field, box[0], n, nodes, dist, dirs, h, tau,
-                                       relations=(ea, eb, rel, conf))
+        global_sides = enclosed_sides(field, box[0], n, nodes, dist, dirs, h, tau, band=T.band,
+                                      min_inside_nodes=T.min_inside_nodes,
+                                      relations=(ea, eb, rel, conf))
         if global_sides is not None:
             side, inside_far = global_sides
     if global_sides is None:
@@ -196,7 +204,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
         if coarse is not None:
             return extract_unsigned_mesh(field, resolution=coarse, bounds=box, surface="open",
                                          min_component_fraction=min_component_fraction)
-        return _open_net(field, box[0], h, n, nodes, offs, side, conflict_share, min_component_fraction)
+        return _open_net(field, box[0], h, n, nodes, offs, side, min_component_fraction)
 
     values = np.full(tuple(n), np.float32(T.band * h * 2), np.float32)
     # away from the surface too, inside is negative: cells at the band's inner edge must
@@ -223,44 +231,42 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
     if len(faces) == 0:
         return _empty(surface)
-    world, faces = _drop_unused(world, faces)
-    world, faces = close_holes(field, world, faces, max_edges=T.closed_hole_edges)
+    world, faces = drop_unused(world, faces)
+    world, faces = close_holes(world, faces, max_edges=T.closed_hole_edges, project=lambda x: _closest(field, x))
     # small closed pieces off a closed surface are pockets of the field's noise
-    world, faces = _drop_small_pieces(world, faces, max(min_component_fraction, T.closed_min_piece))
+    world, faces = drop_small_pieces(world, faces, max(min_component_fraction, T.closed_min_piece))
     world = _onto_data(field, world)
-    faces = _wind_outward(world, faces)
-    mesh = TriangleMesh(world, faces, vertex_normals(world, faces))
-    mesh.surface = surface  # type: ignore[attr-defined]  (read by callers that report it)
-    mesh.conflict_share = conflict_share  # type: ignore[attr-defined]
-    return mesh
+    faces = wind_outward(world, faces)
+    return TriangleMesh(world, faces, vertex_normals(world, faces), surface=surface)
 
 
 def _noisy_open_resolution(field, ext, h):
     """A coarser resolution for the open mesh of a noisy fit, whose voxel is one point
-    spacing, or None (clean or unknown data, or a voxel already that wide). On the bench's
-    noisy abc scans (voxel 0.4 to 0.5 spacings at 256) the net was a cloud of fragments;
-    at one spacing abc_00016513 comes out a whole, bumpy surface (`recon bench`, Chamfer-L1
-    / normal consistency: 2.23e-3 / 0.911 -> 2.00e-3 / 0.921, abc_00011084 5.54e-3 / 0.821
-    -> 5.43e-3 / 0.842; abc_00994122, noise thicker than its plate, 5.81e-3 / 0.584 ->
-    6.23e-3 / 0.593, fragments either way)."""
-    params = getattr(field, "params", {}) or {}
+    spacing, or None (clean or unknown data, or a voxel already that wide). On noisy scans
+    a voxel of half a spacing resolves the field's noise and the net falls apart into
+    fragments; at one spacing it comes out a whole, bumpy surface."""
+    params = field.params
     spacing = float(params.get("spacing_median", 0.0) or 0.0)
     if params.get("clean", True) or spacing <= h:
         return None
     return max(8, int(float(ext.max()) / spacing) + 1)
 
 
-def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_component_fraction):
+def _open_net(field, origin, h, n, nodes, offs, side, min_component_fraction):
     """Mesh of an open surface: a surface net (recon.meshing.surface_nets) of the grid edges the
     surface crosses near ``nodes`` (M, 3), whose offsets x - C(x) from the field are
     ``offs`` (M, 3), wound by the nodes' sides (M,) where they hold.
 
     A field that keeps clean data (a dense fit) is read on the data's local planes here
     (``onto_data``: the targets its network was trained to reproduce, and reproduces only
-    to a share of a point spacing): on the bench's truck the network's directions near the
-    surface were off by 18 degrees (median) at one to two voxels, the planes' by 6, and
-    Chamfer-L1 went from 1.45e-3 to 9.0e-4 of the diagonal."""
-    from recon.meshing.surface_nets import consistent_winding, crossed_edges, net_quads, split_quads
+    to a share of a point spacing): one to two voxels off the surface the network's
+    directions are off by about three times the planes'."""
+    from recon.meshing.surface_nets import (
+        consistent_winding,
+        crossed_edges,
+        net_quads,
+        split_quads,
+    )
 
     T = TUNABLES
     foot, on_data = _feet_function(field)
@@ -294,15 +300,12 @@ def _open_net(field, origin, h, n, nodes, offs, side, conflict_share, min_compon
     faces, owner = _facing_the_field(foot, verts, faces, owner, h)
     if len(faces) == 0:
         return _empty("open")
-    verts, faces = _drop_unused(verts, faces)
+    verts, faces = drop_unused(verts, faces)
     faces = consistent_winding(faces, seed_votes=votes[owner])
-    verts, faces = close_holes(field, verts, faces, max_edges=T.open_hole_edges)
-    verts, faces = _drop_small_pieces(verts, faces, min_component_fraction)
+    verts, faces = close_holes(verts, faces, max_edges=T.open_hole_edges, project=lambda x: _closest(field, x))
+    verts, faces = drop_small_pieces(verts, faces, min_component_fraction)
     verts = _onto_data(field, verts)
-    mesh = TriangleMesh(verts, faces, vertex_normals(verts, faces))
-    mesh.surface = "open"  # type: ignore[attr-defined]
-    mesh.conflict_share = conflict_share  # type: ignore[attr-defined]
-    return mesh
+    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="open")
 
 
 def _facing_the_field(foot, verts, faces, owner, h):
@@ -328,166 +331,23 @@ def _facing_the_field(foot, verts, faces, owner, h):
 
 def _feet_function(field):
     """The closest-point function the open mesher reads, and whether it is the data's: the
-    data's planes where the field keeps clean data, else the field itself. Planes through noisy data, even denoised, keep
-    some of its jitter, and edges between them cross it (on the bench's abc_00011084 the
-    planes made twice the faces and Chamfer-L1 6.1e-3 where the network gave 5.5e-3)."""
-    if getattr(field, "keeps_data", False) and bool(field.params.get("clean", False)):
+    data's planes where the field keeps clean data, else the field itself. Planes through
+    noisy data, even denoised, keep some of its jitter, and edges between them cross it
+    (twice the faces, and a worse surface than the network's)."""
+    if isinstance(field, ProjectsOntoData) and field.keeps_data and bool(field.params.get("clean", False)):
         return (lambda x: np.asarray(field.onto_data(x), np.float64)), True
     return (lambda x: _closest(field, x)), False
 
 
 def _onto_data(field, verts):
     """A fitted field's vertices end on its data's planes (where it keeps its data)."""
-    onto_data = getattr(field, "onto_data", None)
-    return verts if onto_data is None else np.asarray(onto_data(verts), np.float64)
-
-
-def _drop_small_pieces(verts, faces, fraction):
-    """Drop connected pieces with fewer faces than ``fraction`` of the largest one's."""
-    if fraction <= 0 or len(faces) == 0:
-        return verts, faces
-    from recon.triangles import face_components
-
-    lab = face_components(faces, len(verts))
-    counts = np.bincount(lab)
-    return _drop_unused(verts, faces[counts[lab] >= fraction * counts.max()])
-
-
-def _enclosed_sides(field, origin, n, nodes, dist, dirs, h, tau, relations=None):
-    """Sides of band nodes from the free space around a closed surface: (M,) int8, 1 inside,
-    and the (X, Y, Z) bool grid of inside nodes off the band.
-
-    Free space connected to the boundary of the box is outside, the rest inside. A band
-    node nearer the surface than ``tau`` (input units) takes the side of the free space
-    its direction points to (at twice ``tau`` from the surface); on dense fields, nodes
-    that free space does not reach (the inside of thin parts) then take sides along the
-    direction ``relations`` (ea, eb, rel, conf: the edges of step 2) from decided
-    neighbours, and what remains the side most of its neighbours took. Unlike a labelling
-    by relations alone, this cannot tear: every sign agrees with one inside. On dense
-    clouds free space is what lies off the band (a wall as thick as the band: a thinner
-    one leaks through the field's small gaps), and reaches band nodes farther than ``tau``
-    through their neighbours; on sparse ones (``tau`` wider than the band) it is read off
-    a coarser grid of its own. Returns
-    None when no free space is enclosed."""
-    from scipy import ndimage
-
-    from recon.fields.closest_point_geometry import inside_outside, touches_box
-
-    T = TUNABLES
-    fine = tau <= T.band * h * 1.001
-    if fine:
-        free = np.ones(tuple(n), bool)
-        free[tuple(nodes.T)] = False
-        comp, count = ndimage.label(free)
-        is_out = touches_box(comp, count)
-        enclosed = ~is_out & (np.bincount(comp.ravel(), minlength=count + 1) >= T.min_inside_nodes)
-        enclosed[0] = False
-        label = np.where(is_out[comp], np.int8(-1), np.where(enclosed[comp], np.int8(1), np.int8(0)))
-        label[~free] = 0  # -1 outside, 1 inside, 0 on the band (or a tiny pocket)
-        del comp, free
-        lo, hc = origin, h
-    else:
-        box = np.stack([origin, origin + (n - 1) * h])
-        res = int(math.ceil(float((box[1] - box[0]).max()) / tau)) + 1
-        coarse, lo, hc = inside_outside(field, resolution=max(res, 8))
-        label = (-coarse).astype(np.int8)
-    if not (label == 1).any():
-        return None
-    side = np.zeros(len(nodes), np.int8)
-    near = dist <= tau
-    if fine:
-        # free space flows into the band's outer nodes, one neighbour step a round, both
-        # sides at once (so a gap in the field splits between them)
-        outer = np.flatnonzero(~near)
-        for _ in range(int(math.ceil(T.band)) + 2):
-            votes = _neighbour_votes(label, nodes[outer], n)
-            newly = (side[outer] == 0) & (votes != 0)
-            side[outer[newly]] = np.sign(votes[newly])
-            label[tuple(nodes[outer[newly]].T)] = side[outer[newly]]
-            if not newly.any():
-                break
-    x = origin + nodes[near] * h
-    probe = x + dirs[near] * (2.0 * tau - dist[near])[:, None]
-    ijk = np.clip(np.rint((probe - lo) / hc).astype(np.int64), 0, np.array(label.shape) - 1)
-    side[near] = label[tuple(ijk.T)]
-    if not fine:
-        side[~near] = label[tuple(np.clip(np.rint((origin + nodes[~near] * h - lo) / hc).astype(np.int64), 0,
-                                          np.array(label.shape) - 1).T)]
-    if fine and relations is not None:
-        # thin parts: their inside is all band (and the field's closest points blur into a
-        # false sheet along their middle), so no free space reaches it, and the neighbours'
-        # majority below would call it outside and drop the part. Sides go inward from
-        # decided nodes along the direction relations instead (gridpull_demo's thin lobes:
-        # Chamfer-L1 2.05e-4 -> 1.45e-4; armadillo 8.7e-4 -> 7.1e-4)
-        _relate_undecided(side, *relations)
-    # the rest: the side most of their 6 neighbours took (a few rounds reach every node)
-    grid = np.zeros(tuple(n), np.int8)
-    for _ in range(8):
-        todo = np.flatnonzero(side == 0)
-        if len(todo) == 0:
-            break
-        grid[tuple(nodes.T)] = side
-        side[todo] = np.sign(_neighbour_votes(grid, nodes[todo], n))
-    # nodes off the band: inside where their free space is (fine), or where the coarse
-    # grid says so, and where it cannot tell, the side of the nearest band node
-    in_band = np.zeros(tuple(n), bool)
-    in_band[tuple(nodes.T)] = True
-    if fine:
-        inside_far = (label == 1) & ~in_band
-    else:
-        # the coarse cell of a node, axis by axis (separable: no (X*Y*Z, 3) index array)
-        axes = [np.clip(np.rint((origin[a] + np.arange(n[a]) * h - lo[a]) / hc).astype(np.int64), 0, label.shape[a] - 1)
-                for a in range(3)]
-        far_label = label[np.ix_(*axes)]
-        grid[tuple(nodes.T)] = side
-        unsure = (far_label == 0) & ~in_band
-        if unsure.any():
-            idx = np.empty((3,) + tuple(n), np.int32)
-            ndimage.distance_transform_edt(~in_band, return_distances=False, return_indices=True, indices=idx)
-            far_label[unsure] = grid[idx[0][unsure], idx[1][unsure], idx[2][unsure]]
-            del idx
-        inside_far = (far_label == 1) & ~in_band
-    return (side > 0).astype(np.int8), inside_far
-
-
-def _relate_undecided(side, ea, eb, rel, conf, rounds: int = 64):
-    """Sides (M,) int8 (-1 outside, 1 inside, 0 undecided; updated in place) spread from
-    decided nodes to undecided neighbours along edges (ea, eb) of relation ``rel`` (1:
-    opposite sides) and confidence ``conf``, one neighbour step a round, each node taking
-    the side its decided neighbours' confidence-weighted relations favour."""
-    turn = np.where(rel == 1, -1.0, 1.0) * conf
-    for _ in range(rounds):
-        todo = side == 0
-        if not todo.any():
-            break
-        vote = np.zeros(len(side))
-        for a, b in ((ea, eb), (eb, ea)):
-            m = todo[b] & ~todo[a]
-            np.add.at(vote, b[m], side[a[m]] * turn[m])
-        newly = todo & (vote != 0)
-        if not newly.any():
-            break
-        side[newly] = np.sign(vote[newly]).astype(side.dtype)
-
-
-def _neighbour_votes(grid, ijk, n):
-    """(K,) int64 sum of the int8 ``grid`` over the 6 neighbours of (K, 3) nodes."""
-    vote = np.zeros(len(ijk), np.int64)
-    for axis in range(3):
-        for step in (-1, 1):
-            nb = ijk.copy()
-            nb[:, axis] = np.clip(nb[:, axis] + step, 0, n[axis] - 1)
-            vote += grid[tuple(nb.T)]
-    return vote
+    return np.asarray(field.onto_data(verts), np.float64) if isinstance(field, ProjectsOntoData) else verts
 
 
 def _empty(surface: str) -> TriangleMesh:
     """No surface found (an untrained field, or bounds away from it): a mesh with no faces;
     callers decide whether that is an error (``recon fit`` says so and writes nothing)."""
-    mesh = TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32))
-    mesh.surface = surface  # type: ignore[attr-defined]
-    mesh.conflict_share = 0.0  # type: ignore[attr-defined]
-    return mesh
+    return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface=surface)
 
 
 def _near_nodes(field, origin, h, n, *, use_support: bool = True):
@@ -534,111 +394,6 @@ def _near_nodes(field, origin, h, n, *, use_support: bool = True):
     return nodes, pts - _closest(field, pts)
 
 
-def _drop_unused(verts, faces):
-    used = np.zeros(len(verts), bool)
-    used[faces.ravel()] = True
-    remap = np.cumsum(used) - 1
-    return verts[used], remap[faces]
-
-
-def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
-    """Closed loops of boundary edges (edges used by one face), as vertex index arrays."""
-    from recon.triangles import face_edges
-
-    e, key = face_edges(faces)
-    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-    bnd = e[counts[inv] == 1]
-    # walk the boundary backwards relative to the faces, so a fan over it faces the same way
-    nxt: dict[int, list[int]] = {}
-    for a, b in bnd:
-        nxt.setdefault(int(b), []).append(int(a))
-    loops = []
-    while nxt:
-        start = next(iter(nxt))
-        loop = [start]
-        cur = start
-        while True:
-            outs = nxt.get(cur)
-            if not outs:
-                break
-            nb = outs.pop()
-            if not outs:
-                del nxt[cur]
-            if nb == start:
-                loops.extend(_simple_loops(loop))
-                break
-            loop.append(nb)
-            cur = nb
-            if len(loop) > len(bnd):
-                break
-    return loops
-
-
-def _simple_loops(loop: list[int]) -> list[np.ndarray]:
-    """Split a closed walk that passes a vertex more than once into simple loops."""
-    out, stack, pos = [], [], {}
-    for v in loop:
-        if v in pos:
-            k = pos[v]
-            cycle = stack[k:]
-            for u in cycle[1:]:
-                del pos[u]
-            del stack[k + 1:]
-            if len(cycle) >= 3:
-                out.append(np.array(cycle, np.int64))
-        else:
-            pos[v] = len(stack)
-            stack.append(v)
-    if len(stack) >= 3:
-        out.append(np.array(stack, np.int64))
-    return out
-
-
-def close_holes(field, verts, faces, *, max_edges: int | None):
-    """Fan-fill boundary loops of at most ``max_edges`` edges (None: every loop) around a
-    new vertex at the loop's centre, snapped onto the surface."""
-    if len(faces) == 0:
-        return verts, faces
-    loops = [lp for lp in boundary_loops(faces) if len(lp) >= 3 and (max_edges is None or len(lp) <= max_edges)]
-    if not loops:
-        return verts, faces
-    lengths = np.array([len(lp) for lp in loops])
-    flat = np.concatenate(loops)
-    owner = np.repeat(np.arange(len(loops)), lengths)
-    start = np.cumsum(lengths) - lengths
-    nxt = np.arange(len(flat)) + 1
-    nxt[start + lengths - 1] = start  # each loop's last vertex connects to its first
-    centres = np.zeros((len(loops), 3))
-    np.add.at(centres, owner, verts[flat])
-    centres = _closest(field, centres / lengths[:, None])
-    fan = np.stack([flat, flat[nxt], len(verts) + owner], axis=1)
-    return np.concatenate([verts, centres]), np.concatenate([faces, fan])
-
-
-def _wind_outward(verts, faces):
-    """Flip each connected piece whose signed volume is negative (closed surfaces)."""
-    from recon.triangles import face_components
-
-    lab = face_components(faces, len(verts))
-    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    vol = np.einsum("ij,ij->i", v0, np.cross(v1, v2))
-    per = np.bincount(lab, weights=vol)
-    flip = per[lab] < 0
-    faces = faces.copy()
-    faces[flip] = faces[flip][:, [0, 2, 1]]
-    return faces
-
-
-def vertex_normals(verts, faces) -> np.ndarray:
-    """(V, 3) float32 area-weighted unit vertex normals."""
-    fn = np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]])
-    vn = np.zeros_like(verts)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    return (vn / np.where(norm > 0, norm, 1.0)).astype(np.float32)
-
-
 def surface_points(field, count: int, *, seed: int = 0, resolution: int | None = None):
     """``count`` points spread evenly over the surface (sampled on the closest-point mesh by
     area, then projected with C), and their oriented normals. Returns (points (M, 3) float64,
@@ -659,5 +414,5 @@ def surface_points(field, count: int, *, seed: int = 0, resolution: int | None =
     s = np.sqrt(r1)
     bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
     pts = np.einsum("nk,nkj->nj", bary, v[f[tri]])
-    normals, _ = point_normals(field, pts, surface=getattr(mesh, "surface", None))
+    normals, _ = point_normals(field, pts, surface=mesh.surface)
     return np.asarray(field.closest_point(pts), np.float64), normals

@@ -12,8 +12,8 @@ of a point spacing). A normal is a statement about a neighbourhood, not a point,
   at ``noise_scale``, over all points): flat CAD faces get hundreds of neighbours, bends,
   edges and thin features keep few.
 - Orientation (closed shapes): range scans of closed parts have holes (unseen faces), so
-  a flood fill of the free space leaks into the inside and cannot tell in from out (on the
-  bench's CAD scans the enclosed free space is nearly nil at 48 to 128 cells, dilated or
+  a flood fill of the free space leaks into the inside and cannot tell in from out (on
+  scans of CAD parts the enclosed free space is nearly nil at 48 to 128 cells, dilated or
   not). What survives holes is visibility: from a point, rays into the outside half-space
   mostly escape the shape, rays into the inside mostly meet its far side. Rays are cast on
   a coarse occupancy grid of the points, a fan on each side of the plane, and each point
@@ -30,19 +30,16 @@ of a point spacing). A normal is a statement about a neighbourhood, not a point,
   ``depth_margin`` cells turns away from the deeper side. That cue is trusted only on
   shapes where it agrees with visibility on at least ``depth_trust`` of the points
   visibility decides: on a thick solid the band is shallow on both sides and on a sheet it
-  is symmetric, and there it would decide by noise (bench agreement: bunny 0.55,
-  armadillo 0.60, abc_00011084 0.57, abc_00016513 0.56; the bracket abc_00994122 0.90,
-  whose points not flipped go from 88.3 % to 93.1 %). The rest (concave pockets where
-  every ray is blocked) take the orientation of their decided neighbours.
+  is symmetric, and there it would decide by noise (on thick solids the two cues agree on
+  little more than half the points, on a thin bracket on nine in ten). The rest (concave
+  pockets where every ray is blocked) take the orientation of their decided neighbours.
 - Open surfaces have no inside, but where one side is walled in by the rest of the shape
   (a car body's panels, a box without a lid, a closed part scanned with holes that the
   field took for open) the same pooled visibility vote says which side is open, and the
   normal turns there. Where both sides are open (a sheet in the open) nothing is decided
   (the thin-part rule would follow the noise there) and orientation spreads over the
-  neighbour graph from the decided points, or from one seed. On the bench: abc_00994122,
-  decided open, 62.3 % -> 88.3 % of the points not flipped; truck's normals agree with its
-  truth's winding on 77.9 % of the points (from one seed: 43.0 %, i.e. 57 % one way),
-  plane_holes' on 98.9 % (97.1 %).
+  neighbour graph from the decided points, or from one seed (a seed alone orients a
+  walled-in open surface little better than chance).
 """
 
 from __future__ import annotations
@@ -224,7 +221,7 @@ def _pool(normals, nbr, values):
 
 
 def _spread(points, normals, orientation, tree):
-    from recon.kernels.gridpull_cpu import propagate_orientation
+    from recon.kernels.orientation_cpu import propagate_orientation
 
     k = min(TUNABLES.orient_neighbors + 1, len(points))
     _, nbr = tree.query(points, k=k, workers=-1)

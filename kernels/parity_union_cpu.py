@@ -1,4 +1,5 @@
-"""Numba CPU kernels of the closest-surface-point mesher: signs from closest-point directions."""
+"""Numba CPU kernel: a parity union-find that labels the nodes of a graph with two sides
+from "same side" / "opposite side" relations, most confident first (the unsigned mesher's signs)."""
 
 from __future__ import annotations
 
