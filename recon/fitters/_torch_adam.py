@@ -1,7 +1,7 @@
 """Adam (Kingma and Ba, 2015) on a list of torch tensors, without ``torch.optim``.
 
 ``torch.optim.Optimizer.step`` imports ``torch._dynamo`` when first called, which can cost
-a process's first csp fit several seconds of imports (``benchmarks/bench_cold_start.py``).
+a process's first csp fit several seconds of imports (``perf/bench_cold_start.py``).
 The arithmetic is ``torch.optim.Adam``'s single-tensor form without weight decay, so fits
 on the CPU come out bit for bit as before.
 """
