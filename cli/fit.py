@@ -187,7 +187,7 @@ def run_fit(
             raise InputError(f"--save-field and --output both name {output}: give the field its own .npz path")
         save_field = output_file(save_field, inputs=[source], what="--save-field")
 
-    with FitProgress(method, quiet=quiet or as_json) as progress:
+    with FitProgress("fit" if method == AUTO else method, quiet=quiet or as_json) as progress:
         result = reconstruct(
             source, method=method, config=config, sample=sample, voxel_size=voxel_size,
             remove_outliers=remove_outliers, min_component=min_component, seed=seed,
