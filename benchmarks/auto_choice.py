@@ -1,6 +1,6 @@
 """What ``recon fit --method auto`` decides on every bench case, beside the case's kind.
 
-    python benchmarks/auto_choice.py [--data ../shared/data/bench] [--markdown]
+    python benchmarks/auto_choice.py [--data ../shared/data/bench] [--markdown] [--scale 1000]
 
 Prints, per case (a folder with input.ply and meta.json), the cloud's measures
 (``recon.points.measure``), the method chosen (``recon.choice``) and the kind that
@@ -14,6 +14,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 COLUMNS = ("case", "meta kind", "points", "noise %diag", "noise/sp", "across", "spread", "enclosed",
            "coarse", "1-layer", "pieces", "s", "auto kind", "method")
 
@@ -22,6 +24,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "bench")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="measure each cloud scaled by this and moved by 1e4 x scale (the choice must not change)")
     args = parser.parse_args()
 
     from recon.choice import choose_method
@@ -35,7 +39,10 @@ def main() -> None:
     t0 = time.perf_counter()
     for case in cases:
         meta = json.loads((case / "meta.json").read_text())
-        m = measure_cloud(read_cloud(case / "input.ply").points)
+        points = read_cloud(case / "input.ply").points.astype(np.float64)
+        if args.scale != 1.0:
+            points = points * args.scale + 1.0e4 * args.scale
+        m = measure_cloud(points)
         choice = choose_method(m)
         surface = choice.overrides.get("surface", "")
         rows.append((case.name, meta.get("kind", "?"), f"{m.points:,}", f"{100 * m.noise_fraction:.3f}",

@@ -97,7 +97,8 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     or "csp". Whether it is installed is the caller's business (:meth:`Choice.instead`)."""
     m = measures
     sealed = m.enclosed_share >= rules.sealed_share and m.enclosed_share >= m.enclosed_share_coarse
-    leaks_wider = m.enclosed_share >= rules.sealed_share and not sealed
+    # enclosed once the cells are coarser: holes (or walls) about as wide as the cells
+    leaks_wider = not sealed and max(m.enclosed_share, m.enclosed_share_coarse) >= rules.sealed_share
     sparse = m.samples_across < rules.sparse_samples_across
     one_sided = not sparse and not sealed and m.single_layer_share >= rules.one_sided_share
     scene = not sealed and (m.components >= rules.scene_pieces or m.spacing_spread > rules.scene_spacing_spread)
@@ -115,7 +116,9 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         if sparse:
             reasons.append(f"sparse ({m.samples_across:.0f} samples across): thin parts need an unsigned field")
         if leaks_wider:
-            reasons.append("holes a little wider than the sampling (more is enclosed at coarser cells)")
+            reasons.append(f"holes or thin walls about as wide as the cells ({m.enclosed_share:.0%} of the hull "
+                           f"enclosed at {m.enclosure_cell_spacings:.0f} spacings, {m.enclosed_share_coarse:.0%} "
+                           "at coarser cells)")
         elif not sealed:
             reasons.append(f"the points enclose no volume ({m.enclosed_share:.1%} of the hull at "
                            f"{m.enclosure_cell_spacings:.0f} spacings)")
@@ -133,9 +136,11 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     elif sealed:
         kind = "closed object"
     elif leaks_wider:
-        kind = "object with holes"
+        kind = "object with holes or thin walls"
     else:
         kind = "open surface"
+    if sparse and not sealed:  # random gaps between few samples leak: open or closed is not told
+        kind = "cloud"
     kind = ("noisy " if noisy and not sparse else "clean " if m.noise_spacings < 0.05 else "") + kind
     if sparse:
         kind = "sparse " + kind

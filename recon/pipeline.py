@@ -34,6 +34,8 @@ AUTO = "auto"
 DEFAULT_METHOD = AUTO
 AUTO_METHODS = ("gridpull", "csp")
 "The fitters ``method='auto'`` chooses from (recon.choice's rules know these)."
+MIN_AUTO_POINTS = 10
+"Fewer points than this cannot be measured (spacing and noise need neighbours)."
 
 
 class EmptySurfaceError(ReconError):
@@ -66,6 +68,7 @@ class Result:
     device    : where the fit ran ("cpu" or "cuda")
     timings   : seconds: read_s, preprocess_s, fit_s (and the fit's phases), mesh_s, total_s
     decisions : what was decided from the data, in order
+    choice    : with method "auto": the choice (method, settings, reasons, evidence) as a dict
     """
 
     field: Field
@@ -77,6 +80,7 @@ class Result:
     device: str
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     decisions: list[Decision] = dataclasses.field(default_factory=list)
+    choice: dict | None = None
 
     def write_mesh(self, path, *, inputs=()) -> Path:
         """Write the mesh to ``path`` (format from the suffix), atomically; refuses to
@@ -101,6 +105,7 @@ class Result:
             "faces": int(self.mesh.n_faces),
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
             "decisions": [dataclasses.asdict(d) for d in self.decisions],
+            **({"auto": self.choice} if self.choice is not None else {}),
             "config": config,
         }
 
@@ -269,7 +274,8 @@ def reconstruct(
         )
     timings["total_s"] = time.perf_counter() - t_start
     return Result(field=field_, mesh=mesh, cloud=cloud, points_in=points_in, method=spec.name, config=config,
-                  device=used_device, timings=timings, decisions=decisions + fitter_decisions(field_))
+                  device=used_device, timings=timings, decisions=decisions + fitter_decisions(field_),
+                  choice=None if choice is None else choice.as_dict())
 
 
 def auto_candidates(options: dict) -> tuple[str, ...]:
@@ -307,6 +313,9 @@ def choose(cloud: Cloud, *, candidates: tuple[str, ...] = AUTO_METHODS, options:
     from recon.choice import choose_method
     from recon.points.measure import measure_cloud
 
+    if len(cloud) < MIN_AUTO_POINTS:
+        raise InputError(f"{cloud.source}: {len(cloud)} points; method 'auto' needs at least {MIN_AUTO_POINTS} "
+                         "to measure the cloud")
     choice = choose_method(measure_cloud(cloud.points))
     if choice.method not in candidates:
         return choice.instead(candidates[0], f"options {', '.join(sorted(options or ()))} are {candidates[0]}'s")

@@ -108,10 +108,19 @@ def test_reconstruct_auto_records_the_choice_first_and_in_the_field(tmp_path):
     assert first.name == "method" and first.value == "gridpull" and first.reason.startswith("auto: ")
     assert lines[0] == first.reason  # the one line, before the fit starts
     assert result.field.params["auto_choice"]["method"] == "gridpull"
-    assert result.summary()["decisions"][0]["value"] == "gridpull"
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["decisions"][0]["value"] == "gridpull" and summary["auto"]["method"] == "gridpull"
+    assert summary["auto"]["evidence"]["points"] == 20_000
     assert result.timings["choose_s"] > 0
     saved = load_field(result.field.save(tmp_path / "f.npz"))
     assert saved.params["auto_choice"]["kind"] == result.field.params["auto_choice"]["kind"]
+
+
+def test_too_few_points_to_measure_are_refused_in_one_message():
+    from recon.pipeline import reconstruct
+
+    with pytest.raises(InputError, match="5 points; method 'auto' needs at least 10"):
+        reconstruct(Cloud(random_sphere(5), source="five"))
 
 
 def test_an_explicit_method_is_not_measured():
@@ -119,5 +128,6 @@ def test_an_explicit_method_is_not_measured():
 
     cloud = Cloud(fibonacci_sphere(2000), source="sparse sphere")  # auto would take csp: sparse
     result = reconstruct(cloud, method="gridpull", device="cpu", resolution=24, iterations=2)
-    assert result.method == "gridpull" and "auto_choice" not in result.field.params
+    assert result.method == "gridpull" and "auto_choice" not in result.field.params and result.choice is None
+    assert "auto" not in result.summary()
     assert all(d.name != "method" for d in result.decisions)
