@@ -218,8 +218,7 @@ def _print_summary(s: dict) -> None:
         ("faces out", f"{s['faces']:,} ({s['vertices']:,} vertices)"),
         ("output", s["output"]),
     ]
-    for decision in s["decisions"]:
-        rows.insert(1, (decision["name"], decision["reason"]))
+    rows[1:1] = [(decision["name"], decision["reason"]) for decision in s["decisions"]]  # in the order decided
     if s["field"]:
         rows.append(("field", s["field"]))
     for label, value in rows:  # plain lines: a path is never cut to the terminal's width

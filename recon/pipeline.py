@@ -358,6 +358,7 @@ def fitter_decisions(field_: Field) -> list[Decision]:
         out.append(Decision("trimmed", trimmed,
                             f"{trimmed:,} points outside the noise band of a thin surface were left out"))
     if params.get("surface_decided"):
-        out.append(Decision("surface", str(params["surface_decided"]),
-                            "whether the surface encloses a volume, judged from the fitted field"))
+        decided = str(params["surface_decided"])
+        out.append(Decision("surface", decided,
+                            f"{decided}: whether the surface encloses a volume, judged from the fitted field"))
     return out
