@@ -11,7 +11,10 @@ cloud scaled by 1000 and moved measures the same; they all live in :class:`Measu
 - noise: quadric height fits over k neighbours of a strided subset of the points. A
   quadric absorbs the surface's curvature between samples, so the residual is the
   noise; its sum of squares is sigma^2 times a chi-square with k - 6 degrees of freedom,
-  so sigma comes from the median residual over that chi-square's median.
+  so sigma comes from the median residual over that chi-square's median. Noise as thick
+  as the neighbourhood is wide hides the surface, so k grows until the neighbourhood's
+  radius is at least four times the noise found. Between the samples of a sparse cloud
+  the shape's own bends count as noise: there it is an upper bound.
 - enclosure: the points are binned into cells a few surface spacings wide; the empty
   cells that a flood fill from outside the box cannot reach are inside. A closed,
   well-sampled surface encloses most of its hull; an open sheet, a one-sided scan or a
@@ -41,8 +44,10 @@ class MeasureConfig:
     "Local fits (noise) are made at about this many points taken at a fixed stride: the median settles well before."
     spacing_probe_points: int = 20_000
     "Spacings are medians and percentiles over about this many points taken at a fixed stride."
-    noise_neighbors: int = 20
-    "Neighbours of each quadric fit: enough degrees of freedom (k - 6) for a stable residual, few enough to stay local."
+    noise_neighbors: tuple = (20, 40, 80)
+    "Neighbours of the quadric fits, tried in order: the first has enough degrees of freedom (k - 6) for a stable residual and stays local; larger ones serve noise too thick for it."
+    noise_radius_ratio: float = 0.25
+    "A neighbourhood sees the surface, not the noise, when the noise is at most this share of its radius (median k-th neighbour distance); else the next size is tried."
     area_neighbors: int = 16
     "The k-th neighbour's distance gives the area per point (k points on a disc of that radius)."
     enclosure_cell_spacings: float = 3.0
@@ -186,13 +191,25 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
 
 
 def _noise(p: np.ndarray, tree, cfg: MeasureConfig) -> float:
-    """Standard deviation of the points about local quadric surfaces (input units)."""
-    k = min(cfg.noise_neighbors, len(p))
-    dof = k - 6
-    if dof < 2:
-        return 0.0
+    """Standard deviation of the points about local quadric surfaces (input units): from
+    the smallest neighbourhood whose radius is wide enough for the noise it finds."""
     probe = p[:: max(1, len(p) // cfg.probe_points)]
-    _, nb = tree.query(probe, k=k, workers=-1)
+    noise = 0.0
+    for k in cfg.noise_neighbors:
+        k = min(k, len(p))
+        if k - 6 < 2:
+            break
+        dist, nb = tree.query(probe, k=k, workers=-1)
+        noise = _quadric_noise(p, probe, nb)
+        if noise <= cfg.noise_radius_ratio * float(np.median(dist[:, -1])) or k == len(p):
+            break
+    return noise
+
+
+def _quadric_noise(p: np.ndarray, probe: np.ndarray, nb: np.ndarray) -> float:
+    """Noise deviation from quadric height fits of each probe's (n, k) neighbours ``nb``."""
+    k = nb.shape[1]
+    dof = k - 6
     rel = p[nb] - probe[:, None, :]
     cen = rel - rel.mean(axis=1, keepdims=True)
     _, axes = np.linalg.eigh(np.einsum("nki,nkj->nij", cen, cen))
