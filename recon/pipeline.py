@@ -66,7 +66,8 @@ class Result:
     points_in : how many points the input had
     method    : the fitter's name; ``config`` its config dataclass
     device    : where the fit ran ("cpu" or "cuda")
-    timings   : seconds: read_s, preprocess_s, fit_s (and the fit's phases), mesh_s, total_s
+    timings   : seconds: read_s, preprocess_s, choose_s (auto: measuring and choosing),
+                fit_s (and the fit's phases), mesh_s, total_s
     decisions : what was decided from the data, in order
     choice    : with method "auto": the choice (method, settings, reasons, evidence) as a dict
     """
@@ -215,8 +216,9 @@ def reconstruct(
     seed, device  : the fitter's seed and device ("auto", "cpu", "cuda") when it has them;
                     ``seed`` also seeds ``sample``
     progress      : ``progress(step, total, losses)`` called during the fit
-    log           : ``log(line)`` called with one line once the input is read (what is
-                    fitted, with what, where)
+    log           : ``log(line)`` called with lines once the input is read: with "auto"
+                    the decision (``auto: <evidence> -> <method>``), then what is fitted,
+                    with what, where
 
     Every option is checked before the cloud is read. Raises InputError on bad input and
     EmptySurfaceError when the field has no surface to mesh.

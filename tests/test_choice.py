@@ -131,3 +131,12 @@ def test_an_explicit_method_is_not_measured():
     assert result.method == "gridpull" and "auto_choice" not in result.field.params and result.choice is None
     assert "auto" not in result.summary()
     assert all(d.name != "method" for d in result.decisions)
+
+
+def test_a_config_given_with_auto_names_its_method():
+    from recon.fitters.gridpull import GridPullConfig
+    from recon.pipeline import reconstruct
+
+    result = reconstruct(Cloud(fibonacci_sphere(2000), source="s"), config=GridPullConfig(resolution=24, iterations=2),
+                         device="cpu")
+    assert result.method == "gridpull" and result.choice is None and result.config.resolution == 24
