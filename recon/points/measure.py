@@ -40,7 +40,7 @@ from recon.geometry import check_points
 class MeasureConfig:
     """Neighbourhood sizes, cell sizes and sample sizes of :func:`measure_cloud`, in one place."""
 
-    probe_points: int = 4000
+    probe_points: int = 3000
     "Local fits (noise) are made at about this many points taken at a fixed stride: the median settles well before."
     spacing_probe_points: int = 20_000
     "Spacings are medians and percentiles over about this many points taken at a fixed stride."
@@ -272,7 +272,7 @@ def _layers(p: np.ndarray, surface_spacing: float, noise: float, cfg: MeasureCon
         ij -= ij.min(axis=0)
         key = ij[:, 0] * (ij[:, 1].max() + 1) + ij[:, 1]
         depth = centred @ d
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)
         key_sorted = key[order]
         starts = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
         d_sorted = depth[order]
