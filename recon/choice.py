@@ -38,6 +38,8 @@ class ChoiceRules:
     "A nearest-neighbour spread (90th / 10th percentile) above this is a density falling off with range, as in a LiDAR sweep; sampled objects stay below 5."
     noisy_spacings: float = 0.25
     "Noise above this many surface spacings is called noisy in the description (only words, no rule depends on it)."
+    clean_spacings: float = 0.05
+    "Noise below this many surface spacings is called clean in the description (only words)."
 
 
 RULES = ChoiceRules()
@@ -96,8 +98,9 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     """The fitter (and a few of its settings) for a cloud with these measures: "gridpull"
     or "csp". Whether it is installed is the caller's business (:meth:`Choice.instead`)."""
     m = measures
+    # sealed: enough is enclosed, and no more at coarser cells (a surface with holes about
+    # as wide as the cells encloses more once they are coarser; a sealed one less, its shell thickening)
     sealed = m.enclosed_share >= rules.sealed_share and m.enclosed_share >= m.enclosed_share_coarse
-    # enclosed once the cells are coarser: holes (or walls) about as wide as the cells
     leaks_wider = not sealed and max(m.enclosed_share, m.enclosed_share_coarse) >= rules.sealed_share
     sparse = m.samples_across < rules.sparse_samples_across
     one_sided = not sparse and not sealed and m.single_layer_share >= rules.one_sided_share
@@ -141,7 +144,7 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         kind = "open surface"
     if sparse and not sealed:  # random gaps between few samples leak: open or closed is not told
         kind = "cloud"
-    kind = ("noisy " if noisy and not sparse else "clean " if m.noise_spacings < 0.05 else "") + kind
+    kind = ("noisy " if noisy and not sparse else "clean " if m.noise_spacings < rules.clean_spacings else "") + kind
     if sparse:
         kind = "sparse " + kind
 
