@@ -125,6 +125,10 @@ def test_large_clouds_are_measured_quickly_on_a_subset():
     big = measure_cloud(p, config=dataclasses.replace(measure_cloud.__kwdefaults__["config"], max_points=50_000))
     assert big.points == 300_000 and big.measured_points == 50_000
     assert big.enclosed_share > 0.5
+    # the spacings are the whole cloud's: 4 pi / N per point on the unit sphere
+    assert big.surface_spacing == pytest.approx(np.sqrt(4 * np.pi / 300_000), rel=0.15)
+    assert big.samples_across == pytest.approx(big.diagonal / big.surface_spacing)
+    assert big.diagonal == pytest.approx(float(np.linalg.norm(p.max(axis=0) - p.min(axis=0))))
 
 
 @pytest.mark.parametrize("bad,fragment", [

@@ -63,7 +63,7 @@ class MeasureConfig:
     component_min_share: float = 0.01
     "A connected piece of occupied cells counts when it holds at least this share of the points (stray points are not pieces)."
     max_points: int = 200_000
-    "Larger clouds are measured on this many points drawn with a fixed seed (the measures are shares and medians)."
+    "Larger clouds are measured on this many points drawn with a fixed seed (the measures are shares and medians; the spacings are scaled back to the whole cloud)."
 
 
 CONFIG = MeasureConfig()
@@ -101,7 +101,7 @@ class CloudMeasures:
     enclosed_share_coarse: float
     "The same with cells coarse_cell_factor times wider."
     enclosure_cell_spacings: float
-    "Width of the (finer) enclosure cells, in surface spacings."
+    "Width of the (finer) enclosure cells, in surface spacings of the measured points (a subset of a large cloud is sparser)."
     single_layer_share: float
     "Share of projection cells holding one layer of points, along the best direction (1: a height field)."
     layer_direction: tuple
@@ -152,14 +152,14 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
     from scipy.spatial import cKDTree
 
     n_all = len(p)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    diagonal = float(np.linalg.norm(hi - lo))
     if n_all > cfg.max_points:
         from recon.seeding import rng
 
         p = p[np.sort(rng(seed).choice(n_all, cfg.max_points, replace=False))]
     # translated to the box's centre so that far-off coordinates keep their precision
-    lo, hi = p.min(axis=0), p.max(axis=0)
     p = p - 0.5 * (lo + hi)
-    diagonal = float(np.linalg.norm(hi - lo))
     tree = cKDTree(p)
     n = len(p)
 
@@ -178,11 +178,14 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
     enclosed, cells_spacings, components, largest = _enclosure(p, cell, cfg)
     coarse, _, _, _ = _enclosure(p, cell * cfg.coarse_cell_factor, cfg, pieces=False)
     layer_share, direction, flatness = _layers(p, surface_spacing, noise, cfg)
+    # a random subset of samples on a surface: the area per point grows as n_all / n
+    thin = np.sqrt(n / n_all)
+    full_spacing = surface_spacing * thin
     return CloudMeasures(
-        points=int(n_all), diagonal=diagonal, spacing=spacing, surface_spacing=surface_spacing,
+        points=int(n_all), diagonal=diagonal, spacing=spacing * thin, surface_spacing=full_spacing,
         spacing_spread=float(p90 / max(p10, 1e-300)),
-        noise=noise, noise_spacings=noise / surface_spacing, noise_fraction=noise / max(diagonal, 1e-300),
-        samples_across=diagonal / surface_spacing,
+        noise=noise, noise_spacings=noise / full_spacing, noise_fraction=noise / max(diagonal, 1e-300),
+        samples_across=diagonal / full_spacing,
         enclosed_share=enclosed, enclosed_share_coarse=coarse, enclosure_cell_spacings=cells_spacings / surface_spacing,
         single_layer_share=layer_share, layer_direction=tuple(float(x) for x in direction), flatness=flatness,
         components=components, largest_component_share=largest,
