@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = ("case", "meta kind", "points", "noise %diag", "noise/sp", "across", "spread", "enclosed",
-           "coarse", "1-layer", "pieces", "s", "auto kind", "method")
+           "coarse", "inner", "1-layer", "pieces", "s", "auto kind", "method")
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         surface = choice.overrides.get("surface", "")
         rows.append((case.name, meta.get("kind", "?"), f"{m.points:,}", f"{100 * m.noise_fraction:.3f}",
                      f"{m.noise_spacings:.2f}", f"{m.samples_across:.0f}", f"{m.spacing_spread:.1f}",
-                     f"{m.enclosed_share:.3f}", f"{m.enclosed_share_coarse:.3f}", f"{m.single_layer_share:.2f}",
+                     f"{m.enclosed_share:.3f}", f"{m.enclosed_share_coarse:.3f}", f"{m.inner_share:.3f}", f"{m.single_layer_share:.2f}",
                      str(m.components), f"{m.seconds:.2f}", choice.kind,
                      choice.method + (f" ({surface})" if surface else "")))
     if args.markdown:

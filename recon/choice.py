@@ -6,10 +6,12 @@ their thresholds live in :class:`ChoiceRules`. What they encode:
 
 - gridpull fits a signed distance grid: its surface is always closed and watertight, and
   its smoothing averages noise away. It is the fitter for a surface that seals a volume
-  and is sampled densely enough that no part is only a few samples thick.
+  and is sampled densely enough that no part is only a few samples thick, with no
+  surfaces inside that volume (its inside is one solid).
 - csp fits an unsigned closest-point field: open surfaces keep their boundaries, and thin
   parts are not smoothed shut. It is the fitter for everything else: open sheets,
-  one-sided scans and terrain, scenes, closed objects scanned with holes, sparse clouds.
+  one-sided scans and terrain, scenes, closed objects scanned with holes or holding inner
+  surfaces, sparse clouds.
   On a closed, dense cloud it costs a little accuracy; gridpull on open data costs a lot
   (lids and blobs), so when the evidence is unclear csp is chosen.
 """
@@ -28,6 +30,8 @@ class ChoiceRules:
 
     sealed_share: float = 0.1
     "A cloud encloses a volume when at least this share of its occupied and enclosed cells are enclosed: a closed surface's interior is a large part of its hull, a leaking one keeps only stray sealed pockets."
+    inner_share: float = 0.02
+    "More than this share of the points inside the enclosed volume (not stray points) are surfaces a signed field cannot hold: its inside is one solid."
     sparse_samples_across: float = 60.0
     "Fewer samples than this across the diagonal is sparse: a part a twentieth of the cloud's size is then about three samples wide, which a signed grid's smoothing closes."
     one_sided_share: float = 0.9
@@ -102,6 +106,7 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     # as wide as the cells encloses more once they are coarser; a sealed one less, its shell thickening)
     sealed = m.enclosed_share >= rules.sealed_share and m.enclosed_share >= m.enclosed_share_coarse
     leaks_wider = not sealed and max(m.enclosed_share, m.enclosed_share_coarse) >= rules.sealed_share
+    inner = sealed and m.inner_share > rules.inner_share
     sparse = m.samples_across < rules.sparse_samples_across
     one_sided = not sparse and not sealed and m.single_layer_share >= rules.one_sided_share
     scene = not sealed and (m.components >= rules.scene_pieces or m.spacing_spread > rules.scene_spacing_spread)
@@ -109,7 +114,7 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
 
     reasons = []
     overrides: dict[str, Any] = {}
-    if sealed and not sparse:
+    if sealed and not sparse and not inner:
         method = "gridpull"
         reasons.append(f"the points seal a volume ({m.enclosed_share:.0%} of the hull enclosed at "
                        f"{m.enclosure_cell_spacings:.0f} spacings)")
@@ -118,6 +123,9 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         method = "csp"
         if sparse:
             reasons.append(f"sparse ({m.samples_across:.0f} samples across): thin parts need an unsigned field")
+        if inner:
+            reasons.append(f"surfaces inside the enclosed volume ({m.inner_share:.0%} of the points), "
+                           "which a signed field's solid inside would drop")
         if leaks_wider:
             reasons.append(f"holes or thin walls about as wide as the cells ({m.enclosed_share:.0%} of the hull "
                            f"enclosed at {m.enclosure_cell_spacings:.0f} spacings, {m.enclosed_share_coarse:.0%} "
@@ -136,6 +144,8 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         kind = "open one-sided scan"
     elif scene:
         kind = "open scene"
+    elif inner:
+        kind = "closed object with inner surfaces"
     elif sealed:
         kind = "closed object"
     elif leaks_wider:

@@ -25,6 +25,19 @@ def test_a_closed_densely_sampled_sphere_gets_gridpull():
     assert "20,000 points" in c.line()
 
 
+def test_a_closed_surface_holding_another_surface_inside_gets_csp():
+    plate = np.random.default_rng(3).uniform(-0.5, 0.5, size=(4000, 3)) * [1.0, 1.0, 0.0]
+    c = choice_of(np.concatenate([random_sphere(20_000), plate]))
+    assert c.method == "csp" and c.kind.endswith("closed object with inner surfaces")
+    assert any("inside the enclosed volume" in r for r in c.reasons)
+
+
+@pytest.mark.parametrize("n", [3000, 20_000, 300_000])
+def test_a_random_sample_of_a_sphere_seals_at_any_count(n):
+    m = measure_cloud(random_sphere(n, seed=n))
+    assert m.enclosed_share > 0.3 and m.enclosed_share >= m.enclosed_share_coarse
+
+
 @pytest.mark.parametrize("points", [grid_plane(150, 0.01), hemisphere(15_000)], ids=["plane", "hemisphere"])
 def test_open_surfaces_get_csp(points):
     c = choice_of(points)

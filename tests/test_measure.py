@@ -90,6 +90,16 @@ def test_a_sphere_encloses_a_volume_and_a_plane_and_a_hemisphere_do_not():
     assert 0.75 < cap.single_layer_share < 0.9 and abs(cap.layer_direction[2]) > 0.9
 
 
+def test_a_surface_inside_a_closed_one_is_found():
+    shell = random_sphere(20_000)
+    assert measure_cloud(shell).inner_share < 0.002
+    disc = np.random.default_rng(3).uniform(-0.5, 0.5, size=(4000, 3)) * [1.0, 1.0, 0.0]  # a plate at the centre
+    m = measure_cloud(np.concatenate([shell, disc]))
+    assert m.enclosed_share > 0.3
+    # the plate's points (1 in 6) lie deep inside; those near the shell do not count
+    assert 0.1 < m.inner_share <= 4000 / 24_000 + 1e-9
+
+
 def test_a_height_field_is_one_sided_along_its_up_axis():
     m = measure_cloud(height_field(30_000))
     assert m.single_layer_share > 0.95
@@ -109,7 +119,7 @@ def test_scaled_and_moved_the_measures_in_spacings_are_the_same():
     a = measure_cloud(p)
     b = measure_cloud(p * 1000.0 + [1.0e5, -3.0e4, 2.0e6])
     for name in ("points", "spacing_spread", "noise_spacings", "noise_fraction", "samples_across",
-                 "enclosed_share", "enclosed_share_coarse", "enclosure_cell_spacings", "single_layer_share",
+                 "enclosed_share", "enclosed_share_coarse", "enclosure_cell_spacings", "inner_share", "single_layer_share",
                  "flatness", "components", "largest_component_share"):
         assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-6, abs=1e-9), name
     assert b.spacing == pytest.approx(1000.0 * a.spacing, rel=1e-6)

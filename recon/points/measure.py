@@ -15,8 +15,10 @@ cloud scaled by 1000 and moved measures the same; they all live in :class:`Measu
   as the neighbourhood is wide hides the surface, so k grows until the neighbourhood's
   radius is at least four times the noise found. Between the samples of a sparse cloud
   the shape's own bends count as noise: there it is an upper bound.
-- enclosure: the points are binned into cells a few surface spacings wide; the empty
-  cells that a flood fill from outside the box cannot reach are inside. A closed,
+- enclosure: the points are binned into cells as wide as the largest gap expected
+  between that many random samples (3 to 4 surface spacings); the empty cells that a
+  flood fill from outside the box cannot reach are inside. Points deeper than two cells
+  from the outside lie on surfaces inside the enclosed volume (a car's seats in its body). A closed,
   well-sampled surface encloses most of its hull; an open sheet, a one-sided scan or a
   closed object scanned with holes encloses nothing (the fill leaks in).
 - one-sidedness: projected along some direction, a height field or a one-view range scan
@@ -50,8 +52,8 @@ class MeasureConfig:
     "A neighbourhood sees the surface, not the noise, when the noise is at most this share of its radius (median k-th neighbour distance); else the next size is tried."
     area_neighbors: int = 16
     "The k-th neighbour's distance gives the area per point (k points on a disc of that radius)."
-    enclosure_cell_spacings: float = 3.0
-    "Enclosure cells are this many surface spacings wide, so that a surface sampled at random leaves no gap a flood fill passes."
+    enclosure_gap_factor: float = 1.0
+    "Enclosure cells are this many times as wide as the largest gap expected between N samples drawn at random on a surface (the largest empty disc of a Poisson sample has radius sqrt(ln N / pi) surface spacings), so that sampling gaps let no flood fill through, at any N."
     coarse_cell_factor: float = 4.0 / 3.0
     "The enclosure is measured again with cells this many times wider: a sealed surface's enclosed share shrinks (its shell thickens), a surface with holes just wider than the cells gains (they close)."
     enclosure_max_cells: int = 128
@@ -60,6 +62,8 @@ class MeasureConfig:
     "Projection cells (one-sidedness) are this many surface spacings wide: about four points per cell on a single layer."
     layer_depth_cells: float = 2.0
     "Points in one projection cell are one layer while their depth range is at most this many cell widths (slopes up to about 60 degrees) plus six noise deviations."
+    inner_depth_cells: int = 2
+    "Points farther than this many enclosure cells from the outside lie inside the enclosed volume: a surface's shell, noise and all, is one or two cells deep."
     component_min_share: float = 0.01
     "A connected piece of occupied cells counts when it holds at least this share of the points (stray points are not pieces)."
     max_points: int = 200_000
@@ -112,6 +116,8 @@ class CloudMeasures:
     "Connected pieces of occupied enclosure cells holding at least component_min_share of the points."
     largest_component_share: float
     "Share of the points in the largest piece."
+    inner_share: float
+    "Share of the points lying deeper than inner_depth_cells enclosure cells from the outside: surfaces inside an enclosed volume (0 for a plain closed surface, noise included)."
     measured_points: int
     "How many points the measures were taken on."
     seconds: float
@@ -174,9 +180,9 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
     surface_spacing = max(surface_spacing, spacing, 1e-12 * max(diagonal, 1e-300))
 
     noise = _noise(p, tree, cfg)
-    cell = cfg.enclosure_cell_spacings * surface_spacing
-    enclosed, cells_spacings, components, largest = _enclosure(p, cell, cfg)
-    coarse, _, _, _ = _enclosure(p, cell * cfg.coarse_cell_factor, cfg, pieces=False)
+    cell = cfg.enclosure_gap_factor * 2.0 * np.sqrt(np.log(max(n, 2)) / np.pi) * surface_spacing
+    enclosed, cells_spacings, components, largest, inner = _enclosure(p, cell, cfg)
+    coarse = _enclosure(p, cell * cfg.coarse_cell_factor, cfg, pieces=False)[0]
     layer_share, direction, flatness = _layers(p, surface_spacing, noise, cfg)
     # a random subset of samples on a surface: the area per point grows as n_all / n
     thin = np.sqrt(n / n_all)
@@ -188,7 +194,7 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
         samples_across=diagonal / full_spacing,
         enclosed_share=enclosed, enclosed_share_coarse=coarse, enclosure_cell_spacings=cells_spacings / surface_spacing,
         single_layer_share=layer_share, layer_direction=tuple(float(x) for x in direction), flatness=flatness,
-        components=components, largest_component_share=largest,
+        components=components, largest_component_share=largest, inner_share=inner,
         measured_points=int(n), seconds=time.perf_counter() - t0,
     )
 
@@ -229,7 +235,8 @@ def _quadric_noise(p: np.ndarray, probe: np.ndarray, nb: np.ndarray) -> float:
 
 def _enclosure(p: np.ndarray, cell: float, cfg: MeasureConfig, *, pieces: bool = True):
     """(enclosed share, cell width used (input units), pieces, largest piece's share of the
-    points) for cells at least ``cell`` wide (input units)."""
+    points, inner share) for cells at least ``cell`` wide (input units); with ``pieces``
+    False only the first two are measured."""
     from scipy import ndimage
 
     lo, hi = p.min(axis=0), p.max(axis=0)
@@ -244,17 +251,20 @@ def _enclosure(p: np.ndarray, cell: float, cfg: MeasureConfig, *, pieces: bool =
     outside = np.unique(np.concatenate([
         empty_labels[0].ravel(), empty_labels[-1].ravel(), empty_labels[:, 0].ravel(),
         empty_labels[:, -1].ravel(), empty_labels[:, :, 0].ravel(), empty_labels[:, :, -1].ravel()]))
-    inside = ~occ & ~np.isin(empty_labels, outside)
+    free = ~occ & np.isin(empty_labels, outside)
+    inside = ~occ & ~free
     n_inside, n_occ = int(inside.sum()), int(occ.sum())
     enclosed = n_inside / max(n_inside + n_occ, 1)
     if not pieces:
-        return float(enclosed), float(h), 1, 1.0
+        return float(enclosed), float(h), 1, 1.0, 0.0
+    near = ndimage.binary_dilation(free, structure=np.ones((3, 3, 3), bool), iterations=cfg.inner_depth_cells)
+    inner = float(np.mean(~near[ijk[:, 0], ijk[:, 1], ijk[:, 2]]))
 
     piece_labels, count = ndimage.label(occ, structure=np.ones((3, 3, 3), bool))
     per_point = piece_labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
     sizes = np.bincount(per_point, minlength=count + 1)[1:] / len(p)
     count_big = int(np.sum(sizes >= cfg.component_min_share))
-    return float(enclosed), float(h), max(count_big, 1), float(sizes.max() if len(sizes) else 1.0)
+    return float(enclosed), float(h), max(count_big, 1), float(sizes.max() if len(sizes) else 1.0), inner
 
 
 def _layers(p: np.ndarray, surface_spacing: float, noise: float, cfg: MeasureConfig):
