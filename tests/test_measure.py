@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recon.errors import InputError
-from recon.points.measure import CloudMeasures, measure_cloud
+from recon.points.measure import CONFIG, CloudMeasures, measure_cloud
 
 
 def fibonacci_sphere(n: int, radius: float = 1.0) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_large_clouds_are_measured_quickly_on_a_subset():
     m = measure_cloud(p[:100_000])
     assert time.perf_counter() - t < 5.0  # about 1 s on a busy 2-core machine
     assert m.measured_points == 100_000
-    big = measure_cloud(p, config=dataclasses.replace(measure_cloud.__kwdefaults__["config"], max_points=50_000))
+    big = measure_cloud(p, config=dataclasses.replace(CONFIG, max_points=50_000))
     assert big.points == 300_000 and big.measured_points == 50_000
     assert big.enclosed_share > 0.5
     # the spacings are the whole cloud's: 4 pi / N per point on the unit sphere

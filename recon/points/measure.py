@@ -17,10 +17,10 @@ cloud scaled by 1000 and moved measures the same; they all live in :class:`Measu
   the shape's own bends count as noise: there it is an upper bound.
 - enclosure: the points are binned into cells as wide as the largest gap expected
   between that many random samples (3 to 4 surface spacings); the empty cells that a
-  flood fill from outside the box cannot reach are inside. Points deeper than two cells
-  from the outside lie on surfaces inside the enclosed volume (a car's seats in its body). A closed,
-  well-sampled surface encloses most of its hull; an open sheet, a one-sided scan or a
-  closed object scanned with holes encloses nothing (the fill leaks in).
+  flood fill from outside the box cannot reach are inside. A closed, well-sampled
+  surface encloses most of its hull; an open sheet, a one-sided scan or a closed object
+  scanned with holes encloses nothing (the fill leaks in). Points deeper than two cells
+  from the outside lie on surfaces inside the enclosed volume (a car's seats in its body).
 - one-sidedness: projected along some direction, a height field or a one-view range scan
   has one layer of points in almost every cell of the projection; a closed surface has two
   or more in most. The directions tried are the cloud's principal axes and 13 fixed ones.
@@ -61,7 +61,7 @@ class MeasureConfig:
     layer_cell_spacings: float = 2.0
     "Projection cells (one-sidedness) are this many surface spacings wide: about four points per cell on a single layer."
     layer_depth_cells: float = 2.0
-    "Points in one projection cell are one layer while their depth range is at most this many cell widths (slopes up to about 60 degrees) plus six noise deviations."
+    "Points in one projection cell are one layer while their depth range is at most this many cell widths (slopes up to about 63 degrees) plus six noise deviations."
     inner_depth_cells: int = 2
     "Points farther than this many enclosure cells from the outside lie inside the enclosed volume: a surface's shell, noise and all, is one or two cells deep."
     component_min_share: float = 0.01
