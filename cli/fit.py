@@ -28,7 +28,7 @@ from recon.cli._common import (
 )
 from recon.cli._config_options import collect_options, to_typer
 from recon.meshing.marching_cubes import FIT_MIN_COMPONENT_FRACTION
-from recon.pipeline import DEFAULT_METHOD
+from recon.pipeline import AUTO, AUTO_METHODS, DEFAULT_METHOD
 
 # Options of the command itself. A config field with one of these names is fed from
 # the command's option of the same name (seed, device) or left out (the others).
@@ -41,8 +41,11 @@ SHARED_WITH_CONFIG = ("seed", "device")
 HELP = """Fit a surface to a point cloud and write it as a mesh.
 
 Reads CLOUD (.ply .pcd .xyz .las/.laz .npz ..., or a mesh with --sample N), fits a field
-with --method (default gridpull), extracts its zero level set by marching cubes and writes
-the mesh in the cloud's own units and frame: to <stem>.mesh.ply next to the input, or -o.
+with --method, extracts its zero level set and writes the mesh in the cloud's own units and
+frame: to <stem>.mesh.ply next to the input, or -o. The default, --method auto, measures
+the cloud (spacing, noise, whether it encloses a volume, one-sidedness, scene or object),
+picks gridpull (closed, well sampled) or csp (open, one-sided, scenes, holes, sparse) and
+prints the decision and its evidence in one line; --method NAME overrules it.
 """
 
 
@@ -63,21 +66,21 @@ def _fitter_specs() -> list:
         registry = fitters.load_all_fitters()
     except Exception:
         registry = dict(getattr(fitters, "_REGISTRY", {}))
-    return sorted(registry.values(), key=lambda s: (s.name != DEFAULT_METHOD, s.name))
+    return sorted(registry.values(), key=lambda s: (s.name not in AUTO_METHODS, s.name))
 
 
 def build_command(options, *, methods):
     """The typer callback of ``recon fit``, its signature made of the fixed options plus
     one option per config field in ``options``."""
     method_params = {opt.name: (opt, to_typer(opt)) for opt in options}
-    known = ", ".join(methods) or "none registered"
+    known = ", ".join([AUTO, *methods])
 
     fixed = [
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
         _param("input", Path, typer.Argument(..., metavar="CLOUD", help="The point cloud (or a mesh, with --sample N).", show_default=False)),
         _param("output", Optional[Path], typer.Option(None, "--output", "-o", help="Mesh to write (.ply .obj .stl .glb ...). Default: <stem>.mesh.ply next to the input.", show_default=False)),
         _param("save_field", Optional[Path], typer.Option(None, "--save-field", help="Also save the fitted field (.npz), for `recon mesh` and `recon render`.", show_default=False)),
-        _param("method", str, typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"Fitting method: {known}.")),
+        _param("method", str, typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"Fitting method: {known}. auto measures the cloud and chooses ({' or '.join(AUTO_METHODS)}).")),
         _param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Fit N points drawn from the input: area-uniform on a mesh's surface (a mesh otherwise gives its vertices), a random subset of a cloud.", show_default=False, rich_help_panel="Input")),
         _param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
         _param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
@@ -142,21 +145,33 @@ def run_fit(
     """Parse what the user gave, call :func:`recon.pipeline.reconstruct`, write, print."""
     from recon.errors import InputError
     from recon.fitters import get_fitter
-    from recon.pipeline import Preprocessing, prepare, reconstruct
+    from recon.pipeline import Preprocessing, auto_candidates, prepare, reconstruct
 
     # every option and path is checked before anything large is read
     source = input_file(input)
-    spec = get_fitter(method)
-    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-    for name in method_values:
-        if name not in fields:
-            owners = ", ".join(options[name][0].methods)
-            raise InputError(
-                f"--{name.replace('_', '-')} is not an option of method {method!r} (it belongs to {owners}); "
-                f"see 'recon fit --help'"
-            )
-    _, config = prepare(method, seed=seed if "seed" in user_set else None,
-                        device=device if "device" in user_set else None, **method_values)
+    if method == AUTO:  # the method is chosen once the cloud is read; its options are checked now
+        for name in method_values:
+            owners = options[name][0].methods
+            if not set(owners) & set(AUTO_METHODS):
+                raise InputError(
+                    f"--{name.replace('_', '-')} is not an option of {' or '.join(AUTO_METHODS)}, the methods "
+                    f"--method auto chooses from (it belongs to {', '.join(owners)}): give --method"
+                )
+        auto_candidates(method_values)
+        config, options_given = None, method_values
+    else:
+        spec = get_fitter(method)
+        fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+        for name in method_values:
+            if name not in fields:
+                owners = ", ".join(options[name][0].methods)
+                raise InputError(
+                    f"--{name.replace('_', '-')} is not an option of method {method!r} (it belongs to {owners}); "
+                    f"see 'recon fit --help'"
+                )
+        _, config = prepare(method, seed=seed if "seed" in user_set else None,
+                            device=device if "device" in user_set else None, **method_values)
+        options_given = {}
     try:
         Preprocessing(sample=sample, voxel_size=voxel_size, remove_outliers=remove_outliers).check()
     except InputError as exc:
@@ -172,11 +187,12 @@ def run_fit(
             raise InputError(f"--save-field and --output both name {output}: give the field its own .npz path")
         save_field = output_file(save_field, inputs=[source], what="--save-field")
 
-    with FitProgress(method, quiet=quiet or as_json) as progress:
+    with FitProgress("fit" if method == AUTO else method, quiet=quiet or as_json) as progress:
         result = reconstruct(
             source, method=method, config=config, sample=sample, voxel_size=voxel_size,
             remove_outliers=remove_outliers, min_component=min_component, seed=seed,
             device=device, progress=progress, log=lambda line: info(line, quiet=quiet or as_json),
+            **options_given,
         )
     result.write_mesh(output, inputs=[source])  # atomic: a temporary file, then a rename
     if save_field is not None:
@@ -202,8 +218,7 @@ def _print_summary(s: dict) -> None:
         ("faces out", f"{s['faces']:,} ({s['vertices']:,} vertices)"),
         ("output", s["output"]),
     ]
-    for decision in s["decisions"]:
-        rows.insert(1, (decision["name"], decision["reason"]))
+    rows[1:1] = [(decision["name"], decision["reason"]) for decision in s["decisions"]]  # in the order decided
     if s["field"]:
         rows.append(("field", s["field"]))
     for label, value in rows:  # plain lines: a path is never cut to the terminal's width

@@ -1,11 +1,16 @@
 """reconstruct: what ``recon fit`` does, as one library call.
 
     from recon import reconstruct
+    result = reconstruct("scan.ply", seed=0)   # method="auto": measured, then chosen
+    result.decisions[0]                        # Decision("method", "csp", "auto: open one-sided scan, ...")
     result = reconstruct("scan.ply", method="gridpull", seed=0, resolution=256)
     result.write_mesh("scan.mesh.ply")        # atomically; never over an input
     result.field.save("scan.field.npz")
 
-Read (or take) a cloud, pre-process it, fit a field, mesh it. The CLI, the bench and
+Read (or take) a cloud, pre-process it, fit a field, mesh it. With ``method="auto"`` (the
+default) the cloud is measured (``recon.points.measure``) and the fitter chosen from the
+measures (``recon.choice``); the choice is the first decision of the Result and is stored
+in the field's parameters (``auto_choice``). The CLI, the bench and
 batch runs all call this, so a Python user can do everything the command does.
 """
 
@@ -25,7 +30,12 @@ from recon.errors import InputError, ReconError
 from recon.fields.base import Field
 from recon.triangles import TriangleMesh
 
-DEFAULT_METHOD = "gridpull"
+AUTO = "auto"
+DEFAULT_METHOD = AUTO
+AUTO_METHODS = ("gridpull", "csp")
+"The fitters ``method='auto'`` chooses from (recon.choice's rules know these)."
+MIN_AUTO_POINTS = 10
+"Fewer points than this cannot be measured (spacing and noise need neighbours)."
 
 
 class EmptySurfaceError(ReconError):
@@ -56,8 +66,10 @@ class Result:
     points_in : how many points the input had
     method    : the fitter's name; ``config`` its config dataclass
     device    : where the fit ran ("cpu" or "cuda")
-    timings   : seconds: read_s, preprocess_s, fit_s (and the fit's phases), mesh_s, total_s
+    timings   : seconds: read_s, preprocess_s, choose_s (auto: measuring and choosing),
+                fit_s (and the fit's phases), mesh_s, total_s
     decisions : what was decided from the data, in order
+    choice    : with method "auto": the choice (method, settings, reasons, evidence) as a dict
     """
 
     field: Field
@@ -69,6 +81,7 @@ class Result:
     device: str
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     decisions: list[Decision] = dataclasses.field(default_factory=list)
+    choice: dict | None = None
 
     def write_mesh(self, path, *, inputs=()) -> Path:
         """Write the mesh to ``path`` (format from the suffix), atomically; refuses to
@@ -93,6 +106,7 @@ class Result:
             "faces": int(self.mesh.n_faces),
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
             "decisions": [dataclasses.asdict(d) for d in self.decisions],
+            **({"auto": self.choice} if self.choice is not None else {}),
             "config": config,
         }
 
@@ -116,7 +130,7 @@ class Preprocessing:
             raise InputError(f"voxel_size must be a positive length, got {self.voxel_size}")
 
 
-def prepare(method: str = DEFAULT_METHOD, *, config=None, seed: int | None = None, device: str | None = None,
+def prepare(method: str, *, config=None, seed: int | None = None, device: str | None = None,
             **options):
     """The fitter's spec and config for ``method``, with ``options`` (config fields) applied.
 
@@ -191,16 +205,20 @@ def reconstruct(
 
     source        : a path to a cloud (.ply .pcd .xyz .las .npz ..., or a mesh with
                     ``sample``) or a :class:`~recon.cloud.Cloud`, input units
-    method        : a registered fitter (``recon.fitters``), default gridpull
-    config        : the method's config dataclass; ``options`` replace single fields of it
+    method        : a registered fitter (``recon.fitters``), or "auto" (default): measure
+                    the cloud and choose (see :func:`choose`); options that only one of
+                    the auto methods has choose that one
+    config        : the method's config dataclass (with "auto": picks its method);
+                    ``options`` replace single fields of it
     sample, voxel_size, remove_outliers : pre-processing, see :class:`Preprocessing`
     min_component : drop mesh pieces with fewer faces than this fraction of the largest;
                     default: the fitter's field kind decides (signed fields drop bubbles)
     seed, device  : the fitter's seed and device ("auto", "cpu", "cuda") when it has them;
                     ``seed`` also seeds ``sample``
     progress      : ``progress(step, total, losses)`` called during the fit
-    log           : ``log(line)`` called with one line once the input is read (what is
-                    fitted, with what, where)
+    log           : ``log(line)`` called with lines once the input is read: with "auto"
+                    the decision (``auto: <evidence> -> <method>``), then what is fitted,
+                    with what, where
 
     Every option is checked before the cloud is read. Raises InputError on bad input and
     EmptySurfaceError when the field has no surface to mesh.
@@ -210,23 +228,41 @@ def reconstruct(
     from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
 
     t_start = time.perf_counter()
-    spec, config = prepare(method, config=config, seed=seed, device=device, **options)
+    if method == AUTO and config is not None:
+        method = _method_of_config(config)
+    candidates = auto_candidates(options) if method == AUTO else ()
+    if method != AUTO:
+        spec, config = prepare(method, config=config, seed=seed, device=device, **options)
     preprocessing = Preprocessing(sample=sample, voxel_size=voxel_size, remove_outliers=remove_outliers)
     preprocessing.check()
     if min_component is not None and not 0.0 <= min_component <= 1.0:
         raise InputError(f"min_component must be a fraction in [0, 1], got {min_component}")
-    used_device = resolve_device(_config_value(config, "device", device or "auto"))
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"device must be auto, cpu or cuda, got {device!r}")
 
     cloud, points_in, timings = load_input(source, preprocessing, seed=seed)
+    decisions: list[Decision] = []
+    choice = None
+    if method == AUTO:
+        t = time.perf_counter()
+        choice = choose(cloud, candidates=candidates, options=options)
+        timings["choose_s"] = time.perf_counter() - t
+        decisions.append(Decision("method", choice.method, choice.line()))
+        if log is not None:
+            log(choice.line())
+        spec, config = prepare(choice.method, seed=seed, device=device, **{**choice.overrides, **options})
+    used_device = resolve_device(_config_value(config, "device", device or "auto"))
     if log is not None:
         kept = "" if len(cloud) == points_in else f" ({len(cloud):,} after pre-processing)"
         log(f"{cloud.source}: {points_in:,} points{kept}; fitting with {spec.name} on {used_device}")
 
     phases: dict[str, float] = {}
     t = time.perf_counter()
-    field_ = fit(cloud, method, config, progress=progress, timings=phases)
+    field_ = fit(cloud, spec.name, config, progress=progress, timings=phases)
     timings["fit_s"] = time.perf_counter() - t
     timings.update({f"fit_{k}": v for k, v in phases.items()})
+    if choice is not None:
+        field_.params["auto_choice"] = choice.as_dict()
 
     t = time.perf_counter()
     if min_component is None:
@@ -240,7 +276,68 @@ def reconstruct(
         )
     timings["total_s"] = time.perf_counter() - t_start
     return Result(field=field_, mesh=mesh, cloud=cloud, points_in=points_in, method=spec.name, config=config,
-                  device=used_device, timings=timings, decisions=fitter_decisions(field_))
+                  device=used_device, timings=timings, decisions=decisions + fitter_decisions(field_),
+                  choice=None if choice is None else choice.as_dict())
+
+
+def auto_candidates(options: dict) -> tuple[str, ...]:
+    """The auto methods that take every one of ``options`` (config field names), in
+    AUTO_METHODS order. Refuses (InputError) options that no auto method takes."""
+    from recon.fitters import load_all_fitters
+
+    registry = load_all_fitters()
+    names = [m for m in AUTO_METHODS if m in registry]
+    fields = {m: {f.name for f in dataclasses.fields(registry[m].config_cls)} for m in names}
+    fits = tuple(m for m in names if set(options) <= fields[m])
+    if not fits:
+        unknown = sorted(set(options) - set().union(*fields.values()))
+        if unknown:
+            raise InputError(f"method 'auto' chooses from {', '.join(names)}, and none has option(s) "
+                             f"{', '.join(unknown)}; name the method that has them")
+        raise InputError(f"options {', '.join(sorted(options))} belong to different methods "
+                         f"({', '.join(names)}); name one method")
+    return fits
+
+
+def installed(method: str) -> bool:
+    """Whether ``method``'s optional extra is importable (csp needs torch); nothing is imported."""
+    import importlib.util
+
+    return method != "csp" or importlib.util.find_spec("torch") is not None
+
+
+def choose(cloud: Cloud, *, candidates: tuple[str, ...] = AUTO_METHODS, options: dict | None = None):
+    """Measure ``cloud`` and choose among ``candidates`` (a :class:`recon.choice.Choice`).
+
+    When ``options`` narrowed the candidates and the rules chose another method, or the
+    rules' method is not installed (csp needs torch), another candidate is taken and the
+    choice says why (``overruled``)."""
+    from recon.choice import choose_method
+    from recon.points.measure import measure_cloud
+
+    if len(cloud) < MIN_AUTO_POINTS:
+        raise InputError(f"{cloud.source}: {len(cloud)} points; method 'auto' needs at least {MIN_AUTO_POINTS} "
+                         "to measure the cloud")
+    choice = choose_method(measure_cloud(cloud.points))
+    if choice.method not in candidates:
+        return choice.instead(candidates[0], f"options {', '.join(sorted(options or ()))} are {candidates[0]}'s")
+    if not installed(choice.method):
+        others = [m for m in candidates if installed(m)]
+        if not others:
+            raise InputError(f"method 'auto' chose {choice.method}, which is not installed here: "
+                             "pip install 'recon[csp]' (or pip install torch)")
+        return choice.instead(others[0], f"{choice.method} needs torch, which is not installed: {others[0]} instead")
+    return choice
+
+
+def _method_of_config(config) -> str:
+    """The registered method whose config class ``config`` is an instance of."""
+    from recon.fitters import load_all_fitters
+
+    for name, spec in load_all_fitters().items():
+        if type(config) is spec.config_cls:
+            return name
+    raise InputError(f"config {type(config).__name__} belongs to no registered method")
 
 
 def _config_value(config, name: str, default):
@@ -263,6 +360,7 @@ def fitter_decisions(field_: Field) -> list[Decision]:
         out.append(Decision("trimmed", trimmed,
                             f"{trimmed:,} points outside the noise band of a thin surface were left out"))
     if params.get("surface_decided"):
-        out.append(Decision("surface", str(params["surface_decided"]),
-                            "whether the surface encloses a volume, judged from the fitted field"))
+        decided = str(params["surface_decided"])
+        out.append(Decision("surface", decided,
+                            f"{decided}: whether the surface encloses a volume, judged from the fitted field"))
     return out

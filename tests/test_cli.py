@@ -510,7 +510,7 @@ def test_info_on_a_cloud_and_a_field(recon, cloud, tmp_path):
 def test_gridpull_end_to_end_on_a_tiny_cloud(recon, tmp_path):
     path = write_ply_cloud(tmp_path / "ball.ply", sphere_points(1500, radius=1.0, center=(0.0, 0.0, 0.0)))
     out = tmp_path / "ball.mesh.ply"
-    res = recon("fit", path, "--resolution", "24", "--iterations", "5", "--device", "cpu", "--json")
+    res = recon("fit", path, "--method", "gridpull", "--resolution", "24", "--iterations", "5", "--device", "cpu", "--json")
     assert res.code == 0, res
     summary = json.loads(res.out)
     assert summary["method"] == "gridpull" and summary["faces"] > 100 and summary["output"] == str(out)
@@ -519,16 +519,37 @@ def test_gridpull_end_to_end_on_a_tiny_cloud(recon, tmp_path):
     assert summary["points_merged"] == 0
 
 
+def test_auto_is_the_default_and_says_what_it_chose_in_one_line(recon, tmp_path):
+    path = write_ply_cloud(tmp_path / "ball.ply", sphere_points(20_000, radius=1.0, center=(0.0, 0.0, 0.0)))
+    res = recon("fit", path, "--resolution", "24", "--iterations", "3", "--device", "cpu", "--json")
+    assert res.code == 0, res
+    summary = json.loads(res.out)
+    first = summary["decisions"][0]
+    assert summary["method"] == "gridpull" and first["name"] == "method" and first["value"] == "gridpull"
+    res = recon("fit", path, "--resolution", "24", "--iterations", "3", "--device", "cpu", "-o", tmp_path / "b.ply")
+    assert res.code == 0, res
+    auto_lines = [line for line in res.err.splitlines() if line.startswith("auto: ")]  # before the fit
+    assert auto_lines == [first["reason"]] and auto_lines[0].endswith("-> gridpull, closed mesh")
+    assert "closed object" in auto_lines[0] and "20,000 points" in auto_lines[0]
+    # an option that neither auto method has is refused, naming it
+    assert_one_line_error(recon("fit", path, "--shrink", "0.5"), "--shrink", "--method")
+
+
+def test_method_auto_is_in_the_help(recon):
+    text = " ".join(recon("fit", "--help").out.replace("│", " ").split())
+    assert "auto" in text and "measures the cloud" in text
+
+
 def test_gridpull_says_when_it_fits_voxel_means_of_a_dense_cloud(recon, tmp_path):
     dense = sphere_points(60_000, radius=1.0, center=(0.0, 0.0, 0.0), seed=2)
     path = write_ply_cloud(tmp_path / "dense.ply", dense)
-    res = recon("fit", path, "--resolution", "32", "--iterations", "3", "--device", "cpu")
+    res = recon("fit", path, "--method", "gridpull", "--resolution", "32", "--iterations", "3", "--device", "cpu")
     assert res.code == 0, res
     merged = [line for line in res.out.splitlines() if line.startswith("merged")]
     assert len(merged) == 1 and "voxel means" in merged[0] and "--merge-cells 0" in merged[0]
     n = int(merged[0].split("fitted to ")[1].split(" ")[0].replace(",", ""))
     assert 0 < n < 60_000 // 3
-    res = recon("fit", path, "--resolution", "32", "--iterations", "3", "--merge-cells", "0", "--json",
+    res = recon("fit", path, "--method", "gridpull", "--resolution", "32", "--iterations", "3", "--merge-cells", "0", "--json",
                 "-o", tmp_path / "every.ply")
     assert res.code == 0, res
     assert json.loads(res.out)["points_merged"] == 0
@@ -564,7 +585,7 @@ def test_gridpull_same_seed_gives_the_same_mesh_file(recon, tmp_path):
     path = write_ply_cloud(tmp_path / "ball.ply", sphere_points(1500, radius=1.0, center=(0.0, 0.0, 0.0), seed=3))
     outs = [tmp_path / "a.ply", tmp_path / "b.ply"]
     for out in outs:
-        res = recon("fit", path, "--resolution", "24", "--iterations", "5", "--seed", "5", "-o", out, "-q")
+        res = recon("fit", path, "--method", "gridpull", "--resolution", "24", "--iterations", "5", "--seed", "5", "-o", out, "-q")
         assert res.code == 0, res
     assert outs[0].read_bytes() == outs[1].read_bytes()
 

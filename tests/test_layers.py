@@ -25,7 +25,7 @@ LAYERS = [
     ("fields", ["recon.fields"]),
     ("surfaces", ["recon.meshing", "recon.metrics"]),
     ("methods", ["recon.fitters", "recon.render"]),
-    ("applications", ["recon.describe", "recon.pipeline", "recon.viewer"]),
+    ("applications", ["recon.choice", "recon.describe", "recon.pipeline", "recon.viewer"]),
     ("harness", ["recon.bench"]),
     ("commands", ["recon.cli"]),
 ]

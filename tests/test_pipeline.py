@@ -10,7 +10,7 @@ import pytest
 from recon import Cloud, InputError
 from recon.pipeline import Decision, Result, reconstruct
 
-FAST = {"resolution": 40, "iterations": 60}
+FAST = {"method": "gridpull", "resolution": 40, "iterations": 60}  # method auto is tested in test_choice.py
 
 
 def sphere_cloud(n=3000, radius=1.5, center=(4.0, -2.0, 1.0), seed=0) -> Cloud:
@@ -54,7 +54,7 @@ def test_sampling_and_preprocessing_are_applied_and_counted():
 
 
 def test_the_summary_is_json_and_names_the_decisions():
-    result = reconstruct(sphere_cloud(n=60_000), device="cpu", resolution=32, iterations=3)
+    result = reconstruct(sphere_cloud(n=60_000), method="gridpull", device="cpu", resolution=32, iterations=3)
     summary = json.loads(json.dumps(result.summary()))
     assert summary["faces"] == result.mesh.n_faces > 0
     merged = [d for d in summary["decisions"] if d["name"] == "merged"]

@@ -1,0 +1,162 @@
+"""Which fitter suits a cloud: ``choose_method(measures) -> Choice``.
+
+The rules read :class:`~recon.points.measure.CloudMeasures` only through scale-free
+quantities (shares of cells or points, samples across the cloud, noise in spacings), and
+their thresholds live in :class:`ChoiceRules`. What they encode:
+
+- gridpull fits a signed distance grid: its surface is always closed and watertight, and
+  its smoothing averages noise away. It is the fitter for a surface that seals a volume
+  and is sampled densely enough that no part is only a few samples thick, with no
+  surfaces inside that volume (its inside is one solid).
+- csp fits an unsigned closest-point field: open surfaces keep their boundaries, and thin
+  parts are not smoothed shut. It is the fitter for everything else: open sheets,
+  one-sided scans and terrain, scenes, closed objects scanned with holes or holding inner
+  surfaces, sparse clouds.
+  On a closed, dense cloud it costs a little accuracy; gridpull on open data costs a lot
+  (lids and blobs), so when the evidence is unclear csp is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recon.points.measure import CloudMeasures
+
+
+@dataclass(frozen=True)
+class ChoiceRules:
+    """Thresholds of :func:`choose_method`, all scale-free."""
+
+    sealed_share: float = 0.1
+    "A cloud encloses a volume when at least this share of its occupied and enclosed cells are enclosed: a closed surface's interior is a large part of its hull, a leaking one keeps only stray sealed pockets."
+    inner_share: float = 0.02
+    "More than this share of the points inside the enclosed volume (not stray points) are surfaces a signed field cannot hold: its inside is one solid."
+    sparse_samples_across: float = 60.0
+    "Fewer samples than this across the diagonal is sparse: a part a twentieth of the cloud's size is then about three samples wide, which a signed grid's smoothing closes."
+    one_sided_share: float = 0.9
+    "Single-layer projection cells along the best direction at or above this share make a height field or a one-view scan."
+    scene_pieces: int = 3
+    "At least this many separate pieces (each with a share of the points) make a scene rather than an object."
+    scene_spacing_spread: float = 6.0
+    "A nearest-neighbour spread (90th / 10th percentile) above this is a density falling off with range, as in a LiDAR sweep; sampled objects stay below 5."
+    noisy_spacings: float = 0.25
+    "Noise above this many surface spacings is called noisy in the description (only words, no rule depends on it)."
+    clean_spacings: float = 0.05
+    "Noise below this many surface spacings is called clean in the description (only words)."
+
+
+RULES = ChoiceRules()
+
+
+@dataclass
+class Choice:
+    """What :func:`choose_method` decided."""
+
+    method: str
+    "The fitter's registered name."
+    overrides: dict = field(default_factory=dict)
+    "Config fields of that fitter set by the choice (explicit options still win)."
+    reasons: list = field(default_factory=list)
+    "Why, as short phrases."
+    evidence: dict = field(default_factory=dict)
+    "The measures the rules read (JSON-serialisable)."
+    kind: str = ""
+    "The cloud as the rules see it, e.g. 'open one-sided scan' or 'closed object'."
+    overruled: str = ""
+    "Why the rules' method was not taken (not installed, or options of another method given); empty when it was."
+
+    def line(self) -> str:
+        """One line: ``auto: <kind>, noise ..., N points -> <method>[, surface]``."""
+        ev = self.evidence
+        target = self.method
+        if self.overrides.get("surface") == "open":
+            target += ", open mesh"
+        elif self.method == "gridpull":
+            target += ", closed mesh"
+        elif self.method == "csp":
+            target += ", open or closed from the fitted field"
+        percent = 100 * ev["noise_fraction"]
+        if percent < 0.001:
+            noise = "noise below 0.001 %"
+        elif self.kind.startswith("sparse"):  # between sparse samples the shape itself counts as noise
+            noise = f"noise at most {percent:.2g} %"
+        else:
+            noise = f"noise {percent:.2g} %"
+        text = f"auto: {self.kind}, {noise} of the diagonal, {ev['points']:,} points -> {target}"
+        if self.overruled:
+            text += f" ({self.overruled})"
+        return text
+
+    def instead(self, method: str, why: str) -> "Choice":
+        """This choice with ``method`` taken instead (its settings dropped), saying ``why``."""
+        return Choice(method=method, overrides={}, reasons=[*self.reasons, why], evidence=dict(self.evidence),
+                      kind=self.kind, overruled=why)
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "overrides": dict(self.overrides), "kind": self.kind,
+                "reasons": list(self.reasons), "overruled": self.overruled, "evidence": dict(self.evidence)}
+
+
+def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Choice:
+    """The fitter (and a few of its settings) for a cloud with these measures: "gridpull"
+    or "csp". Whether it is installed is the caller's business (:meth:`Choice.instead`)."""
+    m = measures
+    # sealed: enough is enclosed, and no more at coarser cells (a surface with holes about
+    # as wide as the cells encloses more once they are coarser; a sealed one less, its shell thickening)
+    sealed = m.enclosed_share >= rules.sealed_share and m.enclosed_share >= m.enclosed_share_coarse
+    leaks_wider = not sealed and max(m.enclosed_share, m.enclosed_share_coarse) >= rules.sealed_share
+    inner = sealed and m.inner_share > rules.inner_share
+    sparse = m.samples_across < rules.sparse_samples_across
+    one_sided = not sparse and not sealed and m.single_layer_share >= rules.one_sided_share
+    scene = not sealed and (m.components >= rules.scene_pieces or m.spacing_spread > rules.scene_spacing_spread)
+    noisy = m.noise_spacings > rules.noisy_spacings
+
+    reasons = []
+    overrides: dict[str, Any] = {}
+    if sealed and not sparse and not inner:
+        method = "gridpull"
+        reasons.append(f"the points seal a volume ({m.enclosed_share:.0%} of the hull enclosed at "
+                       f"{m.enclosure_cell_spacings:.0f} spacings)")
+        reasons.append(f"densely sampled ({m.samples_across:.0f} samples across)")
+    else:
+        method = "csp"
+        if sparse:
+            reasons.append(f"sparse ({m.samples_across:.0f} samples across): thin parts need an unsigned field")
+        if inner:
+            reasons.append(f"surfaces inside the enclosed volume ({m.inner_share:.0%} of the points), "
+                           "which a signed field's solid inside would drop")
+        if leaks_wider:
+            reasons.append(f"holes or thin walls about as wide as the cells ({m.enclosed_share:.0%} of the hull "
+                           f"enclosed at {m.enclosure_cell_spacings:.0f} spacings, {m.enclosed_share_coarse:.0%} "
+                           "at coarser cells)")
+        elif not sealed:
+            reasons.append(f"the points enclose no volume ({m.enclosed_share:.1%} of the hull at "
+                           f"{m.enclosure_cell_spacings:.0f} spacings)")
+        if one_sided:
+            reasons.append(f"one-sided ({m.single_layer_share:.0%} of the cells one layer deep)")
+        if scene:
+            reasons.append(f"a scene ({m.components} pieces, spacing spread {m.spacing_spread:.1f})")
+        if one_sided or scene:
+            overrides["surface"] = "open"
+
+    if one_sided:
+        kind = "open one-sided scan"
+    elif scene:
+        kind = "open scene"
+    elif inner:
+        kind = "closed object with inner surfaces"
+    elif sealed:
+        kind = "closed object"
+    elif leaks_wider:
+        kind = "object with holes or thin walls"
+    else:
+        kind = "open surface"
+    if sparse and not sealed:  # random gaps between few samples leak: open or closed is not told
+        kind = "cloud"
+    kind = ("noisy " if noisy and not sparse else "clean " if m.noise_spacings < rules.clean_spacings else "") + kind
+    if sparse:
+        kind = "sparse " + kind
+
+    evidence = {k: v for k, v in m.as_dict().items() if k not in ("layer_direction", "measured_points")}
+    return Choice(method=method, overrides=overrides, reasons=reasons, evidence=evidence, kind=kind)
