@@ -199,6 +199,7 @@ def reconstruct(
     device: str | None = None,
     progress=None,
     log=None,
+    require_surface: bool = True,
     **options,
 ) -> Result:
     """Fit a surface to a point cloud and mesh it.
@@ -220,8 +221,10 @@ def reconstruct(
                     the decision (``auto: <evidence> -> <method>``), then what is fitted,
                     with what, where
 
-    Every option is checked before the cloud is read. Raises InputError on bad input and
-    EmptySurfaceError when the field has no surface to mesh.
+    require_surface : raise EmptySurfaceError when the field has no surface to mesh
+                    (default); False returns the Result with an empty mesh
+
+    Every option is checked before the cloud is read. Raises InputError on bad input.
     """
     from recon.device import resolve_device
     from recon.fitters import fit
@@ -269,7 +272,7 @@ def reconstruct(
         min_component = fit_min_component_fraction(field_)
     mesh = extract_mesh(field_, min_component_fraction=min_component)
     timings["mesh_s"] = time.perf_counter() - t
-    if mesh.n_faces == 0:
+    if mesh.n_faces == 0 and require_surface:
         raise EmptySurfaceError(
             f"the fitted field of {cloud.source} has no surface (0 faces); nothing written. "
             f"Try another --resolution or check the input"

@@ -75,6 +75,28 @@ def test_gridpull_is_a_bench_method():
     assert m.warmup_options == {"overrides": {"resolution": 32, "iterations": 2}}
 
 
+def test_auto_is_a_bench_method_that_warms_up_every_method_it_may_choose(monkeypatch):
+    import recon.bench.methods as methods_module
+    from recon.bench.child import warmup_cloud
+    from recon.pipeline import AUTO_METHODS, installed
+    from recon.triangles import TriangleMesh
+
+    m = all_methods()["auto"]
+    assert m.kind == "fitter" and m.warmup_options == {"warmup": True}
+    calls = []
+    run_fitter = methods_module.run_fitter
+
+    def spy(cloud, *, fitter, module=None, overrides=None):
+        calls.append(fitter)
+        return run_fitter(cloud, fitter=fitter, overrides=overrides)
+
+    monkeypatch.setattr(methods_module, "run_fitter", spy)
+    mesh = methods_module.resolve_target(m.target)(warmup_cloud(200), **m.warmup_options)
+    # a shrunk warm-up may leave an empty mesh: it compiles kernels, it is not scored
+    assert isinstance(mesh, TriangleMesh)
+    assert calls == [name for name in AUTO_METHODS if installed(name)]
+
+
 def test_a_new_fitter_appears_with_no_edit_to_the_bench():
     from dataclasses import dataclass
 

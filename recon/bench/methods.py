@@ -120,9 +120,30 @@ def run_fitter(cloud, *, fitter: str, module: str | None = None, overrides: dict
 
     if module:
         importlib.import_module(module)
-    return reconstruct(cloud, method=fitter, **(overrides or {})).mesh
+    return reconstruct(cloud, method=fitter, require_surface=False, **(overrides or {})).mesh
 
 
+def run_auto(cloud, *, warmup: bool = False):
+    """Bench entry for ``recon fit``'s default, ``--method auto``: the choice and the fit,
+    as a user's run makes them. The warm-up compiles every method auto may choose."""
+    from recon.fitters import get_fitter
+    from recon.pipeline import AUTO, AUTO_METHODS, installed, reconstruct
+
+    if warmup:
+        meshes = [run_fitter(cloud, fitter=name, overrides=_fitter_method(get_fitter(name)).warmup_options["overrides"])
+                  for name in AUTO_METHODS if installed(name)]
+        return meshes[-1]
+    return reconstruct(cloud, method=AUTO, require_surface=False).mesh
+
+register_method(
+    BenchMethod(
+        name="auto",
+        target="recon.bench.methods:run_auto",
+        description="recon fit's default: the method chosen from the data (gridpull or csp)",
+        kind="fitter",
+        warmup_options={"warmup": True},
+    )
+)
 register_method(
     BenchMethod(
         name="o3d-poisson",
