@@ -29,7 +29,7 @@ def test_quick_start_commands_are_the_ones_ci_runs():
 
 def test_python_api_block_runs(tmp_path, monkeypatch):
     block = re.search(r"## Python API\s+```python\n(.*?)```", README, re.S).group(1)
-    d = np.random.default_rng(0).normal(size=(2000, 3))
+    d = np.random.default_rng(0).normal(size=(20000, 3))  # dense and closed: auto picks gridpull
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     from recon.cloud import Cloud
     from recon.io import write_cloud
