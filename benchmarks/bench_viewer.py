@@ -23,7 +23,7 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from recon.viewer.load import build_scene, load_inputs
-from recon.viewer.scene import ViewerConfig
+from recon.viewer.config import ViewerConfig
 t_import = time.perf_counter()
 inputs = load_inputs([sys.argv[1], sys.argv[2]])
 t_read = time.perf_counter()

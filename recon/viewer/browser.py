@@ -1,0 +1,90 @@
+"""The browser page of the web view: the server-rendered scene with the window's controls as
+page widgets (layer toggles, error colours, clip plane, iso-level slider, picking readout).
+
+Each widget calls the same ViewerScene method as the window's key or widget, so the page
+shows what the window would; ``recon.viewer.web`` serves it.
+"""
+
+from __future__ import annotations
+
+from recon.viewer import measures
+from recon.viewer.controls import toggle_clip
+
+
+def build_page(server, scene, SinglePageLayout, plotter_ui):
+    """Lay out ``scene`` on the trame ``server``'s page; returns the view (its ``update()`` redraws)."""
+    from trame.widgets import vuetify3 as v3
+
+    state, ctrl = server.state, server.controller
+    for layer, shown in scene.visible.items():
+        state[f"show_{layer}"] = shown
+    state.errors = scene.mesh_coloring in ("gt", "input")
+    state.clip = scene.clip is not None
+    state.picked = ""
+    has_field = scene.field is not None
+    if has_field:
+        lo, hi = measures.level_range(measures.field_traits(scene.field), scene.level)
+        state.level = scene.level
+        state.level_min, state.level_max = lo, hi
+        state.level_step = (hi - lo) / 200
+
+    with SinglePageLayout(server) as layout:
+        layout.title.set_text("recon view")
+        with layout.toolbar:
+            v3.VSpacer()
+            for layer in scene.visible:
+                v3.VCheckbox(v_model=(f"show_{layer}",), label=layer, hide_details=True, density="compact",
+                             classes=f"mx-1 recon-show-{layer}")
+            v3.VCheckbox(v_model=("errors",), label="error colours", hide_details=True, density="compact",
+                         disabled=scene.mesh is None, classes="mx-1 recon-errors")
+            v3.VCheckbox(v_model=("clip",), label="clip", hide_details=True, density="compact", classes="mx-1 recon-clip")
+            if has_field:
+                v3.VSlider(v_model=("level",), min=("level_min",), max=("level_max",), step=("level_step",),
+                           label="iso-level", hide_details=True, density="compact", style="max-width: 300px",
+                           classes="mx-2 recon-level", end=(ctrl.level_released, "[$event]"))
+        with layout.content:
+            view = plotter_ui(scene.plotter, mode="server", server=server, add_menu=False)
+            v3.VSheet("{{ picked }}", style="position: absolute; bottom: 8px; left: 8px; white-space: pre; "
+                      "font-size: 12px; background: rgba(255,255,255,0.8)", classes="recon-picked")
+
+    def redraw():
+        view.update()
+
+    for layer in scene.visible:
+        state.change(f"show_{layer}")(lambda layer=layer, **kw: (scene.set_visible(layer, kw[f"show_{layer}"]),
+                                                                   redraw()))
+
+    @state.change("errors")
+    def _errors(errors, **_):
+        want = ("gt" if scene.gt is not None else "input") if errors else "plain"
+        if scene.mesh is not None and scene.mesh_coloring != want and want in scene.mesh_colorings():
+            scene.set_mesh_coloring(want)
+            redraw()
+
+    @state.change("clip")
+    def _clip(clip, **_):
+        if bool(clip) != (scene.clip is not None):
+            toggle_clip(scene)
+            redraw()
+
+    if has_field:
+        @state.change("level")
+        def _level(level, **_):
+            scene.set_level(float(level), coarse=True)
+            redraw()
+
+        def released(level):
+            scene.set_level(float(level))
+            redraw()
+
+        ctrl.level_released = released
+
+    def picked(point):
+        scene.pick(point)
+        state.picked = measures.probe_text(scene.picked)
+        redraw()
+
+    scene.plotter.enable_point_picking(callback=picked, left_clicking=True, show_message=False, show_point=True,
+                                       color="black", point_size=10, picker="hardware")
+    scene.pick_in_page = picked  # the same callback, for tests and scripts
+    return view
