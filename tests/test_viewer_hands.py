@@ -3,10 +3,17 @@ kind, picking, clipping, the iso-level passes, turntables, and the web view's ac
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
 import numpy as np
 import pytest
 
-from recon import InputError, SignedDistanceGrid
+from recon import Cloud, InputError, SignedDistanceGrid
 from recon.viewer import framing, measures
 
 SIZE = (320, 240)
@@ -168,3 +175,244 @@ def test_colour_scales_suit_each_field_kind():
     assert measures.level_range(measures.field_traits(Occupancy()), 0.5) == (0.02, 0.98)
     lo, hi = measures.level_range(measures.field_traits(Unsigned()), 0.0)
     assert 0 < lo < hi
+
+
+# ---------------------------------------------------------------------- the scene, rendered offscreen
+
+pv = pytest.importorskip("pyvista")
+WHITE = np.array([255, 255, 255])
+
+
+def scene(**kw):
+    from recon.viewer import ViewerScene
+
+    return ViewerScene(off_screen=True, window_size=SIZE, **kw)
+
+
+def ink(img) -> float:
+    return float((np.abs(img.astype(int) - WHITE).sum(-1) > 30).mean())
+
+
+def mesh_of(field, **kw):
+    from recon.meshing.marching_cubes import extract_mesh
+
+    return extract_mesh(field, **kw)
+
+
+def test_first_view_of_a_standing_object_is_from_the_front_with_its_up_up():
+    s = scene()
+    s.add_cloud(Cloud(dome_on_a_base() + [5.0, 0.0, 0.0]))
+    s.reset_camera()
+    cam = s.plotter.camera
+    np.testing.assert_allclose(cam.up, [0, 0, 1], atol=1e-9)
+    np.testing.assert_allclose(cam.focal_point, [5.0, 0.0, 0.5], atol=0.02)
+    d = np.asarray(cam.direction)
+    assert d[1] > 0.7 and d[2] < 0  # from the front (-y), a little above
+    img = s.image()
+    rows, cols = np.nonzero((np.abs(img.astype(int) - WHITE).sum(-1) > 30)[60:, :])  # below the overlay text
+    assert abs(cols.mean() - SIZE[0] / 2) < 0.1 * SIZE[0]  # centred
+    assert np.ptp(cols) > 0.35 * SIZE[0]  # filling the view, not a dot
+    forced = scene(up=[0, -1, 0])
+    forced.add_cloud(Cloud(dome_on_a_base()))
+    forced.reset_camera()
+    np.testing.assert_allclose(forced.plotter.camera.up, [0, -1, 0], atol=1e-9)
+    s.close()
+    forced.close()
+
+
+def test_point_size_comes_from_the_spacing_and_the_cloud_is_drawn_under_the_mesh():
+    field = sphere_field()
+    sparse, dense = scene(), scene()
+    sparse.add_cloud(Cloud(sphere_points(2000)))
+    dense.add_cloud(Cloud(sphere_points(50000)))
+    for s in (sparse, dense):
+        s.reset_camera()
+        assert s.plotter.actors["cloud"].GetProperty().GetPointSize() == pytest.approx(s.point_size)
+    assert 1.0 <= dense.point_size < sparse.point_size <= 6.0
+    assert sparse.point_size == pytest.approx(framing.point_size_pixels(
+        framing.point_spacing(sparse.cloud_points), np.linalg.norm(np.subtract(*sparse.plotter.camera_position[:2])),
+        view_angle=30, height=SIZE[1]))
+    # a noisy cloud on the mesh's surface: the mesh covers the cloud's near side
+    dense.add_mesh(mesh_of(field))
+    img = dense.image()[80:160, 120:200].astype(int)
+    orange = (img[..., 0] > 200) & (img[..., 1] < 180) & (img[..., 2] < 100)
+    assert orange.mean() < 0.02
+    dense.set_visible("mesh", False)
+    img = dense.image()[80:160, 120:200].astype(int)
+    assert ((img[..., 0] > 200) & (img[..., 1] < 180) & (img[..., 2] < 100)).mean() > 0.3
+    sparse.close()
+    dense.close()
+
+
+def test_slices_are_cut_to_the_object_not_the_field():
+    s = scene()
+    s.add_mesh(mesh_of(sphere_field(r=0.3, n=64, lo=-2.0, hi=2.0)))
+    s.add_field(sphere_field(r=0.3, n=64, lo=-2.0, hi=2.0), slices=("z", "x"), mesh=False)
+    b = s.plotter.actors["slice_z"].bounds  # xmin, xmax, ymin, ymax, zmin, zmax
+    pad = s.config.slice_margin * np.linalg.norm([0.6, 0.6, 0.6])
+    assert b[0] == pytest.approx(-0.3 - pad, abs=0.03) and b[1] == pytest.approx(0.3 + pad, abs=0.03)
+    assert b[4] == pytest.approx(0.0, abs=0.03) and b[5] == pytest.approx(b[4])  # through the object's centre
+    bx = s.plotter.actors["slice_x"].bounds
+    assert bx[3] - bx[2] < 1.0 < 4.0  # not the field's 4 units
+    s.close()
+
+
+def test_occupancy_field_meshes_at_one_half_with_a_probability_scale():
+    s = scene()
+    s.add_field(Occupancy(r=0.5), slices=("z",))
+    r = np.linalg.norm(s.mesh.vertices, axis=1)
+    assert np.median(r) == pytest.approx(0.5, abs=0.02)
+    assert "occupancy [probability]" in s.plotter.scalar_bars
+    assert "curvature" not in s.mesh_colorings()  # not from probabilities
+    assert "field: occupancy, level 0.5" in s.overlay_text()
+    s.set_level(0.9)  # more probably inside: a smaller sphere
+    assert np.median(np.linalg.norm(s.mesh.vertices, axis=1)) < 0.5 - 0.05
+    s.close()
+
+
+def test_unsigned_field_slices_start_at_zero():
+    s = scene()
+    s.add_field(Unsigned(), slices=("z",), mesh=False)
+    bar = s.plotter.scalar_bars["unsigned distance [input units]"]
+    assert bar.GetLookupTable().GetRange()[0] == 0.0
+    s.close()
+
+
+def test_pick_clip_error_colours_and_the_coarse_pass():
+    from recon.viewer import ViewerConfig
+
+    field = sphere_field(n=64)
+    s = scene(config=ViewerConfig(coarse_resolution=32))
+    s.add_cloud(Cloud(sphere_points(5000)))
+    s.add_field(field, slices=())
+    s.add_ground_truth(mesh_of(sphere_field(r=0.65)))
+    s.reset_camera()
+    out = s.pick([0.0, 0.9, 0.0])
+    assert out["value"] == pytest.approx(0.3, abs=3e-3) and out["to_gt"] == pytest.approx(0.25, abs=5e-3)
+    assert "distance to the input points" in s.overlay_text()
+    assert s.mesh_coloring == "gt"
+    s.toggle_error_colors()
+    assert s.mesh_coloring == "plain"
+    s.set_visible("cloud", False)
+    whole = ink(s.image())
+    s.set_clip(np.asarray(s.plotter.camera.direction), [0.0, 0.0, 0.0])  # cut away the near half
+    cut = s.image()
+    assert ink(cut) == pytest.approx(whole, rel=0.15)  # the far half still covers the disc
+    cam = s.plotter.camera
+    right = np.cross(cam.direction, cam.up)
+    s.set_clip(right, [0.0, 0.0, 0.0])  # keep the left half of the view
+    half = ink(s.image())
+    assert half < 0.65 * whole
+    s.set_clip(None)
+    assert ink(s.image()) == pytest.approx(whole, rel=0.02)
+    s.set_level(0.05, coarse=True)  # 32 nodes a side while dragging, then the field's own 64
+    coarse = s.mesh
+    assert s.metrics is None and s.mesh_coloring == "plain"
+    assert np.median(np.linalg.norm(coarse.vertices, axis=1)) == pytest.approx(0.65, abs=0.01)
+    s.set_level(0.05)
+    assert s.mesh.n_faces > 3 * coarse.n_faces and s.metrics is not None
+    s.close()
+
+
+def test_turntable_writes_the_turn(tmp_path):
+    from PIL import Image
+
+    from recon.viewer.controls import turntable
+
+    s = scene()
+    s.add_cloud(Cloud(dome_on_a_base()))
+    s.reset_camera()
+    before = s.plotter.camera_position
+    n = turntable(s, tmp_path / "spin.gif", 6)
+    assert n == 6
+    gif = Image.open(tmp_path / "spin.gif")
+    frames = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        frames.append(np.asarray(gif.convert("RGB")).astype(int))
+    assert len(frames) == 6 and frames[0].shape == (SIZE[1], SIZE[0], 3)
+    assert np.abs(frames[0] - frames[1]).mean() > 1  # the object turned
+    assert s.plotter.camera_position == before  # the view is put back
+    with pytest.raises(InputError, match=".gif or .mp4"):
+        turntable(s, tmp_path / "spin.avi", 6)
+    s.close()
+
+
+def run_cli(argv, monkeypatch):
+    from recon.cli.main import run
+
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    return run(["view", *map(str, argv)])
+
+
+def test_cli_turntable_and_up(tmp_path, monkeypatch, capsys):
+    from recon.io import write_cloud
+
+    write_cloud(Cloud(dome_on_a_base()), tmp_path / "dome.ply")
+    args = [tmp_path / "dome.ply", "--size", "160x120"]
+    assert run_cli([*args, "--turntable", "4", "-o", tmp_path / "spin.gif"], monkeypatch) == 0
+    assert "wrote" in capsys.readouterr().err and (tmp_path / "spin.gif").stat().st_size > 0
+    assert run_cli([*args, "--turntable", "4"], monkeypatch) == 2
+    assert "go together" in capsys.readouterr().err
+    assert run_cli([*args, "--up", "w", "--screenshot", tmp_path / "a.png"], monkeypatch) == 2
+    assert "--up must be" in capsys.readouterr().err
+    assert run_cli([*args, "--up", "-x", "--screenshot", tmp_path / "a.png"], monkeypatch) == 0
+
+
+# ---------------------------------------------------------------------- the web view's access and exit
+
+
+def test_loopback_addresses():
+    from recon.viewer.web import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.1.2.3")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.168.1.4")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_web_view_beyond_loopback_warns_needs_the_token_and_exits_143_on_sigterm(tmp_path):
+    pytest.importorskip("trame", reason="the [web] extra is not installed")
+    pytest.importorskip("trame_pyvista", reason="the [web] extra is not installed")
+    from recon.io import write_cloud
+
+    write_cloud(Cloud(sphere_points(500)), tmp_path / "s.ply")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.Popen([sys.executable, "-m", "recon.cli.main", "view", str(tmp_path / "s.ply"), "--web",
+                             "--host", "0.0.0.0", "--port", str(port), "--size", "320x240"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://0.0.0.0:{port}/?token=" in line, line
+        token = line.split("?token=")[1].split()[0]
+        assert len(token) >= 20
+        base = f"http://127.0.0.1:{port}/"
+        assert _status(base) == 403
+        assert _status(base + "?token=wrong") == 403
+        assert _status(base + f"?token={token}") == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 143
+        err = proc.stderr.read()
+        lines = err.strip().splitlines()
+        assert lines[0].startswith("recon view: warning: serving on 0.0.0.0, beyond this machine")
+        assert lines[-1] == "recon: error: terminated (SIGTERM)" and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
