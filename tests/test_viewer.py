@@ -462,3 +462,85 @@ def test_interactive_controls_build_and_keys_run(offscreen_ok, field, tmp_path, 
     s.set_level(0.1)
     assert ink(s.image()) > 0.05
     s.close()
+
+
+VIEW_RECT_JS = """JSON.stringify([...document.querySelectorAll('img, canvas')].map(e => {
+    const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })
+    .sort((a, b) => b[2] * b[3] - a[2] * a[3])[0] || null)"""
+
+
+def _rect_js(selector: str) -> str:
+    return (f"(() => {{ const e = document.querySelector('{selector}'); if (!e) return null; "
+            "const r = e.getBoundingClientRect(); return JSON.stringify([r.x, r.y, r.width, r.height]); })()")
+
+
+def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, files):
+    """In the browser: a click reads the values under it, the iso slider re-meshes, a layer box hides it."""
+    import asyncio
+    import json
+
+    pytest.importorskip("trame", reason="the [web] extra is not installed")
+    pytest.importorskip("trame_pyvista", reason="the [web] extra is not installed")
+    from headless_browser import find_chromium, in_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recon.cli.main", "view", str(files / "s.field.npz"), "--cloud", str(files / "s.ply"),
+         "--slices", "", "--web", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+    async def steps(page):
+        found = {}
+        deadline = asyncio.get_event_loop().time() + 60
+        rect = None
+        while asyncio.get_event_loop().time() < deadline:
+            rect = json.loads(await page.evaluate(VIEW_RECT_JS) or "null")
+            if rect and rect[2] > 100 and ink((await page.image())[int(rect[1]): int(rect[1] + rect[3]),
+                                                                    int(rect[0]): int(rect[0] + rect[2])]) > 0.05:
+                break
+            await asyncio.sleep(1)
+        assert rect, "the page never showed the view"
+        x, y, w, h = rect
+
+        def view_of(img):
+            return img[int(y): int(y + h), int(x): int(x + w)]
+
+        found["first"] = view_of(await page.image())
+        await page.click(x + w / 2, y + h / 2)  # the sphere's centre: its near surface
+        for _ in range(30):
+            text = await page.evaluate("document.querySelector('.recon-picked').innerText")
+            if text and "picked (" in text:
+                break
+            await asyncio.sleep(0.5)
+        found["picked"] = text
+        slider = json.loads(await page.evaluate(_rect_js(".recon-level .v-slider-thumb")) or "null")
+        track = json.loads(await page.evaluate(_rect_js(".recon-level .v-slider-track")) or "null")
+        assert slider and track, "no iso-level slider on the page"
+        sx, sy = slider[0] + slider[2] / 2, slider[1] + slider[3] / 2
+        await page.drag(sx, sy, track[0] + track[2] - 2, sy)
+        grown = await page.wait_for(lambda img: ink(view_of(img)) > 1.3 * ink(found["first"]), timeout=30)
+        found["grown"] = grown is not None
+        box = json.loads(await page.evaluate(_rect_js(".recon-show-mesh input")) or "null")
+        await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
+        hidden = await page.wait_for(lambda img: ink(view_of(img)) < 0.5 * ink(found["first"]), timeout=30)
+        found["hidden"] = hidden is not None
+        return found
+
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        found = in_chromium(f"http://127.0.0.1:{port}/", steps, width=1024, height=768)
+        assert "picked (" in found["picked"] and "field value" in found["picked"], found["picked"]
+        assert "distance to the input points" in found["picked"]
+        assert found["grown"], "moving the iso-level slider to its top did not grow the surface"
+        assert found["hidden"], "unticking 'mesh' did not hide the mesh"
+        proc.send_signal(15)
+        assert proc.wait(timeout=20) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -209,7 +209,7 @@ def test_first_view_of_a_standing_object_is_from_the_front_with_its_up_up():
     d = np.asarray(cam.direction)
     assert d[1] > 0.7 and d[2] < 0  # from the front (-y), a little above
     img = s.image()
-    rows, cols = np.nonzero((np.abs(img.astype(int) - WHITE).sum(-1) > 30)[60:, :])  # below the overlay text
+    _, cols = np.nonzero((np.abs(img.astype(int) - WHITE).sum(-1) > 30)[60:, :])  # below the overlay text
     assert abs(cols.mean() - SIZE[0] / 2) < 0.1 * SIZE[0]  # centred
     assert np.ptp(cols) > 0.35 * SIZE[0]  # filling the view, not a dot
     forced = scene(up=[0, -1, 0])
@@ -253,7 +253,7 @@ def test_slices_are_cut_to_the_object_not_the_field():
     assert b[0] == pytest.approx(-0.3 - pad, abs=0.03) and b[1] == pytest.approx(0.3 + pad, abs=0.03)
     assert b[4] == pytest.approx(0.0, abs=0.03) and b[5] == pytest.approx(b[4])  # through the object's centre
     bx = s.plotter.actors["slice_x"].bounds
-    assert bx[3] - bx[2] < 1.0 < 4.0  # not the field's 4 units
+    assert bx[3] - bx[2] < 1.0  # the object is 0.6 across, the field 4
     s.close()
 
 

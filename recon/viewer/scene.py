@@ -128,7 +128,7 @@ class ViewerScene(Colorings):
         self.gt = gt
         self._cache.pop("mesh_gt", None)
         actor = self.plotter.add_mesh(poly_from_mesh(gt), color=self.config.gt_color, opacity=0.35,
-                                      name="gt", show_scalar_bar=False, reset_camera=False)
+                                      name="gt", show_scalar_bar=False, reset_camera=False, render=False)
         self._finish(actor, "gt")
         if self.mesh is not None:
             self._compute_metrics()
@@ -185,19 +185,20 @@ class ViewerScene(Colorings):
         sc = self._slice_scale
         actor = self.plotter.add_mesh(img, scalars="field", cmap=sc.cmap, clim=sc.clim, name=f"slice_{axis}",
                                       scalar_bar_args={"title": sc.title, **BAR_FIELD},
-                                      reset_camera=False, lighting=False)
+                                      reset_camera=False, lighting=False, render=False)
         self._bars["slices"] = sc.title
         self._finish(actor, "slices")
         name = f"slice_{axis}_level"
         if values.min() < self.level < values.max():
             line = img.contour(isosurfaces=[self.level], scalars="field")
             if line.n_points:
-                self._finish(self.plotter.add_mesh(line, color="black", line_width=3, name=name, reset_camera=False),
+                self._finish(self.plotter.add_mesh(line, color="black", line_width=3, name=name, reset_camera=False,
+                                                   render=False),
                              "slices")
             else:
-                self.plotter.remove_actor(name)
+                self.plotter.remove_actor(name, render=False)
         else:
-            self.plotter.remove_actor(name)
+            self.plotter.remove_actor(name, render=False)
         self.slices[axis] = position
         return actor
 
@@ -213,10 +214,13 @@ class ViewerScene(Colorings):
         limit = self.config.coarse_resolution if coarse else self.config.live_resolution
         # grid fields are meshed on their own nodes for the fine pass (as fast as resampling)
         resolution = None if shape is not None and (not coarse or max(shape) <= limit) else limit
+        target = self.field
+        if coarse and shape is not None and max(shape) > limit:  # every k-th node: no resampling
+            target, resolution = measures.strided_grid(self.field, math.ceil(max(shape) / limit)), None
         try:
-            mesh = extract_mesh(self.field, level=self.level, resolution=resolution)
+            mesh = extract_mesh(target, level=self.level, resolution=resolution)
         except InputError as exc:
-            self.plotter.remove_actor("mesh")
+            self.plotter.remove_actor("mesh", render=False)
             self.mesh = None
             self._note = str(exc)
             self._update_overlay()
@@ -245,7 +249,7 @@ class ViewerScene(Colorings):
                 actor.SetVisibility(self.visible[layer] and not self.traced)
         bars = self.plotter.scalar_bars
         for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
-            if title and title in bars.keys():
+            if title and title in bars:
                 bars[title].SetVisibility(self.visible[layer] and not self.traced)
         self._refresh()
 
@@ -296,8 +300,12 @@ class ViewerScene(Colorings):
     # ------------------------------------------------------------------ camera
     def object_bounds(self) -> np.ndarray | None:
         """(2, 3) bounds of what is shown of the object (mesh and cloud), None before either."""
-        parts = [p for p in (None if self.mesh is None else self.mesh.vertices, self.cloud_points) if p is not None]
-        return framing.object_bounds(parts)
+        key = (id(self.mesh), id(self.cloud_points))
+        if self._cache.get("bounds_of") != key:
+            parts = [p for p in (None if self.mesh is None else self.mesh.vertices, self.cloud_points) if p is not None]
+            self._cache["bounds"] = framing.object_bounds(parts, seed=self.config.seed)
+            self._cache["bounds_of"] = key
+        return self._cache["bounds"]
 
     def up(self) -> np.ndarray:
         """(3,) the up axis: as given, else guessed from the cloud (or the mesh's vertices)."""
@@ -370,14 +378,16 @@ class ViewerScene(Colorings):
         return "\n".join([f"{k}  {v}" for k, v in KEYS.items()] + [f"{k}: {v}" for k, v in MOUSE.items()])
 
     def _update_overlay(self) -> None:
-        self.plotter.add_text(self.overlay_text(), position="upper_left", font_size=9, color="black", name="overlay")
+        self.plotter.add_text(self.overlay_text(), position="upper_left", font_size=9, color="black", name="overlay",
+                              render=False)
 
     def toggle_help(self) -> None:
         self._help_shown = not self._help_shown
         if self._help_shown:
-            self.plotter.add_text(self.help_text(), position="lower_left", font_size=9, color="black", name="help")
+            self.plotter.add_text(self.help_text(), position="lower_left", font_size=9, color="black", name="help",
+                                  render=False)
         else:
-            self.plotter.remove_actor("help")
+            self.plotter.remove_actor("help", render=False)
         self._refresh()
 
     def image(self) -> np.ndarray:
@@ -421,7 +431,7 @@ class ViewerScene(Colorings):
         """Remember the scalar bar ``layer`` uses now; remove the one it used before."""
         old = self._bars.get(layer)
         if old and old != title and old in self.plotter.scalar_bars:
-            self.plotter.remove_scalar_bar(old)
+            self.plotter.remove_scalar_bar(old, render=False)
         self._bars[layer] = title
 
 
