@@ -64,14 +64,16 @@ class Page:
         out = await self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         return out.get("result", {}).get("value")
 
-    async def mouse(self, kind: str, x: float, y: float, buttons: int = 1):
+    async def mouse(self, kind: str, x: float, y: float, buttons: int = 1, count: int = 1):
         await self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left" if buttons else "none",
-                        buttons=buttons, clickCount=1)
+                        buttons=buttons, clickCount=count)
 
-    async def click(self, x: float, y: float):
+    async def click(self, x: float, y: float, count: int = 1):
+        """A click (``count`` 2: a double click) at page pixel (x, y)."""
         await self.mouse("mouseMoved", x, y, buttons=0)
-        await self.mouse("mousePressed", x, y)
-        await self.mouse("mouseReleased", x, y)
+        for n in range(1, count + 1):
+            await self.mouse("mousePressed", x, y, count=n)
+            await self.mouse("mouseReleased", x, y, count=n)
 
     async def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 8):
         await self.mouse("mouseMoved", x0, y0, buttons=0)

@@ -510,7 +510,7 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
             return img[int(y): int(y + h), int(x): int(x + w)]
 
         found["first"] = view_of(await page.image())
-        await page.click(x + w / 2, y + h / 2)  # the sphere's centre: its near surface
+        await page.click(x + w / 2, y + h / 2, count=2)  # the sphere's centre: its near surface
         for _ in range(30):
             text = await page.evaluate("document.querySelector('.recon-picked').innerText")
             if text and "picked (" in text:
@@ -524,9 +524,11 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         await page.drag(sx, sy, track[0] + track[2] - 2, sy)
         grown = await page.wait_for(lambda img: ink(view_of(img)) > 1.3 * ink(found["first"]), timeout=30)
         found["grown"] = grown is not None
-        box = json.loads(await page.evaluate(_rect_js(".recon-show-mesh input")) or "null")
-        await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
-        hidden = await page.wait_for(lambda img: ink(view_of(img)) < 0.5 * ink(found["first"]), timeout=30)
+        found["after_slider"] = await page.image()
+        for layer in ("mesh", "cloud"):
+            box = json.loads(await page.evaluate(_rect_js(f".recon-show-{layer} input")) or "null")
+            await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
+        hidden = await page.wait_for(lambda img: ink(view_of(img)) < 0.3 * ink(found["first"]), timeout=30)
         found["hidden"] = hidden is not None
         return found
 
@@ -534,6 +536,10 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
         found = in_chromium(f"http://127.0.0.1:{port}/", steps, width=1024, height=768)
+        if os.environ.get("RECON_VIEWER_SHOTS"):  # a folder to keep the browser's views in, to look at
+            from PIL import Image
+
+            Image.fromarray(found["after_slider"]).save(Path(os.environ["RECON_VIEWER_SHOTS"]) / "web_picked.png")
         assert "picked (" in found["picked"] and "field value" in found["picked"], found["picked"]
         assert "distance to the input points" in found["picked"]
         assert found["grown"], "moving the iso-level slider to its top did not grow the surface"

@@ -416,3 +416,24 @@ def test_web_view_beyond_loopback_warns_needs_the_token_and_exits_143_on_sigterm
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_pick_at_the_image_centre_finds_the_near_surface():
+    from recon.viewer.controls import pick_at
+
+    s = scene()
+    s.add_field(sphere_field(), slices=())
+    s.add_cloud(Cloud(sphere_points(5000)))
+    s.set_visible("cloud", False)
+    s.reset_camera()
+    s.image()
+    out = pick_at(s, 0.5, 0.5)
+    cam = np.asarray(s.plotter.camera.position)
+    assert out is not None and abs(out["value"]) < 0.02  # on the surface
+    assert np.linalg.norm(out["position"]) == pytest.approx(0.6, abs=0.02)
+    assert np.linalg.norm(out["position"] - cam) < np.linalg.norm(cam)  # the near side
+    assert out["to_data"] < 0.05
+    assert pick_at(s, 0.02, 0.98) is None  # a corner: nothing there
+    with pytest.raises(InputError, match="fractions in 0..1"):
+        pick_at(s, 1.5, 0.5)
+    s.close()

@@ -8,11 +8,12 @@ shows what the window would; ``recon.viewer.web`` serves it.
 from __future__ import annotations
 
 from recon.viewer import measures
-from recon.viewer.controls import toggle_clip
+from recon.viewer.controls import pick_at, toggle_clip
 
 
 def build_page(server, scene, SinglePageLayout, plotter_ui):
     """Lay out ``scene`` on the trame ``server``'s page; returns the view (its ``update()`` redraws)."""
+    from trame.widgets import html
     from trame.widgets import vuetify3 as v3
 
     state, ctrl = server.state, server.controller
@@ -42,7 +43,14 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
                 v3.VSlider(v_model=("level",), min=("level_min",), max=("level_max",), step=("level_step",),
                            label="iso-level", hide_details=True, density="compact", style="max-width: 300px",
                            classes="mx-2 recon-level", end=(ctrl.level_released, "[$event]"))
-        with layout.content:
+        with layout.content, html.Div(
+            style="position: relative; width: 100%; height: 100%", classes="recon-view",
+            # a click (not a drag) picks: the press position, as fractions of the view
+            dblclick=(ctrl.pick_at, "[($event.clientX - $event.currentTarget.getBoundingClientRect().left) / "
+                                    "$event.currentTarget.clientWidth, ($event.clientY - "
+                                    "$event.currentTarget.getBoundingClientRect().top) / "
+                                    "$event.currentTarget.clientHeight]"),
+        ):
             view = plotter_ui(scene.plotter, mode="server", server=server, add_menu=False)
             v3.VSheet("{{ picked }}", style="position: absolute; bottom: 8px; left: 8px; white-space: pre; "
                       "font-size: 12px; background: rgba(255,255,255,0.8)", classes="recon-picked")
@@ -79,12 +87,10 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
 
         ctrl.level_released = released
 
-    def picked(point):
-        scene.pick(point)
-        state.picked = measures.probe_text(scene.picked)
+    def picked(fx, fy):
+        out = pick_at(scene, float(fx), float(fy))
+        state.picked = measures.probe_text(out) if out is not None else "nothing under the cursor"
         redraw()
 
-    scene.plotter.enable_point_picking(callback=picked, left_clicking=True, show_message=False, show_point=True,
-                                       color="black", point_size=10, picker="hardware")
-    scene.pick_in_page = picked  # the same callback, for tests and scripts
+    ctrl.pick_at = picked
     return view

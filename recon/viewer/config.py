@@ -20,16 +20,19 @@ KEYS = {
     "m": "show / hide the mesh",
     "x": "show / hide the field slices",
     "g": "show / hide the ground truth",
-    "e": "show / hide the error colours (mesh colouring plain <-> distance to the ground truth)",
-    "p": "show / hide the clip plane (drag it to cut the scene)",
+    "d": "show / hide the error colours (mesh colouring plain <-> distance to the ground truth)",
+    "l": "show / hide the clip plane (drag it to cut the scene)",
     "k": "cloud colouring: own colours -> plain -> distance to the surface",
     "n": "mesh colouring: plain -> distance to the input -> to the ground truth -> curvature",
     "o": "save a screenshot (recon-view-N.png in the current folder)",
     "r": "reset the camera to the front view",
     "y": "switch to / from the sphere-traced image of the field for this camera",
 }
+# VTK's own interactor keys (e and q quit, p picks, w s wireframe / surface, f fly to, j t 3 u,
+# v b in pyvista) are left alone.
 MOUSE = {
-    "right click": "read the position, field value and distances at the point under the cursor",
+    "right click (double click in the browser)": "read the position, the field's value and the distances "
+                                                  "to the data and the ground truth at the point under the cursor",
     "iso-level slider": "re-mesh the field at another level (coarse while dragging, fine on release)",
 }
 

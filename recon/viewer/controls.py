@@ -20,8 +20,8 @@ def key_actions(scene) -> dict:
         "m": lambda: scene.toggle("mesh"),
         "x": lambda: scene.toggle("slices"),
         "g": lambda: scene.toggle("gt"),
-        "e": _guard(scene, scene.toggle_error_colors),
-        "p": _guard(scene, lambda: toggle_clip(scene)),
+        "d": _guard(scene, scene.toggle_error_colors),
+        "l": _guard(scene, lambda: toggle_clip(scene)),
         "k": _guard(scene, scene.cycle_cloud_coloring),
         "n": _guard(scene, scene.cycle_mesh_coloring),
         "o": _guard(scene, lambda: key_screenshot(scene)),
@@ -51,6 +51,22 @@ def enable_controls(scene) -> None:
             assign_to_axis=axis, implicit=False, outline_translation=False, color="black",
         )
     add_level_slider(scene, measures.level_range(measures.field_traits(scene.field), scene.level))
+
+
+def pick_at(scene, fx: float, fy: float) -> dict | None:
+    """Pick what is drawn at a point of the image, given as fractions of its width (from the
+    left) and height (from the top), and read its values (:func:`recon.viewer.measures.probe`).
+    None where the ray meets nothing."""
+    import vtk
+
+    w, h = scene.plotter.window_size
+    if not (0.0 <= fx <= 1.0 and 0.0 <= fy <= 1.0):
+        raise InputError(f"a pick is inside the image: fractions in 0..1, got ({fx}, {fy})")
+    picker = vtk.vtkCellPicker()
+    picker.SetTolerance(0.002)
+    if not picker.Pick(fx * (w - 1), (1.0 - fy) * (h - 1), 0.0, scene.plotter.renderer):
+        return None
+    return scene.pick(np.asarray(picker.GetPickPosition(), np.float64))
 
 
 def add_level_slider(scene, rng: tuple[float, float]):
