@@ -80,6 +80,11 @@ class Unsigned:
     def value(self, x):
         return np.abs(np.linalg.norm(np.asarray(x, np.float64), axis=1) - self.r).astype(np.float32)
 
+    def gradient(self, x):
+        x = np.asarray(x, np.float64)
+        r = np.linalg.norm(x, axis=1, keepdims=True)
+        return (np.sign(r - self.r) * x / np.maximum(r, 1e-12)).astype(np.float32)
+
 
 # ---------------------------------------------------------------------- pure geometry of the first look
 
@@ -294,10 +299,12 @@ def test_pick_clip_error_colours_and_the_coarse_pass():
     s.toggle_error_colors()
     assert s.mesh_coloring == "plain"
     s.set_visible("cloud", False)
-    whole = ink(s.image())
-    s.set_clip(np.asarray(s.plotter.camera.direction), [0.0, 0.0, 0.0])  # cut away the near half
+    s_whole = s.image()
+    whole = ink(s_whole)
+    s.set_clip(-np.asarray(s.plotter.camera.direction), [0.0, 0.0, 0.0])  # cut away the near half
     cut = s.image()
     assert ink(cut) == pytest.approx(whole, rel=0.15)  # the far half still covers the disc
+    assert np.abs(cut.astype(int) - s_whole.astype(int)).sum(-1).__gt__(30).mean() > 0.05  # inside shows
     cam = s.plotter.camera
     right = np.cross(cam.direction, cam.up)
     s.set_clip(right, [0.0, 0.0, 0.0])  # keep the left half of the view

@@ -18,9 +18,9 @@ from recon.viewer.config import (
 # Where each scalar bar sits (fractions of the window), clear of the overlay text
 # (upper left) and the key list (lower left).
 BAR_STYLE = {"title_font_size": 14, "label_font_size": 12, "n_labels": 3, "color": "black", "fmt": "%.3g"}
-BAR_MESH = {"position_x": 0.55, "position_y": 0.88, "width": 0.42, "height": 0.08, **BAR_STYLE}
-BAR_CLOUD = {"position_x": 0.55, "position_y": 0.02, "width": 0.42, "height": 0.08, **BAR_STYLE}
-BAR_FIELD = {"vertical": True, "position_x": 0.9, "position_y": 0.2, "width": 0.06, "height": 0.55, **BAR_STYLE}
+BAR_MESH = {"position_x": 0.5, "position_y": 0.88, "width": 0.42, "height": 0.08, **BAR_STYLE}
+BAR_CLOUD = {"position_x": 0.5, "position_y": 0.02, "width": 0.42, "height": 0.08, **BAR_STYLE}
+BAR_FIELD = {"vertical": True, "position_x": 0.84, "position_y": 0.2, "width": 0.06, "height": 0.55, **BAR_STYLE}
 
 
 class Colorings:

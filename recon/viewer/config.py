@@ -66,6 +66,8 @@ class ViewerConfig:
     """Field samples along the longer side of a slice plane."""
     slice_margin: float = 0.05
     """Slices reach this fraction of the object's diagonal past its bounds."""
+    slice_opacity: float = 0.6
+    """Opacity of the slice planes while a mesh is shown, so the half behind a plane still shows."""
     coarse_resolution: int = 96
     """Grid nodes along the longest side for the iso-level slider's pass while dragging."""
     live_resolution: int = 192

@@ -62,11 +62,19 @@ def pick_at(scene, fx: float, fy: float) -> dict | None:
     w, h = scene.plotter.window_size
     if not (0.0 <= fx <= 1.0 and 0.0 <= fy <= 1.0):
         raise InputError(f"a pick is inside the image: fractions in 0..1, got ({fx}, {fy})")
-    picker = vtk.vtkCellPicker()
-    picker.SetTolerance(0.002)
-    if not picker.Pick(fx * (w - 1), (1.0 - fy) * (h - 1), 0.0, scene.plotter.renderer):
-        return None
-    return scene.pick(np.asarray(picker.GetPickPosition(), np.float64))
+    # surfaces first (the cloud is drawn under them), then the cloud where no surface is hit
+    actors = scene.plotter.actors
+    surfaces = [a for name, a in actors.items() if name != "cloud" and a.GetVisibility() and a.GetPickable()]
+    cloud = [actors["cloud"]] if "cloud" in actors and actors["cloud"].GetVisibility() else []
+    for group in (surfaces, cloud):
+        picker = vtk.vtkCellPicker()
+        picker.SetTolerance(0.002)
+        picker.PickFromListOn()
+        for actor in group:
+            picker.AddPickList(actor)
+        if group and picker.Pick(fx * (w - 1), (1.0 - fy) * (h - 1), 0.0, scene.plotter.renderer):
+            return scene.pick(np.asarray(picker.GetPickPosition(), np.float64))
+    return None
 
 
 def add_level_slider(scene, rng: tuple[float, float]):
@@ -94,7 +102,8 @@ def add_level_slider(scene, rng: tuple[float, float]):
 
 
 def toggle_clip(scene) -> None:
-    """Show a draggable clip plane through the object's centre (facing the camera), or remove it."""
+    """Show a draggable clip plane through the object's centre, facing the camera, that cuts
+    away the object's near half (to look inside), or remove it."""
     p = scene.plotter
     if scene.clip is not None:
         scene.set_clip(None)
@@ -107,7 +116,7 @@ def toggle_clip(scene) -> None:
     if bounds is None:
         raise InputError("the clip plane cuts a mesh or a cloud: none is shown")
     centre = bounds.mean(axis=0)
-    normal = np.asarray(p.camera.direction, np.float64)
+    normal = -np.asarray(p.camera.direction, np.float64)  # towards the camera: the near half goes
     scene.set_clip(normal, centre)
     if scene._interactive:
         grown = bounds + np.array([[-1.0], [1.0]]) * 0.05 * np.linalg.norm(bounds[1] - bounds[0])
@@ -193,6 +202,7 @@ def turntable(scene, path, n_frames: int, *, duration_s: float = 4.0) -> int:
     cams = framing.turntable_cameras(bounds, scene.up(), int(n_frames), view_angle=cfg.view_angle,
                                      azimuth=cfg.view_azimuth, elevation=cfg.turntable_elevation, aspect=w / h)
     frames = []
+    scene.plotter.remove_actor("overlay", render=False)  # a presentation: the colour bars stay, the text goes
     for pos, focal, up in cams:
         scene.plotter.camera_position = [tuple(pos), tuple(focal), tuple(up)]
         scene.plotter.reset_camera_clipping_range()

@@ -185,7 +185,8 @@ class ViewerScene(Colorings):
         sc = self._slice_scale
         actor = self.plotter.add_mesh(img, scalars="field", cmap=sc.cmap, clim=sc.clim, name=f"slice_{axis}",
                                       scalar_bar_args={"title": sc.title, **BAR_FIELD},
-                                      reset_camera=False, lighting=False, render=False)
+                                      reset_camera=False, lighting=False, render=False,
+                                      opacity=self.config.slice_opacity if self.mesh is not None else 1.0)
         self._bars["slices"] = sc.title
         self._finish(actor, "slices")
         name = f"slice_{axis}_level"
@@ -255,7 +256,7 @@ class ViewerScene(Colorings):
 
     def set_clip(self, normal=None, origin=None) -> None:
         """Cut mesh, cloud and ground truth by the plane through ``origin`` (3,) with ``normal``
-        (3,), keeping the side the normal points away from; ``normal=None`` removes the cut."""
+        (3,): what lies on the side ``normal`` points to is cut away; ``normal=None`` removes the cut."""
         import vtk
 
         if normal is None:
@@ -293,6 +294,8 @@ class ViewerScene(Colorings):
         """Read the field's value and the distances at ``position`` (3,) and show them in the overlay."""
         self.picked = measures.probe(position, field=self.field, level=self.level,
                                      cloud=self._cloud_tree() if self.cloud is not None else None, gt=self.gt)
+        self.plotter.add_points(np.asarray(self.picked["position"]).reshape(1, 3), color="black", point_size=12,
+                                render_points_as_spheres=True, name="picked", reset_camera=False, render=False)
         self._update_overlay()
         self._refresh()
         return self.picked
