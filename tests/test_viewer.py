@@ -540,6 +540,26 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
             from PIL import Image
 
             Image.fromarray(found["after_slider"]).save(Path(os.environ["RECON_VIEWER_SHOTS"]) / "web_picked.png")
+        # the page shows what the window renders offscreen for the same files and view size
+        from recon.viewer.load import build_scene, load_inputs
+
+        first = found["first"]
+        h, w = first.shape[:2]
+        local = build_scene(load_inputs([files / "s.field.npz"], cloud=files / "s.ply"), off_screen=True,
+                            window_size=(w, h), slices=())
+        offscreen = local.image()
+        local.close()
+        assert ink(first) == pytest.approx(ink(offscreen), rel=0.15)
+        if os.environ.get("RECON_VIEWER_SHOTS"):
+            from PIL import Image
+
+            Image.fromarray(first).save(Path(os.environ["RECON_VIEWER_SHOTS"]) / "web_first.png")
+            Image.fromarray(offscreen).save(Path(os.environ["RECON_VIEWER_SHOTS"]) / "web_offscreen.png")
+        below_text = slice(h // 4, None)  # the object, clear of the overlay text
+        cols_page = np.nonzero((np.abs(first[below_text].astype(int) - 255).sum(-1) > 30))[1]
+        cols_local = np.nonzero((np.abs(offscreen[below_text].astype(int) - 255).sum(-1) > 30))[1]
+        assert abs(cols_page.mean() - cols_local.mean()) < 0.03 * w
+        assert changed(first, offscreen) < 0.05
         assert "picked (" in found["picked"] and "field value" in found["picked"], found["picked"]
         assert "distance to the input points" in found["picked"]
         assert found["grown"], "moving the iso-level slider to its top did not grow the surface"
