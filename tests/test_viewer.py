@@ -453,10 +453,14 @@ def test_interactive_controls_build_and_keys_run(offscreen_ok, field, tmp_path, 
     events = s.plotter.iren._key_press_event_callbacks
     for key in KEYS:
         assert key in events, key
-    for key in ("c", "k", "n", "o"):
+    for key in ("c", "k", "n", "o", "l"):
         for callback in events[key]:
             callback()
     assert not s.visible["cloud"]
+    assert s.clip is not None and len(widgets.plane_widgets) == 2  # the clip plane and its handle
+    for callback in events["l"]:
+        callback()
+    assert s.clip is None
     assert (tmp_path / "recon-view-1.png").exists()
     assert s.mesh_coloring == "input"  # "n" moved on from plain
     s.set_level(0.1)
