@@ -1,7 +1,7 @@
 """Viewer timings, offscreen: the first frame of `recon view CLOUD MESH`, and the iso-level
 slider's coarse pass on a 256^3 grid field.
 
-    python benchmarks/bench_viewer.py first-frame [--points 1000000] [--faces-res 256] [--repeat 3]
+    python benchmarks/bench_viewer.py first-frame [--points 1000000] [--faces-res 256] [--repeat 3] [--max-points M]
     python benchmarks/bench_viewer.py iso [--grid 256] [--repeat 7]
 
 first-frame writes a binary PLY cloud (N points on a torus, with colours) and its mesh
@@ -33,7 +33,8 @@ from recon.viewer.config import ViewerConfig
 t_import = time.perf_counter()
 inputs = load_inputs([sys.argv[1], sys.argv[2]])
 t_read = time.perf_counter()
-scene = build_scene(inputs, off_screen=True, window_size=(1024, 768), config=ViewerConfig(window_size=(1024, 768)))
+config = ViewerConfig(window_size=(1024, 768), max_points=int(sys.argv[3]))
+scene = build_scene(inputs, off_screen=True, window_size=(1024, 768), config=config)
 t_scene = time.perf_counter()
 img = scene.image()
 t_frame = time.perf_counter()
@@ -87,7 +88,7 @@ def first_frame(args) -> None:
             env[var] = str(args.threads)
         times = []
         for i in range(args.repeat):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(cloud_path), str(mesh_path)],
+            out = subprocess.run([sys.executable, "-c", CHILD, str(cloud_path), str(mesh_path), str(args.max_points)],
                                  capture_output=True, text=True, env=env, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             times.append(result["first_frame_s"])
@@ -132,6 +133,7 @@ def main() -> None:
     ff.add_argument("--faces-res", type=int, default=256, help="marching-cubes grid of the torus mesh")
     ff.add_argument("--threads", type=int, default=2, help="thread pools of numba / BLAS / OpenMP in the child")
     ff.add_argument("--repeat", type=int, default=3)
+    ff.add_argument("--max-points", type=int, default=2_000_000, help="the viewer's --max-points (points drawn)")
     it = sub.add_parser("iso")
     it.add_argument("--grid", type=int, default=256)
     it.add_argument("--repeat", type=int, default=7)

@@ -413,6 +413,14 @@ def test_web_view_beyond_loopback_warns_needs_the_token_and_exits_143_on_sigterm
         assert _status(base) == 403
         assert _status(base + "?token=wrong") == 403
         assert _status(base + f"?token={token}") == 200
+        browser = pytest.importorskip("headless_browser")
+        if browser.find_chromium() is not None:  # the page with the token works: its later requests carry the cookie
+            _, shown = browser.screenshot_when(base + f"?token={token}", ready=lambda img: ink(img[100:]) > 0.02,
+                                               timeout=60, width=640, height=480)
+            assert shown, "the page opened with the token never showed the scene"
+            _, bare = browser.screenshot_when(base, ready=lambda img: ink(img[100:]) > 0.02, timeout=5,
+                                              width=640, height=480)
+            assert not bare
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 143
         err = proc.stderr.read()
