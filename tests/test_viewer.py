@@ -529,6 +529,12 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         grown = await page.wait_for(lambda img: ink(view_of(img)) > 1.3 * ink(found["first"]), timeout=30)
         found["grown"] = grown is not None
         found["after_slider"] = await page.image()
+        keys = json.loads(await page.evaluate(_rect_js(".recon-help")) or "null")
+        before = ink(view_of(found["after_slider"])[int(h * 0.6):, : int(w * 0.4)])
+        await page.click(keys[0] + keys[2] / 2, keys[1] + keys[3] / 2)
+        found["help"] = await page.wait_for(
+            lambda img: ink(view_of(img)[int(h * 0.6):, : int(w * 0.4)]) > before + 0.01, timeout=20) is not None
+        await page.click(keys[0] + keys[2] / 2, keys[1] + keys[3] / 2)
         for layer in ("mesh", "cloud"):
             box = json.loads(await page.evaluate(_rect_js(f".recon-show-{layer} input")) or "null")
             await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
@@ -567,6 +573,7 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         assert "picked (" in found["picked"] and "field value" in found["picked"], found["picked"]
         assert "distance to the input points" in found["picked"]
         assert found["grown"], "moving the iso-level slider to its top did not grow the surface"
+        assert found["help"], "the 'keys' button did not show the key list"
         assert found["hidden"], "unticking 'mesh' did not hide the mesh"
         proc.send_signal(15)
         assert proc.wait(timeout=20) == 143

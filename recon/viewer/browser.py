@@ -1,5 +1,6 @@
 """The browser page of the web view: the server-rendered scene with the window's controls as
-page widgets (layer toggles, error colours, clip plane, iso-level slider, picking readout).
+page widgets (layer toggles, error colours, clip plane, iso-level slider, the key list, a
+screenshot saved on the server, and a double click that reads the values under it).
 
 Each widget calls the same ViewerScene method as the window's key or widget, so the page
 shows what the window would; ``recon.viewer.web`` serves it.
@@ -8,7 +9,7 @@ shows what the window would; ``recon.viewer.web`` serves it.
 from __future__ import annotations
 
 from recon.viewer import measures
-from recon.viewer.controls import pick_at, toggle_clip
+from recon.viewer.controls import key_screenshot, pick_at, toggle_clip
 
 
 def build_page(server, scene, SinglePageLayout, plotter_ui):
@@ -39,6 +40,8 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
             v3.VCheckbox(v_model=("errors",), label="error colours", hide_details=True, density="compact",
                          disabled=scene.mesh is None, classes="mx-1 recon-errors")
             v3.VCheckbox(v_model=("clip",), label="clip", hide_details=True, density="compact", classes="mx-1 recon-clip")
+            v3.VBtn("keys", click=ctrl.toggle_help, variant="text", density="compact", classes="recon-help")
+            v3.VBtn("save png", click=ctrl.save_png, variant="text", density="compact", classes="recon-save")
             if has_field:
                 v3.VSlider(v_model=("level",), min=("level_min",), max=("level_max",), step=("level_step",),
                            label="iso-level", hide_details=True, density="compact", style="max-width: 300px",
@@ -86,6 +89,17 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
             redraw()
 
         ctrl.level_released = released
+
+    def toggle_help():
+        scene.toggle_help()
+        redraw()
+
+    def save_png():
+        state.picked = f"saved {key_screenshot(scene)} (on the server)"
+        redraw()
+
+    ctrl.toggle_help = toggle_help
+    ctrl.save_png = save_png
 
     def picked(fx, fy):
         out = pick_at(scene, float(fx), float(fy))
