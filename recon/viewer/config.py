@@ -56,6 +56,9 @@ class ViewerConfig:
     so the mesh and its error colours stay visible where both are drawn."""
     window_size: tuple[int, int] = (1024, 768)
     """Window or image size, pixels."""
+    multi_samples: int | None = None
+    """Samples per pixel of multisampled anti-aliasing; None: 1 offscreen (a software
+    renderer pays for every sample in every frame of a large cloud), pyvista's own on screen."""
     view_angle: float = 30.0
     """Vertical field of view, degrees."""
     view_azimuth: float = 30.0

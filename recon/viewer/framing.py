@@ -32,14 +32,20 @@ def parse_up(text: str) -> np.ndarray | None:
     return v
 
 
-def guess_up(points: np.ndarray) -> np.ndarray:
-    """(N, 3) points -> (3,) float64 unit axis vector: the data's likely up direction.
+def guess_up(points: np.ndarray, *, samples: int = 200_000, seed: int = 0) -> np.ndarray:
+    """(N, 3) points -> (3,) float64 unit axis vector: the data's likely up direction, from
+    a seeded sample of at most ``samples`` points.
 
     In order: an axis much shorter than the others is up (terrain, rooms, street scans); an
     end of an axis holding many more points than any other end is a base the object stands
     on (up points away from it); otherwise +y, the convention of most mesh files.
     """
-    p = np.asarray(points, np.float64)
+    from recon.seeding import rng
+
+    p = np.asarray(points)
+    if len(p) > samples:
+        p = p[rng(seed).choice(len(p), size=samples, replace=False)]
+    p = np.asarray(p, np.float64)
     p = p[np.isfinite(p).all(axis=1)]
     up = np.array([0.0, 1.0, 0.0])
     if len(p) < 10:

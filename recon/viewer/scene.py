@@ -45,7 +45,13 @@ class ViewerScene(Colorings):
         if len(size) != 2 or min(size) < 16:
             raise InputError(f"window size must be (width, height) of at least 16 pixels, got {size}")
         self.off_screen = bool(off_screen)
-        self.plotter = pv.Plotter(off_screen=self.off_screen, window_size=list(size))
+        import copy
+
+        theme = copy.deepcopy(pv.global_theme)
+        samples = self.config.multi_samples
+        if samples is not None or self.off_screen:
+            theme.multi_samples = 1 if samples is None else int(samples)
+        self.plotter = pv.Plotter(off_screen=self.off_screen, window_size=list(size), theme=theme)
         self.plotter.set_background(self.config.background)
         self.up_given = None if up is None else np.asarray(up, np.float64)
         self.cloud = None  # the Cloud as given
@@ -316,7 +322,8 @@ class ViewerScene(Colorings):
             return self.up_given
         if "up" not in self._cache:
             pts = self.cloud_points if self.cloud_points is not None else None if self.mesh is None else self.mesh.vertices
-            self._cache["up"] = framing.guess_up(pts) if pts is not None else np.array([0.0, 1.0, 0.0])
+            self._cache["up"] = (framing.guess_up(pts, seed=self.config.seed) if pts is not None
+                                 else np.array([0.0, 1.0, 0.0]))
         return self._cache["up"]
 
     def reset_camera(self) -> None:
