@@ -36,7 +36,7 @@ def view(
     gt: Path = typer.Option(None, "--gt", help="A ground-truth mesh: colours the mesh by its error and shows the metrics.", show_default=False),
     screenshot: Path = typer.Option(None, "--screenshot", help="Render offscreen to this PNG and exit (no window, no display needed).", show_default=False),
     web: bool = typer.Option(False, "--web", help="Serve the view to a browser (needs the [web] extra)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address the web view binds to."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the web view binds to; beyond this machine (not 127.0.0.1) it warns and serves only to URLs with the token it prints."),
     port: int = typer.Option(8080, "--port", help="Port of the web view."),
     level: float = typer.Option(None, "--level", help="Iso-level of the field's surface; default: the field's own.", show_default=False),
     slices: str = typer.Option("z", "--slices", help="Axes of the field's slice planes, e.g. 'z' or 'xyz'; '' for none."),

@@ -48,11 +48,11 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
                            classes="mx-2 recon-level", end=(ctrl.level_released, "[$event]"))
         with layout.content, html.Div(
             style="position: relative; width: 100%; height: 100%", classes="recon-view",
-            # a click (not a drag) picks: the press position, as fractions of the view
-            dblclick=(ctrl.pick_at, "[($event.clientX - $event.currentTarget.getBoundingClientRect().left) / "
-                                    "$event.currentTarget.clientWidth, ($event.clientY - "
-                                    "$event.currentTarget.getBoundingClientRect().top) / "
-                                    "$event.currentTarget.clientHeight]"),
+            # a double click picks (a single one starts a rotation): its position as fractions of the view
+            dblclick=(ctrl.pick_at, ("[($event.clientX - $event.currentTarget.getBoundingClientRect().left) / "
+                                     "$event.currentTarget.clientWidth, ($event.clientY - "
+                                     "$event.currentTarget.getBoundingClientRect().top) / "
+                                     "$event.currentTarget.clientHeight]")),
         ):
             view = plotter_ui(scene.plotter, mode="server", server=server, add_menu=False)
             v3.VSheet("{{ picked }}", style="position: absolute; bottom: 8px; left: 8px; white-space: pre; "

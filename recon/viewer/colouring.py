@@ -56,8 +56,8 @@ class Colorings:
         pv = pyvista()
         cfg = self.config
         poly = pv.PolyData(np.asarray(self.cloud_points, np.float64))
-        kw = dict(point_size=self.point_size or cfg.point_size_range[1], render_points_as_spheres=False,
-                  name="cloud", reset_camera=False, render=False)
+        kw = {"point_size": self.point_size or cfg.point_size_range[1], "render_points_as_spheres": False,
+              "name": "cloud", "reset_camera": False, "render": False}
         title = "cloud: distance to surface [input units]"
         if coloring == "rgb":
             poly.point_data["rgb"] = self.cloud_colors
@@ -92,7 +92,8 @@ class Colorings:
     def _draw_mesh(self, coloring: str):
         cfg = self.config
         poly = poly_from_mesh(self.mesh)
-        kw = dict(name="mesh", reset_camera=False, render=False, smooth_shading=self.mesh.vertex_normals is not None)
+        kw = {"name": "mesh", "reset_camera": False, "render": False,
+              "smooth_shading": self.mesh.vertex_normals is not None}
         title = None
         if coloring == "plain":
             actor = self.plotter.add_mesh(poly, color=cfg.mesh_color, show_scalar_bar=False, **kw)

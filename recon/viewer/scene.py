@@ -182,7 +182,7 @@ class ViewerScene(Colorings):
         origin = rect[0].copy()
         origin[a] = position
         for i in others:
-            dims[i] = max(2, int(math.floor(ext[i] / step + 1e-9)) + 1)
+            dims[i] = max(2, math.floor(ext[i] / step + 1e-9) + 1)
         img = pv.ImageData(dimensions=dims, spacing=[step] * 3, origin=origin)
         values = np.asarray(self.field.value(np.asarray(img.points, np.float64)), np.float32)
         img.point_data["field"] = values
