@@ -100,6 +100,18 @@ def test_up_is_guessed_from_the_base_an_object_stands_on(axis):
     np.testing.assert_array_equal(framing.guess_up(flipped), -expected)
 
 
+def test_up_of_a_can_is_its_axis_and_a_round_top_is_no_base():
+    g = np.random.default_rng(2)
+    t = g.uniform(0, 2 * np.pi, 6000)
+    side = np.column_stack([np.cos(t), np.sin(t), g.uniform(-1, 1, 6000)])
+    rr, tt = np.sqrt(g.uniform(0, 1, 4000)), g.uniform(0, 2 * np.pi, 4000)
+    caps = np.column_stack([rr * np.cos(tt), rr * np.sin(tt), np.repeat([-1.0, 1.0], 2000)])
+    np.testing.assert_array_equal(framing.guess_up(np.concatenate([side, caps])), [0, 0, 1])  # both ends flat: +
+    head = sphere_points(8000)  # a round top holds as many points in its end slab as a round bottom
+    head = head[head[:, 0] > -0.5]  # cut flat on -x, but a small cut: not a base
+    np.testing.assert_array_equal(framing.guess_up(head), [0, 1, 0])
+
+
 def test_up_of_a_flat_scene_is_its_thin_axis_and_the_default_is_y():
     g = np.random.default_rng(1)
     terrain = np.column_stack([g.uniform(0, 100, 5000), g.uniform(0, 80, 5000), g.uniform(0, 5, 5000)])

@@ -13,7 +13,7 @@ from recon.errors import InputError
 # +z up -> the camera on -y (the CAD and scanning convention of z-up files); +x up -> on +z.
 _FRONT = {0: np.array([0.0, 0.0, 1.0]), 1: np.array([0.0, 0.0, 1.0]), 2: np.array([0.0, -1.0, 0.0])}
 _BASE_SLAB = 0.03  # thickness of the end slabs, as a fraction of the extent along the axis
-_BASE_MIN = 0.02  # fewest points (fraction) in a slab for it to count as a base
+_BASE_MIN = 0.05  # fewest points (fraction) in a slab for a base (a sphere's cap slab holds 0.03)
 _BASE_RATIO = 1.5  # a base must hold this many times the points of any other axis's end slabs
 _THIN = 0.25  # an axis shorter than this fraction of the longest is the up axis of a flat scene
 
@@ -67,7 +67,8 @@ def guess_up(points: np.ndarray, *, samples: int = 200_000, seed: int = 0) -> np
     others = np.delete(best, a)
     if best[a] >= _BASE_MIN and best[a] >= _BASE_RATIO * others.max():
         out = np.zeros(3)
-        out[a] = 1.0 if ends[a, 0] >= ends[a, 1] else -1.0
+        # the sign only when one end is clearly the base (a cylinder's two flat ends are not)
+        out[a] = -1.0 if ends[a, 1] >= 2 * ends[a, 0] else 1.0
         return out
     return up
 
