@@ -37,7 +37,7 @@ def enable_controls(scene) -> None:
     for key, action in key_actions(scene).items():
         p.add_key_event(key, action)
     p.enable_point_picking(callback=lambda point: scene.pick(point), left_clicking=False, show_message=False,
-                           show_point=True, color="black", point_size=10, picker="hardware", tolerance=0.0)
+                           show_point=False, color="black", point_size=10, picker="hardware", tolerance=0.0)
     if scene.field is None:
         return
     for axis, pos in scene.slices.items():
