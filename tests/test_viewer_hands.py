@@ -3,13 +3,6 @@ kind, picking, clipping, the iso-level passes, turntables, and the web view's ac
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import urllib.error
-import urllib.request
-
 import numpy as np
 import pytest
 
@@ -377,72 +370,6 @@ def test_cli_turntable_and_up(tmp_path, monkeypatch, capsys):
     assert run_cli([*args, "--up", "w", "--screenshot", tmp_path / "a.png"], monkeypatch) == 2
     assert "--up must be" in capsys.readouterr().err
     assert run_cli([*args, "--up", "-x", "--screenshot", tmp_path / "a.png"], monkeypatch) == 0
-
-
-# ---------------------------------------------------------------------- the web view's access and exit
-
-
-def test_loopback_addresses():
-    from recon.viewer.web import is_loopback
-
-    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.1.2.3")
-    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.168.1.4")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def test_web_view_beyond_loopback_warns_needs_the_token_and_exits_143_on_sigterm(tmp_path):
-    pytest.importorskip("trame", reason="the [web] extra is not installed")
-    pytest.importorskip("trame_pyvista", reason="the [web] extra is not installed")
-    from recon.io import write_cloud
-
-    write_cloud(Cloud(sphere_points(500)), tmp_path / "s.ply")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.Popen([sys.executable, "-m", "recon.cli.main", "view", str(tmp_path / "s.ply"), "--web",
-                             "--host", "0.0.0.0", "--port", str(port), "--size", "320x240"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = proc.stdout.readline()
-        assert f"http://0.0.0.0:{port}/?token=" in line, line
-        token = line.split("?token=")[1].split()[0]
-        assert len(token) >= 20
-        base = f"http://127.0.0.1:{port}/"
-        assert _status(base) == 403
-        assert _status(base + "?token=wrong") == 403
-        assert _status(base + f"?token={token}") == 200
-        browser = pytest.importorskip("headless_browser")
-        if browser.find_chromium() is not None:  # the page with the token works: its later requests carry the cookie
-            _, shown = browser.screenshot_when(base + f"?token={token}", ready=lambda img: ink(img[100:]) > 0.02,
-                                               timeout=60, width=640, height=480)
-            assert shown, "the page opened with the token never showed the scene"
-            _, bare = browser.screenshot_when(base, ready=lambda img: ink(img[100:]) > 0.02, timeout=5,
-                                              width=640, height=480)
-            assert not bare
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 143
-        err = proc.stderr.read()
-        lines = err.strip().splitlines()
-        assert lines[0].startswith("recon view: warning: serving on 0.0.0.0, beyond this machine")
-        assert lines[-1] == "recon: error: terminated (SIGTERM)" and "Traceback" not in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_pick_at_the_image_centre_finds_the_near_surface():
