@@ -387,6 +387,8 @@ def test_pick_at_the_image_centre_finds_the_near_surface():
     assert np.linalg.norm(out["position"]) == pytest.approx(0.6, abs=0.02)
     assert np.linalg.norm(out["position"] - cam) < np.linalg.norm(cam)  # the near side
     assert out["to_data"] < 0.05
+    again = pick_at(s, 0.5, 0.5)  # the marker left by the first pick is not what is picked
+    assert np.linalg.norm(again["position"]) == pytest.approx(0.6, abs=0.02)
     assert pick_at(s, 0.02, 0.98) is None  # a corner: nothing there
     with pytest.raises(InputError, match="fractions in 0..1"):
         pick_at(s, 1.5, 0.5)

@@ -64,7 +64,8 @@ def pick_at(scene, fx: float, fy: float) -> dict | None:
         raise InputError(f"a pick is inside the image: fractions in 0..1, got ({fx}, {fy})")
     # surfaces first (the cloud is drawn under them), then the cloud where no surface is hit
     actors = scene.plotter.actors
-    surfaces = [a for name, a in actors.items() if name != "cloud" and a.GetVisibility() and a.GetPickable()]
+    surfaces = [a for name, a in actors.items()
+                if name not in ("cloud", "picked") and a.GetVisibility() and a.GetPickable()]
     cloud = [actors["cloud"]] if "cloud" in actors and actors["cloud"].GetVisibility() else []
     for group in (surfaces, cloud):
         picker = vtk.vtkCellPicker()
