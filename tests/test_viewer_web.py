@@ -150,6 +150,16 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         found["help"] = await page.wait_for(
             lambda img: ink(view_of(img)[int(h * 0.6):, : int(w * 0.4)]) > before + 0.01, timeout=20) is not None
         await page.click(keys[0] + keys[2] / 2, keys[1] + keys[3] / 2)
+        plain = view_of(await page.wait_for(lambda img: True))
+        for box_name, key in (("errors", "errors"), ("clip", "clip")):
+            box = json.loads(await page.evaluate(_rect_js(f".recon-{box_name} input")) or "null")
+            shown = view_of(await page.wait_for(lambda img: True))
+            await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
+            found[key] = await page.wait_for(lambda img, shown=shown: changed(view_of(img), shown) > 0.05,
+                                             timeout=20) is not None
+            await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)  # and back
+        back = await page.wait_for(lambda img: changed(view_of(img), plain) < 0.02, timeout=20)
+        found["back"] = changed(view_of(back if back is not None else await page.image()), plain)
         for layer in ("mesh", "cloud"):
             box = json.loads(await page.evaluate(_rect_js(f".recon-show-{layer} input")) or "null")
             await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
@@ -189,6 +199,9 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         assert "distance to the input points" in found["picked"]
         assert found["grown"], "moving the iso-level slider to its top did not grow the surface"
         assert found["help"], "the 'keys' button did not show the key list"
+        assert found["errors"], "ticking 'error colours' did not colour the mesh"
+        assert found["clip"], "ticking 'clip' did not cut the scene"
+        assert found["back"] < 0.02, f"unticking them did not bring the plain view back ({found['back']:.3f} changed)"
         assert found["hidden"], "unticking 'mesh' did not hide the mesh"
         proc.send_signal(15)
         assert proc.wait(timeout=20) == 143
