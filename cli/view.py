@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from recon.cli._common import info, input_file, output_file, user_errors
 
 NO_DISPLAY = (
@@ -37,7 +36,7 @@ def view(
     gt: Path = typer.Option(None, "--gt", help="A ground-truth mesh: colours the mesh by its error and shows the metrics.", show_default=False),
     screenshot: Path = typer.Option(None, "--screenshot", help="Render offscreen to this PNG and exit (no window, no display needed).", show_default=False),
     web: bool = typer.Option(False, "--web", help="Serve the view to a browser (needs the [web] extra)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address the web view binds to."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the web view binds to; beyond this machine (not 127.0.0.1) it warns and serves only to URLs with the token it prints."),
     port: int = typer.Option(8080, "--port", help="Port of the web view."),
     level: float = typer.Option(None, "--level", help="Iso-level of the field's surface; default: the field's own.", show_default=False),
     slices: str = typer.Option("z", "--slices", help="Axes of the field's slice planes, e.g. 'z' or 'xyz'; '' for none."),
@@ -45,14 +44,22 @@ def view(
     mesh_color: str = typer.Option(None, "--mesh-color", help="plain | input | gt | curvature (default: gt when --gt is given).", show_default=False),
     max_points: int = typer.Option(2_000_000, "--max-points", min=1, help="Show larger clouds decimated to this many points."),
     size: str = typer.Option("1024x768", "--size", help="Window or image size, WIDTHxHEIGHT pixels."),
+    up: str = typer.Option("auto", "--up", help="Up axis of the first view: auto (guessed from the data), +y, -z, ..."),
+    turntable: int = typer.Option(None, "--turntable", min=2, max=720, help="Write a turn about the up axis of this many frames to -o (.gif, or .mp4 with ffmpeg) and exit.", show_default=False),
+    output: Path = typer.Option(None, "-o", "--output", help="The turntable's file (.gif or .mp4).", show_default=False),
 ) -> None:
     """Look at a cloud, a mesh and a field together: in a window, as a PNG, or in a browser."""
     from recon.errors import InputError
-    from recon.viewer.scene import ViewerConfig, display_available
+    from recon.viewer.config import ViewerConfig, display_available
+    from recon.viewer.framing import parse_up
 
-    if screenshot is not None and web:
-        raise InputError("--screenshot and --web are alternatives: give one")
-    if screenshot is None and not web and not display_available():
+    up_axis = parse_up(up)
+    if (turntable is None) != (output is None):
+        raise InputError("--turntable N and -o FILE go together: give both")
+    if sum(x is not None and x is not False for x in (screenshot, web or None, turntable)) > 1:
+        raise InputError("--screenshot, --web and --turntable are alternatives: give one")
+    offscreen = screenshot is not None or web or turntable is not None
+    if not offscreen and not display_available():
         raise InputError(NO_DISPLAY)
     window = _size(size)
     axes = tuple(slices)
@@ -64,13 +71,15 @@ def view(
     gt = input_file(gt, what="ground truth") if gt is not None else None
     if screenshot is not None:
         screenshot = output_file(screenshot, inputs=[*paths, cloud, gt], suffixes={".png"}, what="screenshot")
+    if output is not None:
+        output = output_file(output, inputs=[*paths, cloud, gt], suffixes={".gif", ".mp4"}, what="turntable")
 
     from recon.viewer.load import build_scene, load_inputs
 
     inputs = load_inputs(paths, cloud=cloud, gt=gt)
     config = ViewerConfig(max_points=max_points, window_size=window)
-    scene = build_scene(inputs, off_screen=screenshot is not None or web, window_size=window, config=config,
-                        level=level, slices=axes, cloud_coloring=cloud_color, mesh_coloring=mesh_color)
+    scene = build_scene(inputs, off_screen=offscreen, window_size=window, config=config, level=level, slices=axes,
+                        cloud_coloring=cloud_color, mesh_coloring=mesh_color, up=up_axis)
     if scene.cloud_note:
         info(f"recon view: {scene.cloud_note}")
     if screenshot is not None:
@@ -78,9 +87,17 @@ def view(
         scene.close()
         info(f"recon view: wrote {screenshot}")
         return
+    if turntable is not None:
+        from recon.viewer.controls import turntable as write_turntable
+
+        n = write_turntable(scene, output, turntable)
+        scene.close()
+        info(f"recon view: wrote {output} ({n} frames)")
+        return
     if web:
         from recon.viewer.web import serve
 
-        serve(scene, host=host, port=port, announce=lambda line: typer.echo(line))
+        serve(scene, host=host, port=port, announce=lambda line: typer.echo(line),
+              warn=lambda line: typer.echo(line, err=True))
         return
     scene.show()

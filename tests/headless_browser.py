@@ -4,6 +4,7 @@ Small on purpose: open a page, wait until a condition on its screenshot holds, r
 PNG. Uses aiohttp's websocket client (aiohttp comes with the [web] extra's trame).
 
     png = screenshot_when("http://127.0.0.1:8080/", ready=lambda img: ..., timeout=60)
+    result = in_chromium("http://127.0.0.1:8080/", steps)  # async def steps(page): ... page.click(x, y)
 """
 
 from __future__ import annotations
@@ -37,7 +38,53 @@ def _decode_png(data: bytes):
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-async def _drive(port: int, url: str, ready, timeout: float, width: int, height: int):
+class Page:
+    """One tab over the DevTools protocol: screenshots, mouse events, JavaScript."""
+
+    def __init__(self, call):
+        self.call = call
+
+    async def image(self):
+        """(H, W, 3) uint8 screenshot of the page."""
+        shot = await self.call("Page.captureScreenshot", format="png")
+        return _decode_png(base64.b64decode(shot["data"]))
+
+    async def wait_for(self, ready, timeout: float = 30.0, every: float = 0.5):
+        """The first screenshot for which ``ready(image)`` holds, or None after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            img = await self.image()
+            if ready(img):
+                return img
+            await asyncio.sleep(every)
+        return None
+
+    async def evaluate(self, expression: str):
+        """The value of a JavaScript expression (awaited when it is a promise)."""
+        out = await self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return out.get("result", {}).get("value")
+
+    async def mouse(self, kind: str, x: float, y: float, buttons: int = 1, count: int = 1):
+        await self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left" if buttons else "none",
+                        buttons=buttons, clickCount=count)
+
+    async def click(self, x: float, y: float, count: int = 1):
+        """A click (``count`` 2: a double click) at page pixel (x, y)."""
+        await self.mouse("mouseMoved", x, y, buttons=0)
+        for n in range(1, count + 1):
+            await self.mouse("mousePressed", x, y, count=n)
+            await self.mouse("mouseReleased", x, y, count=n)
+
+    async def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 8):
+        await self.mouse("mouseMoved", x0, y0, buttons=0)
+        await self.mouse("mousePressed", x0, y0)
+        for i in range(1, steps + 1):
+            await self.mouse("mouseMoved", x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps)
+            await asyncio.sleep(0.05)
+        await self.mouse("mouseReleased", x1, y1)
+
+
+async def _drive(port: int, url: str, ready, timeout: float, width: int, height: int, steps=None):
     import aiohttp
 
     async with aiohttp.ClientSession() as http:
@@ -62,6 +109,8 @@ async def _drive(port: int, url: str, ready, timeout: float, width: int, height:
                        mobile=False)
             await call("Page.enable")
             await call("Page.navigate", url=url)
+            if steps is not None:
+                return await steps(Page(call))
             deadline = time.monotonic() + timeout
             last = None
             while time.monotonic() < deadline:
@@ -75,6 +124,15 @@ async def _drive(port: int, url: str, ready, timeout: float, width: int, height:
 
 def screenshot_when(url: str, *, ready, timeout: float = 60.0, width: int = 1024, height: int = 768):
     """(PNG bytes, whether ``ready(image (H, W, 3) uint8)`` became true before ``timeout`` s)."""
+    return _with_chromium(url, ready=ready, timeout=timeout, width=width, height=height)
+
+
+def in_chromium(url: str, steps, *, width: int = 1024, height: int = 768):
+    """Open ``url`` in headless Chromium and return ``await steps(page)`` (a :class:`Page`)."""
+    return _with_chromium(url, ready=None, timeout=0, width=width, height=height, steps=steps)
+
+
+def _with_chromium(url, *, ready, timeout, width, height, steps=None):
     exe = find_chromium()
     if exe is None:
         raise FileNotFoundError("no chromium on PATH")
@@ -100,7 +158,7 @@ def screenshot_when(url: str, *, ready, timeout: float = 60.0, width: int = 1024
                     port = int(m.group(1))
             if port is None:
                 raise RuntimeError("chromium did not report its DevTools port")
-            return asyncio.run(_drive(port, url, ready, timeout, width, height))
+            return asyncio.run(_drive(port, url, ready, timeout, width, height, steps))
         finally:
             _stop_group(proc)
 

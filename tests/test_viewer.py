@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +114,7 @@ def test_mesh_and_no_mesh_differ(offscreen_ok, mesh):
     s.toggle("mesh")
     without = s.image()
     assert ink(with_mesh) > 0.1
-    assert ink(without) < 0.02  # only the overlay text is left
+    assert ink(without) < 0.03  # only the overlay text is left
     assert changed(with_mesh, without) > 0.1
     s.close()
 
@@ -132,7 +131,7 @@ def test_slice_at_two_positions_differs_and_draws_the_level_line(offscreen_ok, f
     s.set_slice("z", 0.95)  # above the sphere: no level line
     assert "slice_z_level" not in s.plotter.actors
     s.toggle("slices")
-    assert ink(s.image()) < 0.02
+    assert ink(s.image()) < 0.03  # only the overlay text is left
     s.close()
 
 
@@ -245,12 +244,14 @@ def test_sphere_traced_image_switch(offscreen_ok, field):
     pytest.importorskip("recon.render.trace", reason="the renderer is not in this tree")
     s = scene()
     s.add_field(field, slices=())
+    from recon.viewer.controls import toggle_traced
+
     scene_img = s.image()
-    s.toggle_traced()
+    toggle_traced(s)
     traced = s.image()
     assert s.traced and ink(traced) > 0.1
     assert changed(scene_img, traced) > 0.01  # the traced shading differs from VTK's
-    s.toggle_traced()
+    toggle_traced(s)
     assert not s.traced
     s.close()
 
@@ -373,82 +374,31 @@ def test_cli_refuses_to_overwrite_an_input_and_two_meshes(files, monkeypatch, ca
     assert "a second mesh" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------------- web view in a real browser
-
-
-def _listeners(port: int) -> set[str]:
-    """Local addresses listening on TCP ``port`` (IPv4 and IPv6), from /proc/net."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            addr, p = cols[1].split(":")
-            if int(p, 16) == port and cols[3] == "0A":  # LISTEN
-                found.add(addr)
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_web_view_in_headless_chromium(offscreen_ok, files):
-    pytest.importorskip("trame", reason="the [web] extra is not installed")
-    pytest.importorskip("trame_pyvista", reason="the [web] extra is not installed")
-    from headless_browser import find_chromium, screenshot_when
-
-    if find_chromium() is None:
-        pytest.skip("no chromium on PATH (apt-get install chromium)")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recon.cli.main", "view", str(files / "s.mesh.ply"), "--web", "--port", str(port),
-         "--size", "640x480"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        line = proc.stdout.readline()  # printed once the socket is bound
-        assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-        assert _listeners(port) == {"0100007F"}  # 127.0.0.1 only: not 0.0.0.0, not IPv6
-
-        def shows_mesh(img):
-            h, w, _ = img.shape
-            centre = img[h // 3: 2 * h // 3, w // 3: 2 * w // 3].astype(int)
-            return (np.abs(centre - 255).sum(-1) > 60).mean() > 0.5
-
-        png, ok = screenshot_when(f"http://127.0.0.1:{port}/", ready=shows_mesh, timeout=60)
-        assert ok, "the page never showed the mesh"
-        proc.send_signal(2)  # Ctrl-C
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_interactive_controls_build_and_keys_run(offscreen_ok, field, tmp_path, monkeypatch):
     """The window's controls (keys, slice plane widget, iso-level slider) set up offscreen."""
+    from recon.viewer import KEYS
+
     monkeypatch.chdir(tmp_path)
     s = scene()
     s.add_field(field, slices=("z",))
     s.add_cloud(sphere_cloud())
-    s.enable_controls()
+    from recon.viewer.controls import enable_controls
+
+    enable_controls(s)
     widgets = getattr(s.plotter, "widgets", s.plotter)  # pyvista >= 0.47 groups them
     assert len(widgets.plane_widgets) == 1
     assert len(widgets.slider_widgets) == 1
     events = s.plotter.iren._key_press_event_callbacks
-    for key in ("h", "c", "m", "x", "g", "k", "n", "o", "r", "y"):
+    for key in KEYS:
         assert key in events, key
-    for key in ("c", "k", "n", "o"):
+    for key in ("c", "k", "n", "o", "l"):
         for callback in events[key]:
             callback()
     assert not s.visible["cloud"]
+    assert s.clip is not None and len(widgets.plane_widgets) == 2  # the clip plane and its handle
+    for callback in events["l"]:
+        callback()
+    assert s.clip is None
     assert (tmp_path / "recon-view-1.png").exists()
     assert s.mesh_coloring == "input"  # "n" moved on from plain
     s.set_level(0.1)

@@ -4,6 +4,7 @@
     scene = ViewerScene(off_screen=True)
     scene.add_cloud(cloud)
     scene.add_mesh(mesh)
+    scene.reset_camera()
     scene.screenshot("shot.png")
 
 The scene is built separately from any window, so it renders offscreen (tests, machines
@@ -11,6 +12,8 @@ without a display) exactly as it shows on screen or in a browser (``recon.viewer
 pyvista is imported on first use, not by ``import recon.viewer``.
 """
 
-from recon.viewer.scene import KEYS, ViewerConfig, ViewerScene, display_available
+from recon.viewer.config import KEYS, ViewerConfig, display_available
+from recon.viewer.measures import probe
+from recon.viewer.scene import ViewerScene
 
-__all__ = ["ViewerScene", "ViewerConfig", "KEYS", "display_available"]
+__all__ = ["KEYS", "ViewerConfig", "ViewerScene", "display_available", "probe"]

@@ -85,21 +85,24 @@ def load_inputs(paths, *, cloud=None, gt=None) -> ViewInputs:
 
 def build_scene(inputs: ViewInputs, *, off_screen: bool, window_size=None, config=None,
                 level: float | None = None, slices=("z",), cloud_coloring: str | None = None,
-                mesh_coloring: str | None = None):
-    """A ViewerScene with every part of ``inputs``: field first (slices, its surface unless a
-    mesh file is given), then the ground truth, the mesh and the cloud."""
+                mesh_coloring: str | None = None, up=None):
+    """A ViewerScene with every part of ``inputs`` and the first view set: the cloud, the mesh
+    (else the field's surface), the field's slices cut to the object, then the ground truth;
+    ``up`` (3,) the up axis, None: guessed from the data."""
     from recon.viewer.scene import ViewerScene
 
-    scene = ViewerScene(off_screen=off_screen, window_size=window_size, config=config)
+    scene = ViewerScene(off_screen=off_screen, window_size=window_size, config=config, up=up)
+    if inputs.cloud is not None:
+        scene.add_cloud(inputs.cloud, coloring=None)
+    if inputs.mesh is not None:
+        scene.add_mesh(inputs.mesh)
     if inputs.field is not None:
         scene.add_field(inputs.field, slices=slices, level=level, mesh=inputs.mesh is None)
     if inputs.gt is not None:
         scene.add_ground_truth(inputs.gt)
-    if inputs.cloud is not None:
-        scene.add_cloud(inputs.cloud, coloring=None)
-    if inputs.mesh is not None:
-        scene.add_mesh(inputs.mesh, coloring=mesh_coloring)
-    elif mesh_coloring is not None and scene.mesh is not None:
+    if mesh_coloring is not None:
+        if scene.mesh is None:
+            raise InputError("--mesh-color: there is no mesh to colour")
         scene.set_mesh_coloring(mesh_coloring)
     if cloud_coloring is not None:
         scene.set_cloud_coloring(cloud_coloring)

@@ -1,9 +1,10 @@
-"""The viewer's scene: layers, colourings, slices, iso-level, overlay and keys on one pyvista Plotter.
+"""The viewer's scene: layers, colourings, slices, iso-level, clip plane and overlay on one pyvista Plotter.
 
 Nothing here opens a window: :class:`ViewerScene` builds on a ``pyvista.Plotter`` that is
 either on screen (``show``), offscreen (``screenshot``, tests) or served to a browser
 (``recon.viewer.web``). Every layer-adding call returns the pyvista actor (a handle), and
-``None`` for an option means "keep the default".
+``None`` for an option means "keep the default". Keys and widgets: ``recon.viewer.controls``;
+the first view's geometry: ``recon.viewer.framing``; values read off the data: ``recon.viewer.measures``.
 
 Units: every distance shown is in the input's own units ("input units"), as read from the files.
 """
@@ -12,109 +13,47 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-from dataclasses import dataclass
 
 import numpy as np
 
 from recon.errors import InputError
+from recon.viewer import framing, measures
+from recon.viewer.colouring import BAR_FIELD, Colorings
+from recon.viewer.config import (
+    KEYS,
+    MOUSE,
+    ViewerConfig,
+    axis_index,
+    poly_from_mesh,
+    pyvista,
+)
 
-CLOUD_COLORINGS = ("rgb", "plain", "distance")
-MESH_COLORINGS = ("plain", "input", "gt", "curvature")
-
-KEYS = {
-    "h": "show / hide this list of keys",
-    "c": "show / hide the input cloud",
-    "m": "show / hide the mesh",
-    "x": "show / hide the field slices",
-    "g": "show / hide the ground truth",
-    "k": "cloud colouring: own colours -> plain -> distance to the surface",
-    "n": "mesh colouring: plain -> distance to the input -> to the ground truth -> curvature",
-    "o": "save a screenshot (recon-view-N.png in the current folder)",
-    "r": "reset the camera",
-    "y": "switch to / from the sphere-traced image of the field for this camera",
-}
-
-
-@dataclass(frozen=True)
-class ViewerConfig:
-    """Sizes and styles of the viewer, in one place."""
-
-    max_points: int = 2_000_000
-    """Clouds with more points are shown decimated (a seeded uniform subset), with a note."""
-    seed: int = 0
-    """Seed of the decimation draw."""
-    point_size: float = 3.0
-    """Screen size of cloud points, pixels."""
-    window_size: tuple[int, int] = (1024, 768)
-    """Window or image size, pixels."""
-    slice_samples: int = 200
-    """Field samples along the longer side of a slice plane."""
-    live_resolution: int = 128
-    """Grid nodes along the longest side when the iso-level slider re-extracts the surface
-    (a grid field no larger than this is meshed on its own grid)."""
-    field_cmap: str = "RdBu_r"
-    """Diverging colour map of the field slices, centred on the level."""
-    distance_cmap: str = "viridis"
-    """Colour map of distances."""
-    curvature_cmap: str = "coolwarm"
-    """Colour map of mean curvature (diverging, centred on 0)."""
-    mesh_color: str = "lightsteelblue"
-    cloud_color: str = "darkorange"
-    gt_color: str = "gray"
-    background: str = "white"
-    metric_samples: int = 50_000
-    """Surface samples for the metrics shown when a ground truth is given."""
-
-
-def display_available() -> bool:
-    """Whether a window can open: on Linux and BSDs that needs DISPLAY or WAYLAND_DISPLAY."""
-    if sys.platform.startswith(("win", "darwin")):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def _pyvista():
-    if not display_available() and "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ:
-        # No X server: go straight to EGL when the system has it, instead of letting VTK
-        # try X first and print a warning. Without EGL, VTK's own fallback (OSMesa) decides.
-        import ctypes.util
-
-        if ctypes.util.find_library("EGL"):
-            os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
-    try:
-        import pyvista as pv
-    except ImportError as exc:  # pragma: no cover - pyvista is a dependency
-        raise InputError(f"the viewer needs pyvista and vtk ({exc}); install them with pip") from None
-    return pv
-
-
-def _poly_from_mesh(mesh):
-    pv = _pyvista()
-    poly = pv.PolyData.from_regular_faces(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
-    if mesh.vertex_normals is not None:
-        poly.point_data["Normals"] = np.asarray(mesh.vertex_normals, np.float32)
-        poly.point_data.active_normals_name = "Normals"
-    return poly
-
-
-class ViewerScene:
+_LAYERS = ("cloud", "mesh", "slices", "gt")
+class ViewerScene(Colorings):
     """One scene: an input cloud, a mesh, a ground truth and a field, each optional.
 
     off_screen  : render without a window (screenshots, tests, servers)
     window_size : (width, height) pixels; None: ``config.window_size``
     config      : a :class:`ViewerConfig`; None: the defaults
+    up          : (3,) the up axis of the first view; None: guessed from the data
     """
 
-    def __init__(self, *, off_screen: bool = False, window_size=None, config: ViewerConfig | None = None):
-        pv = _pyvista()
+    def __init__(self, *, off_screen: bool = False, window_size=None, config: ViewerConfig | None = None, up=None):
+        pv = pyvista()
         self.config = config or ViewerConfig()
         size = tuple(window_size or self.config.window_size)
         if len(size) != 2 or min(size) < 16:
             raise InputError(f"window size must be (width, height) of at least 16 pixels, got {size}")
         self.off_screen = bool(off_screen)
-        self.plotter = pv.Plotter(off_screen=self.off_screen, window_size=list(size))
+        import copy
+
+        theme = copy.deepcopy(pv.global_theme)
+        samples = self.config.multi_samples
+        if samples is not None or self.off_screen:
+            theme.multi_samples = 1 if samples is None else int(samples)
+        self.plotter = pv.Plotter(off_screen=self.off_screen, window_size=list(size), theme=theme)
         self.plotter.set_background(self.config.background)
+        self.up_given = None if up is None else np.asarray(up, np.float64)
         self.cloud = None  # the Cloud as given
         self.cloud_points = None  # (M, 3) the points shown (decimated when large)
         self.cloud_colors = None  # (M, 3) uint8 or None
@@ -126,21 +65,26 @@ class ViewerScene:
         self.metrics = None  # compare_meshes(mesh, gt) result
         self.cloud_coloring = None
         self.mesh_coloring = None
+        self.point_size = self.config.point_size
         self.slices: dict[str, float] = {}  # axis name -> position, input units
         self.visible = {"cloud": True, "mesh": True, "slices": True, "gt": False}
         self.traced = False
+        self.picked = None  # the last measures.probe result
+        self.clip = None  # vtkPlane cutting mesh, cloud and ground truth, or None
         self._cache: dict[str, np.ndarray] = {}
-        self._slice_clim = None
+        self._slice_scale = None
         self._help_shown = False
         self._shots = 0
         self._bars: dict[str, str | None] = {}
         self._note = ""
         self._interactive = False
+        self._camera_set = False
 
     # ------------------------------------------------------------------ layers
     def add_cloud(self, cloud, *, coloring: str | None = None):
-        """Show ``cloud`` (a recon Cloud). ``coloring``: "rgb" (its own colours), "plain",
-        "distance" (to the mesh or the field's surface); None: its colours if it has them."""
+        """Show ``cloud`` (a recon Cloud), drawn under any surface it lies on. ``coloring``:
+        "rgb" (its own colours), "plain", "distance" (to the mesh or the field's surface);
+        None: its colours if it has them."""
         n = len(cloud.points)
         if n == 0:
             raise InputError("the cloud has no points to show")
@@ -157,21 +101,25 @@ class ViewerScene:
             self.cloud_points = cloud.points
             self.cloud_colors = cloud.colors
             self.cloud_note = ""
-        self._cache.pop("cloud_distance", None)
+        for key in ("cloud_distance", "cloud_tree", "spacing"):
+            self._cache.pop(key, None)
         if coloring is None:
             coloring = "rgb" if self.cloud_colors is not None else "plain"
         return self.set_cloud_coloring(coloring)
 
-    def add_mesh(self, mesh, *, coloring: str | None = None):
+    def add_mesh(self, mesh, *, coloring: str | None = None, quick: bool = False):
         """Show ``mesh`` (a TriangleMesh). ``coloring``: "plain", "input" (distance to the
         input points), "gt" (distance to the ground truth), "curvature" (mean curvature from
-        the field); None: "gt" when a ground truth is loaded, else "plain"."""
+        the field); None: "gt" when a ground truth is loaded, else "plain". ``quick``: plain,
+        no metrics (the iso-level slider's pass while dragging)."""
         if mesh.n_faces == 0:
             raise InputError("the mesh has no faces to show")
         self.mesh = mesh
         for key in ("mesh_input", "mesh_gt", "mesh_curvature", "cloud_distance"):
             self._cache.pop(key, None)
         self.metrics = None
+        if quick:
+            return self._draw_mesh("plain")
         if self.gt is not None:
             self._compute_metrics()
         if coloring is None:
@@ -185,9 +133,9 @@ class ViewerScene:
             raise InputError("the ground truth has no faces")
         self.gt = gt
         self._cache.pop("mesh_gt", None)
-        actor = self.plotter.add_mesh(_poly_from_mesh(gt), color=self.config.gt_color, opacity=0.35,
-                                      name="gt", show_scalar_bar=False, reset_camera=False)
-        actor.SetVisibility(self.visible["gt"])
+        actor = self.plotter.add_mesh(poly_from_mesh(gt), color=self.config.gt_color, opacity=0.35,
+                                      name="gt", show_scalar_bar=False, reset_camera=False, render=False)
+        self._finish(actor, "gt")
         if self.mesh is not None:
             self._compute_metrics()
             self.set_mesh_coloring("gt")
@@ -195,191 +143,102 @@ class ViewerScene:
         return actor
 
     def add_field(self, field, *, slices=("z",), level: float | None = None, mesh: bool = True):
-        """Show ``field``: slice planes (axis names "x" "y" "z", at the centre of its bounds)
-        coloured by a diverging map centred on the level with the level set drawn as a line,
-        and, with ``mesh``, its surface at ``level`` (None: the field's own level)."""
+        """Show ``field``: with ``mesh``, its surface at ``level`` (None: the field's own); slice
+        planes (axis names "x" "y" "z") through the object's centre, cut to its bounds, coloured
+        by a map suited to the field's kind, with the level set drawn as a line."""
+        traits = measures.field_traits(field)
         self.field = field
-        self.level = float(field.level if level is None else level)
+        self.level = float(traits["level"] if level is None else level)
+        self._slice_scale = None
         for key in ("mesh_curvature", "cloud_distance"):
             self._cache.pop(key, None)
-        bounds = np.asarray(field.bounds, np.float64)
-        center = bounds.mean(axis=0)
-        actors = {}
-        for axis in slices:
-            a = _axis_index(axis)
-            actors[axis] = self.set_slice(axis, float(center[a]))
         if mesh:
             self.set_level(self.level)
+        centre = (self.object_bounds() if self.object_bounds() is not None else traits["bounds"]).mean(axis=0)
+        actors = {axis: self.set_slice(axis, float(centre[axis_index(axis)])) for axis in slices}
         self._update_overlay()
         return actors
 
     # ------------------------------------------------------------------ field slices and level
-    def set_slice(self, axis: str, position: float):
-        """Put the ``axis`` slice plane at ``position`` (input units, clamped to the bounds)."""
+    def slice_rectangle(self, axis: str) -> np.ndarray:
+        """(2, 3) extent of the ``axis`` slice: the object's bounds plus a margin, inside the field's."""
         if self.field is None:
             raise InputError("no field loaded: slices need a field (.npz)")
-        pv = _pyvista()
-        a = _axis_index(axis)
-        bounds = np.asarray(self.field.bounds, np.float64)
-        position = float(np.clip(position, bounds[0, a], bounds[1, a]))
+        return framing.slice_rectangle(self.field.bounds, self.object_bounds(), axis_index(axis),
+                                       margin=self.config.slice_margin)
+
+    def set_slice(self, axis: str, position: float):
+        """Put the ``axis`` slice plane at ``position`` (input units, clamped to the field's bounds)."""
+        if self.field is None:
+            raise InputError("no field loaded: slices need a field (.npz)")
+        pv = pyvista()
+        a = axis_index(axis)
+        rect = self.slice_rectangle(axis)
+        position = float(np.clip(position, rect[0, a], rect[1, a]))
         others = [i for i in range(3) if i != a]
-        ext = bounds[1] - bounds[0]
-        step = max(ext[others[0]], ext[others[1]]) / (self.config.slice_samples - 1)
+        ext = rect[1] - rect[0]
+        step = max(ext[others[0]], ext[others[1]], 1e-12) / (self.config.slice_samples - 1)
         dims = [1, 1, 1]
-        spacing = [step, step, step]
-        origin = bounds[0].copy()
+        origin = rect[0].copy()
         origin[a] = position
         for i in others:
-            dims[i] = max(2, int(math.floor(ext[i] / step + 1e-9)) + 1)
-        img = pv.ImageData(dimensions=dims, spacing=spacing, origin=origin)
+            dims[i] = max(2, math.floor(ext[i] / step + 1e-9) + 1)
+        img = pv.ImageData(dimensions=dims, spacing=[step] * 3, origin=origin)
         values = np.asarray(self.field.value(np.asarray(img.points, np.float64)), np.float32)
         img.point_data["field"] = values
-        if self._slice_clim is None:
-            spread = float(np.percentile(np.abs(values - self.level), 95)) or 1.0
-            self._slice_clim = (self.level - spread, self.level + spread)
-        title = "field [input units]" if self.field.kind != "occupancy" else "occupancy"
-        actor = self.plotter.add_mesh(
-            img, scalars="field", cmap=self.config.field_cmap, clim=self._slice_clim, name=f"slice_{axis}",
-            scalar_bar_args={"title": title, **_BAR_FIELD},
-            reset_camera=False, lighting=False,
-        )
-        self._bars["slices"] = title
-        actor.SetVisibility(self.visible["slices"] and not self.traced)
+        if self._slice_scale is None:
+            self._slice_scale = measures.slice_scale(self.field.kind, self.level, values, self.config)
+        sc = self._slice_scale
+        actor = self.plotter.add_mesh(img, scalars="field", cmap=sc.cmap, clim=sc.clim, name=f"slice_{axis}",
+                                      scalar_bar_args={"title": sc.title, **BAR_FIELD},
+                                      reset_camera=False, lighting=False, render=False,
+                                      opacity=self.config.slice_opacity if self.mesh is not None else 1.0)
+        self._bars["slices"] = sc.title
+        self._finish(actor, "slices")
         name = f"slice_{axis}_level"
-        crossing = (values.min() < self.level) and (values.max() > self.level)
-        if crossing:
+        if values.min() < self.level < values.max():
             line = img.contour(isosurfaces=[self.level], scalars="field")
             if line.n_points:
-                la = self.plotter.add_mesh(line, color="black", line_width=3, name=name, reset_camera=False)
-                la.SetVisibility(self.visible["slices"] and not self.traced)
+                self._finish(self.plotter.add_mesh(line, color="black", line_width=3, name=name, reset_camera=False,
+                                                   render=False),
+                             "slices")
             else:
-                self.plotter.remove_actor(name)
+                self.plotter.remove_actor(name, render=False)
         else:
-            self.plotter.remove_actor(name)
+            self.plotter.remove_actor(name, render=False)
         self.slices[axis] = position
         return actor
 
-    def set_level(self, level: float):
-        """Re-extract the field's surface at ``level`` and show it as the mesh."""
+    def set_level(self, level: float, *, coarse: bool = False):
+        """Re-extract the field's surface at ``level`` and show it as the mesh. ``coarse``: a
+        quick pass at ``config.coarse_resolution``, plain coloured (while a slider moves)."""
         from recon.meshing.marching_cubes import extract_mesh
 
         if self.field is None:
             raise InputError("no field loaded: the iso-level needs a field (.npz)")
         self.level = float(level)
-        shape = getattr(self.field, "shape", None)
-        live = self.config.live_resolution
-        resolution = None if (shape is not None and max(shape) <= live) else live
+        shape = measures.field_traits(self.field)["shape"]
+        limit = self.config.coarse_resolution if coarse else self.config.live_resolution
+        # grid fields are meshed on their own nodes for the fine pass (as fast as resampling)
+        resolution = None if shape is not None and (not coarse or max(shape) <= limit) else limit
+        target = self.field
+        if coarse and shape is not None and max(shape) > limit:  # every k-th node: no resampling
+            target, resolution = measures.strided_grid(self.field, math.ceil(max(shape) / limit)), None
         try:
-            mesh = extract_mesh(self.field, level=self.level, resolution=resolution)
+            mesh = extract_mesh(target, level=self.level, resolution=resolution)
         except InputError as exc:
-            self.plotter.remove_actor("mesh")
+            self.plotter.remove_actor("mesh", render=False)
             self.mesh = None
             self._note = str(exc)
             self._update_overlay()
             return None
         self._note = ""
-        return self.add_mesh(mesh, coloring=self.mesh_coloring if self.mesh_coloring != "gt" or self.gt else None)
+        for axis, pos in list(self.slices.items()):  # the level line moves with the level
+            self.set_slice(axis, pos)
+        keep = self.mesh_coloring if self.mesh_coloring != "gt" or self.gt else None
+        return self.add_mesh(mesh, coloring=keep, quick=coarse)
 
-    # ------------------------------------------------------------------ colourings
-    def cloud_colorings(self) -> tuple[str, ...]:
-        out = []
-        if self.cloud_colors is not None:
-            out.append("rgb")
-        out.append("plain")
-        if self.mesh is not None or (self.field is not None and self.field.kind != "occupancy"):
-            out.append("distance")
-        return tuple(out)
-
-    def mesh_colorings(self) -> tuple[str, ...]:
-        out = ["plain"]
-        if self.cloud is not None:
-            out.append("input")
-        if self.gt is not None:
-            out.append("gt")
-        if self.field is not None and self.field.kind != "occupancy":
-            out.append("curvature")
-        return tuple(out)
-
-    def set_cloud_coloring(self, coloring: str):
-        if self.cloud is None:
-            raise InputError("no cloud loaded")
-        if coloring not in CLOUD_COLORINGS:
-            raise InputError(f"cloud colouring must be one of {', '.join(CLOUD_COLORINGS)}, got {coloring!r}")
-        if coloring not in self.cloud_colorings():
-            why = {"rgb": "the cloud has no colours", "distance": "there is no mesh or distance field"}[coloring]
-            raise InputError(f"cannot colour the cloud by {coloring!r}: {why}")
-        pv = _pyvista()
-        cfg = self.config
-        poly = pv.PolyData(np.asarray(self.cloud_points, np.float64))
-        kw = dict(point_size=cfg.point_size, render_points_as_spheres=False, name="cloud", reset_camera=False)
-        if coloring == "rgb":
-            poly.point_data["rgb"] = self.cloud_colors
-            actor = self.plotter.add_points(poly, scalars="rgb", rgb=True, **kw)
-        elif coloring == "plain":
-            actor = self.plotter.add_points(poly, color=cfg.cloud_color, **kw)
-        else:
-            d = self._cloud_distance()
-            poly.point_data["distance to surface"] = d
-            actor = self.plotter.add_points(
-                poly, scalars="distance to surface", cmap=cfg.distance_cmap, clim=_robust_range(d), **kw,
-                scalar_bar_args={"title": "cloud: distance to surface [input units]", **_BAR_CLOUD},
-            )
-        self._set_bar("cloud", "cloud: distance to surface [input units]" if coloring == "distance" else None)
-        actor.SetVisibility(self.visible["cloud"] and not self.traced)
-        self.cloud_coloring = coloring
-        self._reset_if_first()
-        self._update_overlay()
-        return actor
-
-    def set_mesh_coloring(self, coloring: str):
-        if self.mesh is None:
-            raise InputError("no mesh loaded")
-        if coloring not in MESH_COLORINGS:
-            raise InputError(f"mesh colouring must be one of {', '.join(MESH_COLORINGS)}, got {coloring!r}")
-        if coloring not in self.mesh_colorings():
-            why = {"input": "no input cloud is loaded", "gt": "no ground truth is loaded (--gt)",
-                   "curvature": "curvature comes from a distance field (.npz)"}[coloring]
-            raise InputError(f"cannot colour the mesh by {coloring!r}: {why}")
-        cfg = self.config
-        poly = _poly_from_mesh(self.mesh)
-        kw = dict(name="mesh", reset_camera=False, smooth_shading=self.mesh.vertex_normals is not None)
-        bar = _BAR_MESH
-        title = None
-        if coloring == "plain":
-            actor = self.plotter.add_mesh(poly, color=cfg.mesh_color, show_scalar_bar=False, **kw)
-        elif coloring == "curvature":
-            k = self._mesh_curvature()
-            poly.point_data["mean curvature"] = k
-            lim = _robust_range(np.abs(k))[1] or 1.0
-            actor = self.plotter.add_mesh(poly, scalars="mean curvature", cmap=cfg.curvature_cmap, clim=(-lim, lim),
-                                          scalar_bar_args={"title": "mean curvature [1 / input units]", **bar}, **kw)
-        else:
-            d = self._mesh_input_distance() if coloring == "input" else self._mesh_gt_distance()
-            title = ("mesh: distance to input points" if coloring == "input" else "mesh: distance to ground truth")
-            poly.point_data[title] = d
-            actor = self.plotter.add_mesh(poly, scalars=title, cmap=cfg.distance_cmap, clim=_robust_range(d),
-                                          scalar_bar_args={"title": title + " [input units]", **bar}, **kw)
-        self._set_bar("mesh", None if coloring == "plain" else title + " [input units]"
-                      if coloring != "curvature" else "mean curvature [1 / input units]")
-        actor.SetVisibility(self.visible["mesh"] and not self.traced)
-        self.mesh_coloring = coloring
-        self._reset_if_first()
-        self._update_overlay()
-        return actor
-
-    def cycle_cloud_coloring(self):
-        if self.cloud is not None:
-            options = self.cloud_colorings()
-            i = options.index(self.cloud_coloring) if self.cloud_coloring in options else -1
-            self.set_cloud_coloring(options[(i + 1) % len(options)])
-
-    def cycle_mesh_coloring(self):
-        if self.mesh is not None:
-            options = self.mesh_colorings()
-            i = options.index(self.mesh_coloring) if self.mesh_coloring in options else -1
-            self.set_mesh_coloring(options[(i + 1) % len(options)])
-
-    # ------------------------------------------------------------------ visibility
+    # ------------------------------------------------------------------ visibility and clipping
     def set_visible(self, layer: str, visible: bool) -> None:
         """Show or hide a layer: "cloud", "mesh", "slices" or "gt"."""
         if layer not in self.visible:
@@ -391,73 +250,111 @@ class ViewerScene:
         self.set_visible(layer, not self.visible.get(layer, False))
 
     def _apply_visibility(self) -> None:
-        actors = self.plotter.actors
-        for name, actor in actors.items():
+        for name, actor in self.plotter.actors.items():
             layer = _layer_of(name)
             if layer is not None:
                 actor.SetVisibility(self.visible[layer] and not self.traced)
         bars = self.plotter.scalar_bars
         for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
-            if title and title in bars.keys():
+            if title and title in bars:
                 bars[title].SetVisibility(self.visible[layer] and not self.traced)
         self._refresh()
 
-    # ------------------------------------------------------------------ derived quantities
-    def _cloud_distance(self) -> np.ndarray:
-        if "cloud_distance" not in self._cache:
-            pts = np.asarray(self.cloud_points, np.float64)
-            if self.field is not None and self.field.kind != "occupancy":
-                d = np.abs(_chunked(self.field.value, pts) - self.level)
-            else:
-                from recon.metrics import _SurfaceIndex
+    def set_clip(self, normal=None, origin=None) -> None:
+        """Cut mesh, cloud and ground truth by the plane through ``origin`` (3,) with ``normal``
+        (3,): what lies on the side ``normal`` points to is cut away; ``normal=None`` removes the cut."""
+        import vtk
 
-                d, _ = _SurfaceIndex(self.mesh, pts.mean(axis=0)).query(pts)
-            self._cache["cloud_distance"] = np.asarray(d, np.float32)
-        return self._cache["cloud_distance"]
+        if normal is None:
+            self.clip = None
+        else:
+            n = np.asarray(normal, np.float64)
+            if n.shape != (3,) or not np.isfinite(n).all() or np.linalg.norm(n) == 0:
+                raise InputError(f"clip normal must be a non-zero (3,) vector, got {normal!r}")
+            self.clip = vtk.vtkPlane()
+            self.clip.SetNormal(*(-n / np.linalg.norm(n)))
+            self.clip.SetOrigin(*np.asarray(origin, np.float64))
+        for name in ("mesh", "cloud", "gt"):
+            if name in self.plotter.actors:
+                self._apply_clip(self.plotter.actors[name])
+        self._refresh()
 
-    def _mesh_input_distance(self) -> np.ndarray:
-        if "mesh_input" not in self._cache:
-            from scipy.spatial import cKDTree
+    def _apply_clip(self, actor) -> None:
+        mapper = actor.GetMapper()
+        mapper.RemoveAllClippingPlanes()
+        if self.clip is not None:
+            mapper.AddClippingPlane(self.clip)
 
-            pts = np.asarray(self.cloud.points, np.float64)
-            d, _ = cKDTree(pts).query(self.mesh.vertices, k=1, workers=-1)
-            self._cache["mesh_input"] = d.astype(np.float32)
-        return self._cache["mesh_input"]
+    def _finish(self, actor, layer: str) -> None:
+        """What every layer's actor gets: its visibility, the clip plane, and for the cloud its
+        point size and the depth offset that draws it under a surface it lies on."""
+        actor.SetVisibility(self.visible[layer] and not self.traced)
+        if layer in ("mesh", "cloud", "gt"):
+            self._apply_clip(actor)
+        if layer == "cloud":
+            mapper = actor.GetMapper()
+            mapper.SetResolveCoincidentTopologyToPolygonOffset()
+            mapper.SetRelativeCoincidentTopologyPointOffsetParameter(self.config.cloud_depth_offset)
 
-    def _mesh_gt_distance(self) -> np.ndarray:
-        if "mesh_gt" not in self._cache:
-            from recon.metrics import _SurfaceIndex
+    def pick(self, position) -> dict:
+        """Read the field's value and the distances at ``position`` (3,) and show them in the overlay."""
+        self.picked = measures.probe(position, field=self.field, level=self.level,
+                                     cloud=self._cloud_tree() if self.cloud is not None else None, gt=self.gt)
+        self.plotter.add_points(np.asarray(self.picked["position"]).reshape(1, 3), color="black", point_size=12,
+                                render_points_as_spheres=True, name="picked", reset_camera=False, render=False)
+        self._update_overlay()
+        self._refresh()
+        return self.picked
 
-            v = self.mesh.vertices
-            d, _ = _SurfaceIndex(self.gt, v.mean(axis=0)).query(v)
-            self._cache["mesh_gt"] = d.astype(np.float32)
-        return self._cache["mesh_gt"]
+    # ------------------------------------------------------------------ camera
+    def object_bounds(self) -> np.ndarray | None:
+        """(2, 3) bounds of what is shown of the object (mesh and cloud), None before either."""
+        key = (id(self.mesh), id(self.cloud_points))
+        if self._cache.get("bounds_of") != key:
+            parts = [p for p in (None if self.mesh is None else self.mesh.vertices, self.cloud_points) if p is not None]
+            self._cache["bounds"] = framing.object_bounds(parts, seed=self.config.seed)
+            self._cache["bounds_of"] = key
+        return self._cache["bounds"]
 
-    def _mesh_curvature(self) -> np.ndarray:
-        """Mean curvature at the vertices: half the divergence of the field's unit gradient,
-        by central differences one voxel (or 1/256 of the bounds) wide."""
-        if "mesh_curvature" not in self._cache:
-            f = self.field
-            bounds = np.asarray(f.bounds, np.float64)
-            eps = float(getattr(f, "voxel_size", 0.0)) or float(np.linalg.norm(bounds[1] - bounds[0])) / 256
-            v = self.mesh.vertices
-            div = np.zeros(len(v))
-            for a in range(3):
-                step = np.zeros(3)
-                step[a] = eps
-                gp = _unit(_chunked(f.gradient, v + step))
-                gm = _unit(_chunked(f.gradient, v - step))
-                div += (gp[:, a] - gm[:, a]) / (2 * eps)
-            self._cache["mesh_curvature"] = (0.5 * div).astype(np.float32)
-        return self._cache["mesh_curvature"]
+    def up(self) -> np.ndarray:
+        """(3,) the up axis: as given, else guessed from the cloud (or the mesh's vertices)."""
+        if self.up_given is not None:
+            return self.up_given
+        if "up" not in self._cache:
+            pts = self.cloud_points if self.cloud_points is not None else None if self.mesh is None else self.mesh.vertices
+            self._cache["up"] = (framing.guess_up(pts, seed=self.config.seed) if pts is not None
+                                 else np.array([0.0, 1.0, 0.0]))
+        return self._cache["up"]
 
-    def _compute_metrics(self) -> None:
-        from recon.metrics import compare_meshes
+    def reset_camera(self) -> None:
+        """The first view: the object (mesh and cloud, else the field) from the front, filling the
+        image, ``up()`` upward; the cloud's point size from its spacing at that distance."""
+        bounds = self.object_bounds()
+        if bounds is None:
+            bounds = None if self.field is None else np.asarray(self.field.bounds, np.float64)
+        if bounds is None:
+            return
+        cfg = self.config
+        w, h = self.plotter.window_size
+        pos, focal, up = framing.front_camera(bounds, self.up(), view_angle=cfg.view_angle, azimuth=cfg.view_azimuth,
+                                              elevation=cfg.view_elevation, aspect=w / h)
+        cam = self.plotter.camera
+        cam.view_angle = cfg.view_angle
+        self.plotter.camera_position = [tuple(pos), tuple(focal), tuple(up)]
+        self.plotter.reset_camera_clipping_range()
+        self._camera_set = True
+        if cfg.point_size is None and self.cloud is not None:
+            if "spacing" not in self._cache:
+                self._cache["spacing"] = framing.point_spacing(self.cloud_points, seed=cfg.seed)
+            self.point_size = framing.point_size_pixels(
+                self._cache["spacing"], float(np.linalg.norm(pos - focal)), view_angle=cfg.view_angle, height=h,
+                fraction=cfg.point_size_fraction, limits=cfg.point_size_range)
+            if "cloud" in self.plotter.actors:
+                self.plotter.actors["cloud"].GetProperty().SetPointSize(self.point_size)
+        self._update_overlay()
+        self._refresh()
 
-        self.metrics = compare_meshes(self.mesh, self.gt, n_samples=self.config.metric_samples,
-                                      seed=self.config.seed)
-
-    # ------------------------------------------------------------------ overlay, keys, output
+    # ------------------------------------------------------------------ overlay and output
     def overlay_text(self) -> str:
         lines = []
         if self.cloud is not None:
@@ -467,154 +364,48 @@ class ViewerScene:
         if self.mesh is not None:
             lines.append(f"mesh: {self.mesh.n_faces:,} faces, {self.mesh.n_vertices:,} vertices ({self.mesh_coloring})")
         if self.field is not None:
-            shape = getattr(self.field, "shape", None)
+            shape = measures.field_traits(self.field)["shape"]
             grid = f" grid {'x'.join(map(str, shape))}" if shape else ""
             lines.append(f"field: {self.field.kind}{grid}, level {self.level:.4g}")
-        if getattr(self, "_note", ""):
+        b = self.object_bounds()
+        if b is not None:
+            ext = b[1] - b[0]
+            lines.append(f"size {ext[0]:.3g} x {ext[1]:.3g} x {ext[2]:.3g} [input units]")
+        if self._note:
             lines.append(self._note)
         if self.metrics is not None:
             m = self.metrics
             fs = ", ".join(f"F@{k} {v:.3f}" for k, v in m["fscore"].items())
             lines.append(f"vs ground truth: Chamfer-L1 {m['chamfer_l1']:.4g}, NC {m['normal_consistency']:.3f}, {fs}")
+        if self.picked is not None:
+            lines.append(measures.probe_text(self.picked))
         if self.traced:
             lines.append("sphere-traced image of the field (press y to go back)")
         lines.append("press h for keys")
         return "\n".join(lines)
 
     def help_text(self) -> str:
-        return "\n".join(f"{k}  {v}" for k, v in KEYS.items())
+        return "\n".join([f"{k}  {v}" for k, v in KEYS.items()] + [f"{k}: {v}" for k, v in MOUSE.items()])
 
     def _update_overlay(self) -> None:
-        self.plotter.add_text(self.overlay_text(), position="upper_left", font_size=9, color="black", name="overlay")
+        self.plotter.add_text(self.overlay_text(), position="upper_left", font_size=9, color="black", name="overlay",
+                              render=False)
 
     def toggle_help(self) -> None:
         self._help_shown = not self._help_shown
         if self._help_shown:
-            self.plotter.add_text(self.help_text(), position="lower_left", font_size=9, color="black", name="help")
+            self.plotter.add_text(self.help_text(), position="lower_left", font_size=9, color="black", name="help",
+                                  render=False)
         else:
-            self.plotter.remove_actor("help")
+            self.plotter.remove_actor("help", render=False)
         self._refresh()
-
-    def enable_controls(self) -> None:
-        """Keys (see KEYS), a plane widget per slice and the iso-level slider (interactive use)."""
-        p = self.plotter
-        self._interactive = True
-        p.add_key_event("h", self.toggle_help)
-        p.add_key_event("c", lambda: self.toggle("cloud"))
-        p.add_key_event("m", lambda: self.toggle("mesh"))
-        p.add_key_event("x", lambda: self.toggle("slices"))
-        p.add_key_event("g", lambda: self.toggle("gt"))
-        p.add_key_event("k", self._guard(self.cycle_cloud_coloring))
-        p.add_key_event("n", self._guard(self.cycle_mesh_coloring))
-        p.add_key_event("o", self._guard(self._key_screenshot))
-        p.add_key_event("r", self.reset_camera)
-        p.add_key_event("y", self._guard(self.toggle_traced))
-        if self.field is None:
-            return
-        bounds = np.asarray(self.field.bounds, np.float64)
-        for axis, pos in self.slices.items():
-            a = _axis_index(axis)
-            origin = bounds.mean(axis=0)
-            origin[a] = pos
-            p.add_plane_widget(
-                lambda normal, origin, axis=axis, a=a: self.set_slice(axis, float(origin[a])),
-                normal=axis, origin=origin, bounds=bounds.T.ravel(), normal_rotation=False,
-                assign_to_axis=axis, implicit=False, outline_translation=False, color="black",
-            )
-        lo, hi = self._level_range()
-        p.add_slider_widget(
-            lambda value: self.set_level(value), rng=(lo, hi), value=self.level, title="iso-level",
-            pointa=(0.55, 0.93), pointb=(0.95, 0.93), style="modern", interaction_event="end",
-            color="black",
-        )
-
-    def _guard(self, fn):
-        def run():
-            try:
-                fn()
-            except InputError as exc:  # e.g. a colouring with nothing to show: say so, keep going
-                self._note = str(exc)
-                self._update_overlay()
-                self._refresh()
-        return run
-
-    def _level_range(self) -> tuple[float, float]:
-        if self.field.kind == "occupancy":
-            return 0.02, 0.98
-        bounds = np.asarray(self.field.bounds, np.float64)
-        span = 0.1 * float(np.linalg.norm(bounds[1] - bounds[0]))
-        if self.field.kind == "unsigned":  # offset surfaces only: level > 0
-            return span * 1e-3, span
-        return self.level - span, self.level + span
-
-    def reset_camera(self) -> None:
-        self.plotter.view_isometric()
-        self.plotter.reset_camera()
-        self._refresh()
-
-    def _reset_if_first(self) -> None:
-        if not getattr(self, "_camera_set", False):
-            self.plotter.view_isometric()
-            self.plotter.reset_camera()
-            self._camera_set = True
-
-    def _key_screenshot(self) -> None:
-        from pathlib import Path
-
-        while True:
-            self._shots += 1
-            path = Path.cwd() / f"recon-view-{self._shots}.png"
-            if not path.exists():
-                break
-        self.screenshot(path)
-        self._note = f"saved {path}"
-        self._update_overlay()
-        self._refresh()
-
-    def toggle_traced(self) -> None:
-        """Switch between the scene and the sphere-traced image of the field at this camera."""
-        if self.traced:
-            self.plotter.remove_background_image()
-            self.traced = False
-        else:
-            if self.field is None:
-                raise InputError("the sphere-traced image needs a field (.npz)")
-            image = self.traced_image()
-            import tempfile
-
-            from PIL import Image
-
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "traced.png")
-                Image.fromarray(image).save(path)
-                self.plotter.add_background_image(path, as_global=False)
-            self.traced = True
-        self._apply_visibility()
-        self._update_overlay()
-        self._refresh()
-
-    def traced_image(self) -> np.ndarray:
-        """(H, W, 3) uint8: the field's surface sphere-traced for the current camera, head-lit."""
-        from recon.render.camera import Camera
-        from recon.render.trace import sphere_trace
-
-        cam = self.plotter.camera
-        width, height = self.plotter.window_size
-        camera = Camera(eye=cam.position, target=cam.focal_point, up=cam.up, fov=cam.view_angle,
-                        width=width, height=height)
-        result = sphere_trace(self.field, camera)
-        _, d = camera.rays()
-        shade = np.abs(np.einsum("hwc,hwc->hw", result.normal, d))
-        base = np.array([176, 196, 222], np.float64)  # lightsteelblue, like the mesh
-        img = np.where(result.hit[..., None], (0.15 + 0.85 * shade[..., None]) * base, 255.0)
-        return np.clip(img, 0, 255).astype(np.uint8)
 
     def image(self) -> np.ndarray:
         """(H, W, 3) uint8: render the scene now (offscreen or on screen) and return it."""
         self.plotter.render()
         return np.asarray(self.plotter.screenshot(None, return_img=True))[..., :3].copy()
 
-    def screenshot(self, path) -> "os.PathLike":
+    def screenshot(self, path) -> os.PathLike:
         """Render and write a PNG to ``path`` (atomically)."""
         from pathlib import Path
 
@@ -631,8 +422,10 @@ class ViewerScene:
         return path
 
     def show(self) -> None:
-        """Open the window (blocks until it is closed)."""
-        self.enable_controls()
+        """Open the window with its keys and widgets (blocks until it is closed)."""
+        from recon.viewer.controls import enable_controls
+
+        enable_controls(self)
         self.plotter.show(title="recon view")
 
     def close(self) -> None:
@@ -648,55 +441,13 @@ class ViewerScene:
         """Remember the scalar bar ``layer`` uses now; remove the one it used before."""
         old = self._bars.get(layer)
         if old and old != title and old in self.plotter.scalar_bars:
-            self.plotter.remove_scalar_bar(old)
+            self.plotter.remove_scalar_bar(old, render=False)
         self._bars[layer] = title
 
 
-# ---------------------------------------------------------------------- helpers
-
-# Where each scalar bar sits (fractions of the window), clear of the overlay text
-# (upper left) and the key list (lower left).
-_BAR_STYLE = {"title_font_size": 14, "label_font_size": 12, "n_labels": 3, "color": "black", "fmt": "%.3g"}
-_BAR_MESH = {"position_x": 0.55, "position_y": 0.88, "width": 0.42, "height": 0.08, **_BAR_STYLE}
-_BAR_CLOUD = {"position_x": 0.55, "position_y": 0.02, "width": 0.42, "height": 0.08, **_BAR_STYLE}
-_BAR_FIELD = {"vertical": True, "position_x": 0.9, "position_y": 0.2, "width": 0.06, "height": 0.55, **_BAR_STYLE}
-
-
-
-def _axis_index(axis: str) -> int:
-    try:
-        return "xyz".index(axis)
-    except ValueError:
-        raise InputError(f"slice axis must be 'x', 'y' or 'z', got {axis!r}") from None
-
-
 def _layer_of(actor_name: str) -> str | None:
-    if actor_name == "cloud":
-        return "cloud"
-    if actor_name == "mesh":
-        return "mesh"
-    if actor_name == "gt":
-        return "gt"
+    if actor_name in ("cloud", "mesh", "gt"):
+        return actor_name
     if actor_name.startswith("slice_"):
         return "slices"
     return None
-
-
-def _robust_range(d: np.ndarray) -> tuple[float, float]:
-    """(0, 99th percentile): a colour range that one far outlier cannot wash out."""
-    d = np.asarray(d, np.float64)
-    d = d[np.isfinite(d)]
-    hi = float(np.percentile(d, 99)) if len(d) else 1.0
-    return 0.0, hi if hi > 0 else 1.0
-
-
-def _unit(g: np.ndarray) -> np.ndarray:
-    g = np.asarray(g, np.float64)
-    n = np.linalg.norm(g, axis=1, keepdims=True)
-    n[n < 1e-12] = 1.0
-    return g / n
-
-
-def _chunked(fn, x: np.ndarray, step: int = 1 << 18) -> np.ndarray:
-    parts = [np.asarray(fn(x[i: i + step])) for i in range(0, len(x), step)]
-    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
