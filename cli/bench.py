@@ -137,6 +137,6 @@ def bench(
         quiet=quiet,
     )
     if as_json:
-        from recon.bench.report import _clean
+        from recon.bench.report import json_safe
 
-        print_json(_clean({k: v for k, v in data.items() if k != "paths"}))
+        print_json(json_safe({k: v for k, v in data.items() if k != "paths"}))

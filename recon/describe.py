@@ -131,4 +131,3 @@ def _jsonable(value):
     return str(value)
 
 
-_is_field = is_field_file  # the viewer's former name for it, until the viewer imports is_field_file

@@ -183,7 +183,7 @@ def closest_point_on_triangles(p, a, b, c) -> np.ndarray:
     return out
 
 
-class _SurfaceIndex:
+class SurfaceIndex:
     """Exact closest-point queries against one mesh's triangles (Open3D BVH + float64 refinement)."""
 
     def __init__(self, mesh: TriangleMesh, origin: np.ndarray, geometry=None):
@@ -260,8 +260,8 @@ def compare_meshes(
     rec_pts, rec_face = _sample(reconstruction, n_samples, gen, rec_geo)
     gt_pts, gt_face = _sample(ground_truth, n_samples, gen, gt_geo)
 
-    gt_index = _SurfaceIndex(ground_truth, origin, gt_geo)
-    rec_index = _SurfaceIndex(reconstruction, origin, rec_geo)
+    gt_index = SurfaceIndex(ground_truth, origin, gt_geo)
+    rec_index = SurfaceIndex(reconstruction, origin, rec_geo)
     d_acc, t_acc = gt_index.query(rec_pts)  # reconstruction -> truth
     d_com, t_com = rec_index.query(gt_pts)  # truth -> reconstruction
     d_acc /= diag
@@ -324,7 +324,7 @@ def cloud_to_mesh(points, mesh: TriangleMesh, *, n_samples: int = 100_000, seed:
     origin = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
 
     geo = _face_geometry(mesh)
-    d_in, _ = _SurfaceIndex(mesh, origin, geo).query(pts)
+    d_in, _ = SurfaceIndex(mesh, origin, geo).query(pts)
     samples, _ = _sample(mesh, n_samples, rng(seed), geo)
     d_out, _ = cKDTree(pts - origin).query(samples - origin, k=1, workers=-1)
     d_in /= diag

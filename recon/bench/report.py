@@ -85,14 +85,14 @@ def machine_info() -> dict:
 # --------------------------------------------------------------------------- json
 
 
-def _clean(x):
+def json_safe(x):
     """JSON has no NaN or inf: they become null."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
@@ -100,7 +100,7 @@ def write_json(data: dict, path: Path, *, inputs=()) -> None:
     from recon.io.atomic import atomic_path
 
     with atomic_path(path, inputs=inputs) as tmp:
-        Path(tmp).write_text(json.dumps(_clean(data), indent=1, allow_nan=False) + "\n")
+        Path(tmp).write_text(json.dumps(json_safe(data), indent=1, allow_nan=False) + "\n")
 
 
 # --------------------------------------------------------------------------- tables

@@ -96,7 +96,7 @@ def add_level_slider(scene, rng: tuple[float, float]):
 
     def released(obj, _event):
         scene.set_level(obj.GetRepresentation().GetValue())
-        scene._refresh()
+        scene.refresh()
 
     widget.AddObserver(vtk.vtkCommand.EndInteractionEvent, released)
     return widget
@@ -108,10 +108,10 @@ def toggle_clip(scene) -> None:
     p = scene.plotter
     if scene.clip is not None:
         scene.set_clip(None)
-        widget = getattr(scene, "_clip_widget", None)
+        widget = scene.clip_widget
         if widget is not None:
             widget.Off()
-            scene._clip_widget = None
+            scene.clip_widget = None
         return
     bounds = scene.object_bounds()
     if bounds is None:
@@ -121,7 +121,7 @@ def toggle_clip(scene) -> None:
     scene.set_clip(normal, centre)
     if scene._interactive:
         grown = bounds + np.array([[-1.0], [1.0]]) * 0.05 * np.linalg.norm(bounds[1] - bounds[0])
-        scene._clip_widget = p.add_plane_widget(lambda n, o: scene.set_clip(n, o), normal=normal, origin=centre,
+        scene.clip_widget = p.add_plane_widget(lambda n, o: scene.set_clip(n, o), normal=normal, origin=centre,
                            bounds=grown.T.ravel(), implicit=True, outline_translation=False, color="gray")
 
 
@@ -137,7 +137,7 @@ def key_screenshot(scene) -> str:
     scene.screenshot(path)
     scene._note = f"saved {path}"
     scene._update_overlay()
-    scene._refresh()
+    scene.refresh()
     return str(path)
 
 
@@ -162,7 +162,7 @@ def toggle_traced(scene) -> None:
         scene.traced = True
     scene._apply_visibility()
     scene._update_overlay()
-    scene._refresh()
+    scene.refresh()
 
 
 def traced_image(scene) -> np.ndarray:
@@ -234,5 +234,5 @@ def _guard(scene, fn):
         except InputError as exc:
             scene._note = str(exc)
             scene._update_overlay()
-            scene._refresh()
+            scene.refresh()
     return run

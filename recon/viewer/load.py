@@ -26,9 +26,9 @@ def file_kind(path) -> str:
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".npz":
-        from recon.describe import _is_field
+        from recon.describe import is_field_file
 
-        return "field" if _is_field(path) else "cloud"
+        return "field" if is_field_file(path) else "cloud"
     if ext in MESH_ONLY_EXTENSIONS:
         return "mesh"
     if ext == ".ply":

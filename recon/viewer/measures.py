@@ -14,19 +14,18 @@ from recon.viewer.config import chunked
 def field_traits(field) -> dict:
     """What the viewer may ask of ``field``, in one place: kind, level, bounds (2, 3) and,
     for grid fields, shape and voxel_size (None otherwise); has_distance when values are
-    distances (signed or unsigned), has_gradient and has_closest_point."""
-    shape = getattr(field, "shape", None)
-    if shape is None and getattr(field, "values", None) is not None:
-        shape = np.shape(field.values)
+    distances (signed or unsigned)."""
+    from recon.fields.base import GridSamples, RegularGrid
+
+    grid = isinstance(field, RegularGrid)
     return {
         "kind": field.kind,
         "level": float(field.level),
         "bounds": np.asarray(field.bounds, np.float64).reshape(2, 3),
-        "shape": tuple(int(s) for s in shape) if shape is not None else None,
-        "voxel_size": float(field.voxel_size) if getattr(field, "voxel_size", None) is not None else None,
+        # only a grid of samples can be meshed on its own nodes (every k-th of them while dragging)
+        "shape": tuple(int(s) for s in field.shape) if isinstance(field, GridSamples) else None,
+        "voxel_size": float(field.voxel_size) if grid else None,
         "has_distance": field.kind in ("signed", "unsigned"),
-        "has_gradient": callable(getattr(field, "gradient", None)),
-        "has_closest_point": callable(getattr(field, "closest_point", None)),
     }
 
 
@@ -36,7 +35,9 @@ class _StridedGrid:
 
     def __init__(self, field, step: int):
         self.kind, self.level, self.bounds = field.kind, field.level, field.bounds
+        self.params, self.normalization = field.params, field.normalization
         self.values = np.asarray(field.values)[::step, ::step, ::step]
+        self.shape = tuple(self.values.shape)
         self.origin = np.asarray(field.origin, np.float64)
         self.voxel_size = float(field.voxel_size) * step
         self.value, self.gradient = field.value, field.gradient
@@ -93,12 +94,12 @@ def distance_to_surface(field, level: float, points: np.ndarray) -> np.ndarray:
 
 def distance_to_mesh(mesh, points: np.ndarray) -> np.ndarray:
     """(N,) float32 distance from (N, 3) points to the nearest point of a TriangleMesh."""
-    from recon.metrics import _SurfaceIndex
+    from recon.metrics import SurfaceIndex
 
     pts = np.asarray(points, np.float64)
     if not len(pts):
         return np.zeros(0, np.float32)
-    d, _ = _SurfaceIndex(mesh, pts.mean(axis=0)).query(pts)
+    d, _ = SurfaceIndex(mesh, pts.mean(axis=0)).query(pts)
     return np.asarray(d, np.float32)
 
 

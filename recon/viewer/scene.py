@@ -71,6 +71,7 @@ class ViewerScene(Colorings):
         self.traced = False
         self.picked = None  # the last measures.probe result
         self.clip = None  # vtkPlane cutting mesh, cloud and ground truth, or None
+        self.clip_widget = None  # the draggable plane widget of the clip, while it is shown
         self._cache: dict[str, np.ndarray] = {}
         self._slice_scale = None
         self._help_shown = False
@@ -258,7 +259,7 @@ class ViewerScene(Colorings):
         for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
             if title and title in bars:
                 bars[title].SetVisibility(self.visible[layer] and not self.traced)
-        self._refresh()
+        self.refresh()
 
     def set_clip(self, normal=None, origin=None) -> None:
         """Cut mesh, cloud and ground truth by the plane through ``origin`` (3,) with ``normal``
@@ -277,7 +278,7 @@ class ViewerScene(Colorings):
         for name in ("mesh", "cloud", "gt"):
             if name in self.plotter.actors:
                 self._apply_clip(self.plotter.actors[name])
-        self._refresh()
+        self.refresh()
 
     def _apply_clip(self, actor) -> None:
         mapper = actor.GetMapper()
@@ -303,7 +304,7 @@ class ViewerScene(Colorings):
         self.plotter.add_points(np.asarray(self.picked["position"]).reshape(1, 3), color="black", point_size=12,
                                 render_points_as_spheres=True, name="picked", reset_camera=False, render=False)
         self._update_overlay()
-        self._refresh()
+        self.refresh()
         return self.picked
 
     # ------------------------------------------------------------------ camera
@@ -352,7 +353,7 @@ class ViewerScene(Colorings):
             if "cloud" in self.plotter.actors:
                 self.plotter.actors["cloud"].GetProperty().SetPointSize(self.point_size)
         self._update_overlay()
-        self._refresh()
+        self.refresh()
 
     # ------------------------------------------------------------------ overlay and output
     def overlay_text(self) -> str:
@@ -398,7 +399,7 @@ class ViewerScene(Colorings):
                                   render=False)
         else:
             self.plotter.remove_actor("help", render=False)
-        self._refresh()
+        self.refresh()
 
     def image(self) -> np.ndarray:
         """(H, W, 3) uint8: render the scene now (offscreen or on screen) and return it."""
@@ -431,7 +432,7 @@ class ViewerScene(Colorings):
     def close(self) -> None:
         self.plotter.close()
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
         # Redraw after a change only once the user is looking (a window or a key press):
         # while a scene is being built, each redraw of a large cloud would cost a frame.
         if self._interactive:
