@@ -341,12 +341,16 @@ def cloud_to_mesh(points, mesh: TriangleMesh, *, n_samples: int = 100_000, seed:
     }
 
 
+def _diagonal_unit(metrics: dict, whose: str) -> str:
+    diag = metrics.get("diagonal")
+    return f"of {whose} bbox diagonal" + (f" ({diag:.6g})" if diag is not None else "")
+
+
 def format_metrics_table(metrics: dict) -> str:
     """A plain-text table of a :func:`compare_meshes` or :func:`cloud_to_mesh` result."""
     rows: list[tuple[str, str]] = []
     if "chamfer_l1" in metrics:
-        diag = metrics.get("diagonal")
-        unit = "of the ground truth's bbox diagonal" + (f" ({diag:.6g})" if diag is not None else "")
+        unit = _diagonal_unit(metrics, "the ground truth's")
         rows += [
             ("Chamfer-L1", f"{metrics['chamfer_l1']:.4e}  ({unit})"),
             ("Chamfer-L2", f"{metrics['chamfer_l2']:.4e}  (squared, same normalisation)"),
@@ -360,8 +364,7 @@ def format_metrics_table(metrics: dict) -> str:
             rows.append((f"F-score @ {key} of diagonal", f"{metrics['fscore'][key]:.4f}  (precision {p:.4f}, recall {r:.4f})"))
         title = "mesh vs ground truth, point-to-surface"
     elif "input_to_mesh_mean" in metrics:
-        diag = metrics.get("diagonal")
-        unit = "of the input's bbox diagonal" + (f" ({diag:.6g})" if diag is not None else "")
+        unit = _diagonal_unit(metrics, "the input's")
         rows += [
             ("input -> mesh, mean", f"{metrics['input_to_mesh_mean']:.4e}  ({unit})"),
             ("input -> mesh, 95th pct", f"{metrics['input_to_mesh_p95']:.4e}"),

@@ -34,6 +34,15 @@ def _face(n: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.where(((n * d).sum(-1) > 0)[:, None], -n, n)
 
 
+def _sphere_roots(o, d, center, radius):
+    """Rays o + t d (unit d) against a sphere: the roots are t = -b +- sq where disc >= 0.
+    Returns (o - center, b, disc, sq)."""
+    oc = o - center
+    b = (oc * d).sum(-1)
+    disc = b * b - ((oc * oc).sum(-1) - radius**2)
+    return oc, b, disc, np.sqrt(np.maximum(disc, 0.0))
+
+
 class _Analytic:
     kind = "signed"
     level = 0.0
@@ -89,11 +98,7 @@ class Sphere(_Analytic):
         return self.center + self.radius * _unit(x - self.center)
 
     def intersect(self, o, d):
-        oc = o - self.center
-        b = (oc * d).sum(-1)
-        c = (oc * oc).sum(-1) - self.radius**2
-        disc = b * b - c
-        sq = np.sqrt(np.maximum(disc, 0.0))
+        oc, b, disc, sq = _sphere_roots(o, d, self.center, self.radius)
         t = np.where(-b - sq > 0, -b - sq, -b + sq)
         t = np.where((disc >= 0) & (t > 0), t, np.inf)
         p = o + d * np.where(np.isfinite(t), t, 0.0)[:, None]
@@ -275,11 +280,7 @@ class Hemisphere(_OpenSheet):
         return self.center + out
 
     def intersect(self, o, d):
-        oc = o - self.center
-        b = (oc * d).sum(-1)
-        c = (oc * oc).sum(-1) - self.radius**2
-        disc = b * b - c
-        sq = np.sqrt(np.maximum(disc, 0.0))
+        oc, b, disc, sq = _sphere_roots(o, d, self.center, self.radius)
         t = np.full(len(o), np.inf)
         for cand in (-b + sq, -b - sq):  # the nearer valid root wins (assigned last)
             z = oc[:, 2] + cand * d[:, 2]
