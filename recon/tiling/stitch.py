@@ -9,14 +9,18 @@ from recon.triangles import TriangleMesh
 
 WELD_SPACINGS = 1e-3
 "Vertices of neighbouring tiles nearer than this many lattice spacings are one vertex."
+SEAM_SPACINGS = 3.0
+"A face cut at a tile border has its vertices within this many lattice spacings of it."
 
 
-def stitch(meshes, *, h: float, weld_spacings: float = WELD_SPACINGS) -> TriangleMesh:
+def stitch(meshes, *, h: float, grid=None, weld_spacings: float = WELD_SPACINGS) -> TriangleMesh:
     """One mesh from the tiles' meshes: vertices within ``weld_spacings`` x ``h`` (input
     units) of each other welded into one (at their mean), faces that collapse or repeat
     dropped, and each connected piece wound alike (the way most of its faces were).
 
     meshes : TriangleMesh per tile, input units (float64), each cut to its tile's core
+    grid   : the TileGrid, when given only vertices within SEAM_SPACINGS x ``h`` of its
+             tile borders are candidates for welding (the others are a tile's own)
     Returns a TriangleMesh, float64, input units and frame.
     """
     from scipy.sparse import coo_matrix
@@ -35,7 +39,9 @@ def stitch(meshes, *, h: float, weld_spacings: float = WELD_SPACINGS) -> Triangl
     faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets[:-1])])
     # the tree works relative to a corner: georeferenced coordinates keep their digits
     corner = verts.min(axis=0)
-    pairs = cKDTree(verts - corner).query_pairs(weld_spacings * h, output_type="ndarray")
+    candidates = np.arange(len(verts)) if grid is None else np.flatnonzero(_near_borders(verts, grid, SEAM_SPACINGS * h))
+    pairs = cKDTree(verts[candidates] - corner).query_pairs(weld_spacings * h, output_type="ndarray")
+    pairs = candidates[pairs] if len(pairs) else np.zeros((0, 2), np.int64)
     n = len(verts)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else \
         coo_matrix((n, n))
@@ -53,3 +59,15 @@ def stitch(meshes, *, h: float, weld_spacings: float = WELD_SPACINGS) -> Triangl
     remap[used] = np.arange(len(used))
     faces = consistent_winding(remap[faces], seed_votes=np.ones(len(faces)))
     return TriangleMesh(merged[used], faces)
+
+
+def _near_borders(verts: np.ndarray, grid, reach: float) -> np.ndarray:
+    """(V,) bool: vertices within ``reach`` (x or y) of a border between two tiles."""
+    near = np.zeros(len(verts), bool)
+    for axis in (0, 1):
+        if grid.shape[axis] < 2:
+            continue
+        rel = (verts[:, axis] - grid.origin[axis]) / grid.size
+        line = np.clip(np.rint(rel), 1, grid.shape[axis] - 1)
+        near |= np.abs(rel - line) * grid.size <= reach
+    return near
