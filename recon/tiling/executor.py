@@ -40,6 +40,8 @@ class LocalExecutor:
         self.retries = retries
 
     def run(self, fn: Callable, jobs: list, *, on_done: Callable | None = None) -> Outcome:
+        """Run ``fn(*args)`` for every (key, args) of ``jobs``; ``on_done(key, result or
+        None)`` as each finishes."""
         results, failures = {}, {}
         for key, args in jobs:
             for attempt in range(self.retries + 1):
@@ -50,7 +52,7 @@ class LocalExecutor:
                 except Exception as exc:  # reported with the others; the rest go on
                     failures[key] = one_line(exc)
             if on_done is not None:
-                on_done(key, key in results)
+                on_done(key, results.get(key))
         return Outcome(results, failures)
 
     def close(self) -> None:
@@ -102,7 +104,7 @@ class RayExecutor:
                 except Exception as exc:  # retries are spent: report it, keep the others
                     failures[key] = one_line(exc)
                 if on_done is not None:
-                    on_done(key, key in results)
+                    on_done(key, results.get(key))
         return Outcome(results, failures)
 
     def close(self) -> None:
