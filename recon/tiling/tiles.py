@@ -70,20 +70,19 @@ class TileGrid:
         lo = np.clip(np.floor(rel - reach).astype(np.int64), 0, np.asarray(self.shape) - 1)
         hi = np.clip(np.floor(rel + reach).astype(np.int64), 0, np.asarray(self.shape) - 1)
         # reach < 1/2, so a point lies in the padded boxes of at most two tiles per axis
+        keys, rows = [], []
         for di in (0, 1):
             for dj in (0, 1):
-                i = lo[:, 0] + di
-                j = lo[:, 1] + dj
-                ok = (i <= hi[:, 0]) & (j <= hi[:, 1])
-                if not ok.any():
-                    continue
-                key = i[ok] * self.shape[1] + j[ok]
-                rows = np.flatnonzero(ok)
-                order = np.argsort(key, kind="stable")
-                key, rows = key[order], rows[order]
-                starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-                for s, e in zip(starts, np.r_[starts[1:], len(key)]):
-                    yield (int(key[s] // self.shape[1]), int(key[s] % self.shape[1])), rows[s:e]
+                i, j = lo[:, 0] + di, lo[:, 1] + dj
+                ok = np.flatnonzero((i <= hi[:, 0]) & (j <= hi[:, 1]))
+                keys.append(i[ok] * self.shape[1] + j[ok])
+                rows.append(ok)
+        key, rows = np.concatenate(keys), np.concatenate(rows)
+        order = np.lexsort((rows, key))
+        key, rows = key[order], rows[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        for s, e in zip(starts, np.r_[starts[1:], len(key)]):
+            yield (int(key[s] // self.shape[1]), int(key[s] % self.shape[1])), rows[s:e]
 
     @staticmethod
     def name(tile: tuple[int, int]) -> str:
