@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -261,7 +262,6 @@ def _ray_mesh(src, tmp_path, name):
 
 def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_mesh(tmp_path):
     ray = pytest.importorskip("ray")
-    import math
 
     from recon.io import write_cloud
     from recon.tiling.executor import RayExecutor
@@ -269,30 +269,52 @@ def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_
     src = write_cloud(terrain_cloud(), tmp_path / "terrain.ply")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        out = RayExecutor(retries=1).run(math.sqrt, [("a", (4.0,)), ("b", (-1.0,)), ("c", (9.0,))])
-        assert out.results == {"a": 2.0, "c": 3.0} and list(out.failures) == ["b"]
+        # a task that raises (a missing file) is retried, then reported; the others keep their results
+        jobs = [("a", (str(src),)), ("b", (str(tmp_path / "missing.ply"),)), ("c", (str(src),))]
+        out = RayExecutor(retries=1).run(os.path.getsize, jobs)
+        assert out.results == {"a": src.stat().st_size, "c": src.stat().st_size}
+        assert list(out.failures) == ["b"] and "missing.ply" in out.failures["b"]
         local = _ray_mesh(src, tmp_path, "local")
     finally:
         ray.shutdown()
 
-    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    port = 6390 + os.getpid() % 500
+    # two nodes on this machine, each a `ray start --block` process of this test's own,
+    # stopped by ending those processes (never `ray stop`, which ends every Ray here)
+    port = 20000 + os.getpid() % 5000
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    temp = tmp_path / "ray"
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths have a length limit
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=1",
+           "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    nodes = []
     try:
-        subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-                        f"--temp-dir={temp}", "--disable-usage-stats"], check=True, env=env, capture_output=True,
-                       timeout=120)
-        subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
-                        "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=120)
-        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+        nodes.append(subprocess.Popen(cmd + ["--head", f"--port={port}", "--include-dashboard=false",
+                                             f"--temp-dir={temp}"], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        time.sleep(2)
+        nodes.append(subprocess.Popen(cmd + [f"--address=127.0.0.1:{port}", f"--node-manager-port={port + 1}",
+                                             f"--object-manager-port={port + 2}"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.time() + 60
+        while True:
+            try:
+                ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1)
         while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
             time.sleep(0.5)
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         cluster = _ray_mesh(src, tmp_path, "cluster")
     finally:
         ray.shutdown()
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for proc in reversed(nodes):
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(temp, ignore_errors=True)
     assert np.array_equal(local.faces, cluster.faces)
     assert np.array_equal(local.vertices, cluster.vertices)
