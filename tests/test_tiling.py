@@ -143,6 +143,36 @@ def test_georeferenced_offsets_give_the_same_relative_mesh():
     assert np.abs(a - b).max() < 1e-6
 
 
+def test_streamed_stitch_writes_the_same_mesh_and_winds_tiles_alike(tmp_path):
+    from recon.io import read_mesh
+    from recon.tiling.stitch import stitch_to_ply
+    from recon.triangles import TriangleMesh
+
+    off = np.array([1e6, 2e6, 1e6])
+    bounds = np.array([[0, 0, -1.0], [SIDE, SIDE, 4.0]]) + off
+    grid = make_grid(bounds, TILE)
+    fields = {t: HeightSheet(curved, curved_grad, off) for t in grid.tiles()}
+    meshes = [mesh_tile(grid, fields, t, h=H, z_origin=bounds[0, 2], z_range=bounds[:, 2]) for t in grid.tiles()]
+    meshes[1] = TriangleMesh(meshes[1].vertices, meshes[1].faces[:, ::-1])  # a tile wound the other way
+    paths = []
+    for k, m in enumerate(meshes):
+        paths.append(tmp_path / f"m{k}.npz")
+        np.savez(paths[-1], vertices=m.vertices, faces=m.faces)
+    counts = stitch_to_ply(paths, tmp_path / "out.ply", h=H, grid=grid)
+    held = stitch(meshes, h=H, grid=grid)
+    streamed = read_mesh(tmp_path / "out.ply")
+    assert counts == (held.n_vertices, held.n_faces) == (streamed.n_vertices, streamed.n_faces)
+    assert streamed.vertices.dtype == np.float64
+    assert np.array_equal(np.sort(held.vertices, axis=0), np.sort(streamed.vertices, axis=0))
+    e, c = edge_counts(streamed.faces)
+    f = streamed.faces
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    assert len(np.unique(directed, axis=0)) == len(directed)  # every shared edge runs both ways
+    normals = np.cross(streamed.vertices[f[:, 1]] - streamed.vertices[f[:, 0]],
+                       streamed.vertices[f[:, 2]] - streamed.vertices[f[:, 0]])
+    assert abs(np.mean(normals[:, 2] > 0) - 0.5) == 0.5  # one side up everywhere
+
+
 def test_grid_assigns_each_point_one_core_and_every_padded_box_it_lies_in():
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 10, (2000, 2))
@@ -228,12 +258,13 @@ def test_tiled_fit_resumes_and_gridpull_is_refused(tmp_path):
         reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, method="gridpull", workers=0)
     first = Counting()
     a = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, options=FAST, executor=first)
-    assert len(first.jobs) == 8 and a.mesh.n_faces > 1000
-    assert np.abs(a.mesh.vertices.min(axis=0)[:2] - [500000.0, 4000000.0]).max() < 1.0
+    assert len(first.jobs) == 8 and a.n_faces > 1000
+    mesh_a = a.load_mesh()
+    assert np.abs(mesh_a.vertices.min(axis=0)[:2] - [500000.0, 4000000.0]).max() < 1.0
     again = Counting()
     b = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, options=FAST, executor=again, resume=True)
     assert again.jobs == []
-    assert np.array_equal(a.mesh.faces, b.mesh.faces)
+    assert np.array_equal(mesh_a.faces, b.load_mesh().faces)
     # a lost mesh is made again, and only that one
     os.unlink(a.workdir / "meshes" / "tile_0001_0001.npz")
     third = Counting()
@@ -257,7 +288,7 @@ def test_cli_tile_option_writes_one_float64_mesh(tmp_path):
 def _ray_mesh(src, tmp_path, name):
     from recon.tiling.run import reconstruct_tiled
 
-    return reconstruct_tiled(src, tmp_path / f"{name}.ply", tile_size=TILE, options=FAST).mesh
+    return reconstruct_tiled(src, tmp_path / f"{name}.ply", tile_size=TILE, options=FAST).load_mesh()
 
 
 def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_mesh(tmp_path):

@@ -41,13 +41,20 @@ class TilesFailedError(ReconError):
 
 @dataclass
 class TiledResult:
-    """What a tiled run made: the stitched mesh (None when tiles failed), and a summary."""
+    """What a tiled run made, and a summary.
+
+    mesh : the stitched TriangleMesh, or None when it went straight to a .ply output
+           without being held (see :meth:`load_mesh`)
+    """
 
     mesh: object
     grid: TileGrid
     workdir: Path
     points_in: int
     h: float
+    n_vertices: int = 0
+    n_faces: int = 0
+    output: Path | None = None
     counts: dict = dc_field(default_factory=dict)
     failures: dict = dc_field(default_factory=dict)
     timings: dict = dc_field(default_factory=dict)
@@ -56,9 +63,16 @@ class TiledResult:
         return {"points_in": self.points_in, "tiles": self.grid.shape[0] * self.grid.shape[1],
                 "tile_size": self.grid.size, "overlap": self.grid.overlap, "lattice_spacing": self.h,
                 **self.counts, "failed": dict(self.failures),
-                "vertices": 0 if self.mesh is None else int(self.mesh.n_vertices),
-                "faces": 0 if self.mesh is None else int(self.mesh.n_faces),
+                "vertices": self.n_vertices, "faces": self.n_faces,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()}, "workdir": str(self.workdir)}
+
+    def load_mesh(self):
+        """The stitched mesh (read back from the output when it was not held)."""
+        if self.mesh is None and self.output is not None:
+            from recon.io import read_mesh
+
+            return read_mesh(self.output)
+        return self.mesh
 
 
 # ---------------------------------------------------------------------------- tasks (run on workers)
@@ -127,13 +141,14 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
     progress           : ``progress(phase, done, total)`` after every tile of a phase
     executor           : run tasks on this (tests); default from workers / ray_address
 
-    Writes the mesh to ``output`` when given. Raises TilesFailedError (listing them) when
+    Writes the mesh to ``output`` when given (a .ply output is written a tile at a time,
+    and the result then holds no mesh: see TiledResult.load_mesh). Raises TilesFailedError (listing them) when
     tiles still fail after their retries; finished tiles stay for a rerun with resume.
     """
     from recon.io import write_mesh
     from recon.pipeline import prepare
     from recon.tiling.ingest import CHUNK_POINTS, ingest
-    from recon.tiling.stitch import stitch
+    from recon.tiling.stitch import stitch, stitch_to_ply
 
     source = Path(source)
     options = dict(options or {})
@@ -211,14 +226,22 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
             executor.close()
 
     t = time.perf_counter()
-    mesh = stitch(_load_meshes(work, tiles), h=h, grid=grid)
+    mesh = None
+    if output is not None and Path(output).suffix.lower() == ".ply":
+        # the scene's mesh may be larger than memory: a tile at a time into the file
+        paths = [work / "meshes" / f"{name}.npz" for name in tiles]
+        n_vertices, n_faces = stitch_to_ply(paths, output, h=h, grid=grid, inputs=[source])
+    else:
+        mesh = stitch(_load_meshes(work, tiles), h=h, grid=grid)
+        n_vertices, n_faces = mesh.n_vertices, mesh.n_faces
+        if n_faces and output is not None:
+            write_mesh(mesh, output, inputs=[source])
     timings["stitch_s"] = time.perf_counter() - t
-    if mesh.n_faces == 0:
+    if n_faces == 0:
         raise InputError(f"{source}: the tiles' fields have no surface; nothing written")
-    if output is not None:
-        write_mesh(mesh, output, inputs=[source])
     timings["total_s"] = sum(timings.values())
-    return TiledResult(mesh, grid, work, int(manifest["points"]), h, counts, {}, timings)
+    return TiledResult(mesh, grid, work, int(manifest["points"]), h, n_vertices, n_faces,
+                       None if output is None else Path(output), counts, {}, timings)
 
 
 def _tile_of(name: str) -> tuple[int, int]:
