@@ -109,7 +109,8 @@ def _tiled(source, output, tile, method, options, seed, workers, ray_address, re
                              ("seconds", f"{t['total_s']:.1f} (ingest {t['ingest_s']:.1f}, fit {t['fit_s']:.1f}, "
                                          f"mesh {t['mesh_s']:.1f}, stitch {t['stitch_s']:.1f})"),
                              ("faces out", f"{summary['faces']:,} ({summary['vertices']:,} vertices)"),
-                             ("output", summary["output"])):
+                             ("output", summary["output"]),
+                             ("work", f"{summary['workdir']} (tiles, fields and meshes, for --resume)")):
             typer.echo(f"{label:<10} {value}")
 
 
