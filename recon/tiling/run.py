@@ -24,7 +24,7 @@ from recon.tiling.executor import make_executor
 from recon.tiling.tiles import TileGrid
 
 DEFAULT_TILE_METHOD = "csp"
-"Fits each tile when no method is given: a tile of a scene is an open piece of surface."
+"Fits each tile when no --method is given: a tile of a scene is an open piece of surface (an automatic choice per tile may replace it)."
 MIN_TILE_POINTS = 50
 "Tiles with fewer points are left empty."
 MESH_SPACINGS_CLEAN = 0.5
