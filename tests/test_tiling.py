@@ -288,7 +288,8 @@ def test_cli_tile_option_writes_one_float64_mesh(tmp_path):
 def _ray_mesh(src, tmp_path, name):
     from recon.tiling.run import reconstruct_tiled
 
-    return reconstruct_tiled(src, tmp_path / f"{name}.ply", tile_size=TILE, options=FAST).load_mesh()
+    options = {**FAST, "iterations": 5, "mesh_resolution": 64}
+    return reconstruct_tiled(src, tmp_path / f"{name}.ply", tile_size=TILE, options=options).load_mesh()
 
 
 def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_mesh(tmp_path):
@@ -297,7 +298,7 @@ def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_
     from recon.io import write_cloud
     from recon.tiling.executor import RayExecutor
 
-    src = write_cloud(terrain_cloud(), tmp_path / "terrain.ply")
+    src = write_cloud(terrain_cloud(2500), tmp_path / "terrain.ply")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         # a task that raises (a missing file) is retried, then reported; the others keep their results
