@@ -350,3 +350,12 @@ def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_
         shutil.rmtree(temp, ignore_errors=True)
     assert np.array_equal(local.faces, cluster.faces)
     assert np.array_equal(local.vertices, cluster.vertices)
+
+
+def test_a_tile_without_a_surface_is_left_empty_not_failed(tmp_path):
+    from recon.tiling.run import fit_tile_task
+
+    np.save(tmp_path / "t.npy", np.tile([[5.0e5, 4.0e6, 100.0]], (60, 1)))
+    out = fit_tile_task(str(tmp_path / "t.npy"), str(tmp_path / "t.npz"), "csp", {"surface": "open"}, 0, 1)
+    assert out["empty"] and "identical" in out["empty"]
+    assert not (tmp_path / "t.npz").exists()

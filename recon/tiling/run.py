@@ -79,7 +79,8 @@ class TiledResult:
 
 def fit_tile_task(points_path: str, field_path: str, method: str, options: dict, seed: int,
                   threads: int | None) -> dict:
-    """Fit one tile's points (a .npy file) and save its field; returns its spacing."""
+    """Fit one tile's points (a .npy file) and save its field; returns its spacing. A tile
+    whose points hold no surface to fit (too few, all alike) is left empty, not failed."""
     if threads:
         os.environ["RECON_TORCH_THREADS"] = str(threads)
     from recon.cloud import Cloud
@@ -88,7 +89,10 @@ def fit_tile_task(points_path: str, field_path: str, method: str, options: dict,
 
     pts = np.load(points_path)
     _, config = prepare(method, seed=seed, **options)
-    field_ = fit(Cloud(pts, source=points_path), method, config)
+    try:
+        field_ = fit(Cloud(pts, source=points_path), method, config)
+    except InputError as exc:
+        return {"spacing": 0.0, "points": int(len(pts)), "clean": True, "empty": str(exc).splitlines()[0]}
     tmp = Path(field_path).with_suffix(".part.npz")
     field_.save(tmp)
     os.replace(tmp, field_path)
@@ -191,7 +195,8 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
         stats = _read_json(work / "fields" / "stats.json")
         jobs = [(name, (str(work / "tiles" / f"{name}.npy"), str(work / "fields" / f"{name}.npz"), spec.name,
                         options, seed, threads))
-                for name in tiles if not ((work / "fields" / f"{name}.npz").exists() and name in stats)]
+                for name in tiles if not (name in stats and (stats[name].get("empty")
+                                                             or (work / "fields" / f"{name}.npz").exists()))]
         done = _progress(progress, "fit", len(tiles), len(tiles) - len(jobs))
         fitted = executor.run(fit_tile_task, jobs, on_done=done)
         stats.update(fitted.results)
@@ -203,8 +208,10 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
             raise TilesFailedError(_failed_message("fit", fitted.failures, work))
 
         t = time.perf_counter()
-        spacings = [s["spacing"] for s in stats.values() if s["spacing"] > 0]
-        share = MESH_SPACINGS_CLEAN if all(s.get("clean") for s in stats.values()) else MESH_SPACINGS_NOISY
+        tiles = {name: info for name, info in tiles.items() if not stats[name].get("empty")}
+        counts["tiles_left_empty"] = counts["tiles_with_points"] - len(tiles)
+        spacings = [stats[name]["spacing"] for name in tiles if stats[name]["spacing"] > 0]
+        share = MESH_SPACINGS_CLEAN if all(stats[name].get("clean") for name in tiles) else MESH_SPACINGS_NOISY
         h = float(mesh_spacing) if mesh_spacing else share * float(np.median(spacings)) if spacings else 0.0
         if not h > 0:
             raise InputError("no tile could be fitted: the tiles hold too few points (make --tile larger)")
