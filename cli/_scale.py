@@ -79,7 +79,10 @@ def run_scaled(*, input: Path, output, save_field, method: str, sample, voxel_si
             raise InputError(f"{flag} is not available with --tile")
     if remove_outliers:
         raise InputError("--remove-outliers is not available with --tile")
-    return _tiled(input, output, tile, method if method_given else None, options, seed or 0, workers,
+    # every tile is an open piece of surface: until the automatic choice runs per tile,
+    # "auto" (or no --method) fits tiles with the tiling's default
+    per_tile = method if method_given and method != "auto" else None
+    return _tiled(input, output, tile, per_tile, options, seed or 0, workers,
                   ray_address, resume, quiet, as_json)
 
 

@@ -105,8 +105,9 @@ def run_batch(inputs, out_dir, *, method: str, options: dict | None = None, seed
     from recon.pipeline import prepare
     from recon.tiling.executor import make_executor
 
-    prepare(method, seed=seed, **{k: v for k, v in (options or {}).items()
-                                  if k not in ("sample", "voxel_size", "remove_outliers", "min_component")})
+    if method != "auto":  # a named method's options are checked before any cloud is read
+        prepare(method, seed=seed, **{k: v for k, v in (options or {}).items()
+                                      if k not in ("sample", "voxel_size", "remove_outliers", "min_component")})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     targets = {}
