@@ -27,6 +27,7 @@ from recon.cli._common import (
     user_errors,
 )
 from recon.cli._config_options import collect_options, to_typer
+from recon.cli._scale import SCALE_NAMES, SCALE_OPTIONS, is_batch_input, run_scaled
 from recon.meshing.marching_cubes import FIT_MIN_COMPONENT_FRACTION
 from recon.pipeline import AUTO, AUTO_METHODS, DEFAULT_METHOD
 
@@ -35,6 +36,7 @@ from recon.pipeline import AUTO, AUTO_METHODS, DEFAULT_METHOD
 OWN_OPTIONS = (
     "ctx", "input", "output", "save_field", "method", "sample", "voxel_size", "remove_outliers",
     "min_component", "seed", "device", "quiet", "as_json", "json",
+    "tile", "workers", "ray_address", "out_dir", "resume",
 )
 SHARED_WITH_CONFIG = ("seed", "device")
 
@@ -89,6 +91,7 @@ def build_command(options, *, methods):
         _param("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda (numba); auto picks a GPU when one is visible.")),
         _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no summary (errors still print).")),
         _param("as_json", bool, typer.Option(False, "--json", help="Print the summary as JSON on stdout.")),
+        *SCALE_OPTIONS,
     ]
     dynamic = [_param(name, tp.annotation, tp.option) for name, (_, tp) in method_params.items()]
 
@@ -100,6 +103,10 @@ def build_command(options, *, methods):
             if _user_set(ctx, name, value):
                 method_values[name] = tp.convert(value)
         user_set_own = {name for name in SHARED_WITH_CONFIG if _user_set(ctx, name, kwargs.get(name))}
+        scale = {name: kwargs.pop(name) for name in SCALE_NAMES}
+        if scale["tile"] is not None or scale["out_dir"] is not None or is_batch_input(str(kwargs["input"])):
+            return run_scaled(**kwargs, **scale, method_values=method_values,
+                              method_given=_user_set(ctx, "method", kwargs["method"]), user_set=user_set_own)
         return run_fit(**kwargs, method_values=method_values, user_set=user_set_own, options=method_params)
 
     parameters = fixed + dynamic

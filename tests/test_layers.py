@@ -25,7 +25,8 @@ LAYERS = [
     ("fields", ["recon.fields"]),
     ("surfaces", ["recon.meshing", "recon.metrics"]),
     ("methods", ["recon.fitters", "recon.render"]),
-    ("applications", ["recon.choice", "recon.describe", "recon.pipeline", "recon.viewer"]),
+    ("applications", ["recon.choice", "recon.describe", "recon.pipeline", "recon.viewer", "recon.tiling",
+                      "recon.batch"]),
     ("harness", ["recon.bench"]),
     ("commands", ["recon.cli"]),
 ]
