@@ -15,7 +15,7 @@ streamed in chunks. Then runs, each as its own ``recon fit`` process:
 For each: wall time, peak memory of all its processes together (RSS of the process and
 all its children, Ray's included, sampled every 0.2 s), and Chamfer-L1 (relative to the
 crop's diagonal) against the truth, both over the crop square (the tiled mesh cut to it).
-Prints and writes ``large_scene.json`` into --out (default benchmarks/out/large_scene).
+Prints and writes ``large_scene.json`` into --out (default perf/out/large_scene).
 """
 
 from __future__ import annotations
