@@ -872,3 +872,31 @@ def test_an_output_folder_that_refuses_files_names_the_output(tmp_path, monkeypa
             pass
     assert str(info.value) == f"cannot write {target}: Permission denied"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n, rows, detail", [
+    (3, "0 0 0 7\n1 0 0 7\n0 1 0 7\n", "element 'vertex' row 0 holds 4 values, the header declares 3 (on 3 row(s) in all)"),
+    (4, "0 0\n1 0 0 7\n0 1 0 7\n1 1\n", "element 'vertex' row 0 holds 2 values, the header declares 3 (on 4 row(s) in all)"),
+    (2, "0 0 0\n1 0 0 0 1 0\n", "element 'vertex' row 1 holds 6 values, the header declares 3 (on 1 row(s) in all)"),
+    (3, "0 0 0\n1 0 0\n0 1 0\n5 5 5\n", "1 more row(s) than the header's element counts declare"),
+])
+def test_ascii_ply_rows_must_hold_what_the_header_declares(tmp_path, n, rows, detail):
+    path = tmp_path / "rows.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex " + str(n) + "\nproperty float x\nproperty float y\n"
+                    "property float z\nend_header\n" + rows)
+    assert exact_error(read_cloud, path) == f"{path}: corrupt ascii PLY body: {detail}"
+
+
+def test_ascii_ply_face_rows_are_checked_and_integers_must_fit(tmp_path):
+    head = ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+            "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+    path = tmp_path / "f.ply"
+    path.write_text(head + "3 0 1 2 9\n")
+    assert exact_error(read_mesh, path) == (
+        f"{path}: corrupt ascii PLY body: element 'face' row 0 holds 5 values, the header declares 4 (on 1 row(s) in all)")
+    path.write_text(head + "-3 0 1 2\n")
+    assert exact_error(read_mesh, path) == f"{path}: corrupt ascii PLY body: element 'face' has a list length -3.0"
+    path.write_text(head.replace("property float z\n", "property float z\nproperty uchar red\n")
+                    .replace("0 0 0\n1 0 0\n0 1 0\n", "0 0 0 300\n1 0 0 1\n0 1 0 2\n") + "3 0 1 2\n")
+    assert exact_error(read_mesh, path) == (
+        f"{path}: corrupt ascii PLY body: a value does not fit its integer property type (uchar)")
