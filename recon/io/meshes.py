@@ -81,6 +81,17 @@ def load_with_trimesh(path):
             return _flatten_scene(loaded)
         except Exception as exc:
             raise InputError(f"{path}: cannot combine the scene's meshes ({one_line(exc)})") from None
+    try:
+        return _trimesh_arrays(loaded, ext)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except Exception as exc:  # trimesh builds some malformed files into objects it cannot then give
+        raise InputError(f"{path}: cannot read this {ext} file ({one_line(exc)})") from None
+
+
+def _trimesh_arrays(loaded, ext: str):
+    import trimesh
+
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     if not isinstance(loaded, trimesh.Trimesh):
@@ -89,6 +100,9 @@ def load_with_trimesh(path):
         loaded.merge_vertices()
         vertices = np.asarray(loaded.vertices, dtype=np.float64)
         faces = np.asarray(loaded.faces, dtype=np.int64)
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise InputError(f"a face refers to vertex {int(faces.max() if faces.max() >= len(vertices) else faces.min())}, "
+                         f"but the file has {len(vertices)} vertices")
     normals = np.asarray(loaded.vertex_normals, dtype=np.float32) if _has_file_normals(loaded) else None
     return vertices, faces, normals
 
