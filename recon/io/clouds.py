@@ -273,7 +273,7 @@ def _check_las_header(path, laspy) -> None:
     with open(path, "rb") as fh:
         head = fh.read(375)
     if len(head) < 227 or head[:4] != b"LASF":
-        raise InputError(f"{path}: not a LAS/LAZ file (no LASF header of 227 bytes)")
+        raise InputError(f"{path}: not a readable LAS/LAZ file (no LASF header of 227 bytes)")
     # the fixed header block, read here because laspy trusts it: a VLR count of billions
     # makes it loop for minutes before it fails
     header_size, offset, n_vlrs = struct.unpack_from("<HII", head, 94)
