@@ -270,7 +270,8 @@ def mutate_arrays(path: Path, ch: Chooser) -> tuple[str, bytes] | None:
         del arrays[key]
     elif kind in ("nan", "huge") and arr.dtype.kind == "f" and arr.size:
         arr = arr.copy()
-        arr.reshape(-1)[ch.integer(0, arr.size - 1)] = np.nan if kind == "nan" else ch.choice((1e308, -1e308, np.inf))
+        with np.errstate(over="ignore"):
+            arr.reshape(-1)[ch.integer(0, arr.size - 1)] = np.nan if kind == "nan" else ch.choice((1e308, -1e308, np.inf))
         arrays[key] = arr
     elif kind == "reshape" and arr.size:
         arrays[key] = arr.reshape(ch.choice(((-1,), (1, -1), (-1, 1), (1, 1, -1), arr.shape + (1,))))
