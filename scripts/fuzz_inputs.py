@@ -53,6 +53,23 @@ def main(argv=None) -> int:
     first: dict = {}
     signal.signal(signal.SIGALRM, _alarm)
     t0 = time.perf_counter()
+    try:
+        _loop(args, rnd, formats, seeds, work, tried, failed, first, t0)
+    except KeyboardInterrupt:  # Ctrl-C: stop and report what was tried
+        print("interrupted: the figures below cover the mutants tried so far", flush=True)
+    seconds = time.perf_counter() - t0
+    n_mutants = sum(v for (f, c), v in tried.items() if c == "info")
+    print(f"\n{n_mutants} mutants ({sum(tried.values())} runs) in {seconds:.0f} s, seed {args.seed}")
+    print(f"{'format':16s} {'command':7s} {'runs':>6s} {'failures':>8s}")
+    for (fmt, command), n in sorted(tried.items()):
+        bad = sum(v for (f, c, _), v in failed.items() if (f, c) == (fmt, command))
+        print(f"{fmt:16s} {command:7s} {n:6d} {bad:8d}")
+    for key, n in failed.most_common():
+        print(f"{n:5d} x {key}")
+    return 1 if failed else 0
+
+
+def _loop(args, rnd, formats, seeds, work, tried, failed, first, t0) -> None:
     for i in range(args.count):
         fmt = rnd.choice(formats)
         name, data = fz.mutate(fmt, seeds[fmt], fz.RandomChooser(rnd))
@@ -81,15 +98,6 @@ def main(argv=None) -> int:
                     print(f"FAIL #{i} {fmt} {command} ({name}): {problem} | {detail} -> {kept}", flush=True)
         if (i + 1) % 1000 == 0:
             print(f"... {i + 1} mutants, {sum(failed.values())} failures, {time.perf_counter() - t0:.0f} s", flush=True)
-    seconds = time.perf_counter() - t0
-    print(f"\n{args.count} mutants ({sum(tried.values())} runs) in {seconds:.0f} s, seed {args.seed}")
-    print(f"{'format':16s} {'command':7s} {'runs':>6s} {'failures':>8s}")
-    for (fmt, command), n in sorted(tried.items()):
-        bad = sum(v for (f, c, _), v in failed.items() if (f, c) == (fmt, command))
-        print(f"{fmt:16s} {command:7s} {n:6d} {bad:8d}")
-    for key, n in failed.most_common():
-        print(f"{n:5d} x {key}")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -78,9 +78,11 @@ def load_with_trimesh(path):
         raise InputError(f"{path}: cannot read this {ext} file ({one_line(exc)})") from None
     if isinstance(loaded, trimesh.Scene):
         try:
-            return _flatten_scene(loaded)
+            vertices, faces, normals = _flatten_scene(loaded)
         except Exception as exc:
             raise InputError(f"{path}: cannot combine the scene's meshes ({one_line(exc)})") from None
+        _check_face_indices(path, faces, len(vertices))
+        return vertices, faces, normals
     try:
         return _trimesh_arrays(loaded, ext)
     except InputError as exc:
@@ -100,11 +102,16 @@ def _trimesh_arrays(loaded, ext: str):
         loaded.merge_vertices()
         vertices = np.asarray(loaded.vertices, dtype=np.float64)
         faces = np.asarray(loaded.faces, dtype=np.int64)
-    if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise InputError(f"a face refers to vertex {int(faces.max() if faces.max() >= len(vertices) else faces.min())}, "
-                         f"but the file has {len(vertices)} vertices")
+    _check_face_indices(None, faces, len(vertices))
     normals = np.asarray(loaded.vertex_normals, dtype=np.float32) if _has_file_normals(loaded) else None
     return vertices, faces, normals
+
+
+def _check_face_indices(path, faces: np.ndarray, n_vertices: int) -> None:
+    if len(faces) and (faces.min() < 0 or faces.max() >= n_vertices):
+        bad = int(faces.max() if faces.max() >= n_vertices else faces.min())
+        where = f"{path}: " if path is not None else ""
+        raise InputError(f"{where}a face refers to vertex {bad}, but the file has {n_vertices} vertices")
 
 
 def _has_file_normals(geometry) -> bool:
