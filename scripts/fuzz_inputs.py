@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the mutations")
     ap.add_argument("--formats", default="", help="comma-separated formats (default: all)")
     ap.add_argument("--fit-share", type=float, default=0.03, help="share of mutants also run through fit / mesh")
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this long, whatever --count says")
     ap.add_argument("--timeout", type=int, default=60, help="seconds one run may take before it counts as a hang")
     ap.add_argument("--keep", type=Path, default=Path("fuzz-failures"), help="folder for failing mutants")
     args = ap.parse_args(argv)
@@ -71,6 +72,9 @@ def main(argv=None) -> int:
 
 def _loop(args, rnd, formats, seeds, work, tried, failed, first, t0) -> None:
     for i in range(args.count):
+        if args.seconds is not None and time.perf_counter() - t0 > args.seconds:
+            print(f"time budget of {args.seconds:g} s spent", flush=True)
+            break
         fmt = rnd.choice(formats)
         name, data = fz.mutate(fmt, seeds[fmt], fz.RandomChooser(rnd))
         commands = ["info"]
