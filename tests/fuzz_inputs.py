@@ -279,8 +279,12 @@ def mutate_arrays(path: Path, ch: Chooser) -> tuple[str, bytes] | None:
         axis = ch.integer(0, arr.ndim - 1)
         arrays[key] = np.take(arr, np.arange(ch.integer(0, max(arr.shape[axis] - 1, 0))), axis=axis)
     elif kind == "dtype":
-        arrays[key] = arr.astype(ch.choice((np.int8, np.uint16, np.int64, np.float16, np.complex64, np.bool_,
-                                            np.float64, "U3")))
+        dtype = ch.choice((np.int8, np.uint16, np.int64, np.float16, np.complex64, np.bool_, np.float64, "U3"))
+        try:
+            with np.errstate(all="ignore"):
+                arrays[key] = arr.astype(dtype)
+        except (ValueError, TypeError, OverflowError):  # text that is no number
+            arrays[key] = np.zeros(arr.shape, dtype)
     elif kind == "scalar":
         arrays[key] = np.asarray(ch.choice((0.0, -1.0, 1e308, np.nan, 7)))
     elif kind == "empty":
