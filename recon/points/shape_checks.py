@@ -62,6 +62,12 @@ def measure_shape(points: np.ndarray, *, seed: int = 0) -> ShapeMeasure:
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3 or len(p) < 2:
         raise InputError(f"points must be (N, 3) with N >= 2, got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise InputError("points must be finite")
+    # measured on the points divided by their largest magnitude: the measure is a ratio,
+    # and coordinates near the float range would overflow in the covariance
+    unit = float(np.abs(p).max()) or 1.0
+    p = p / unit
     centred = p - p.mean(axis=0)
     _, axes = np.linalg.eigh(centred.T @ centred)
     proj = centred @ axes[:, ::-1]  # largest axis first
@@ -73,7 +79,7 @@ def measure_shape(points: np.ndarray, *, seed: int = 0) -> ShapeMeasure:
     positive = np.where(dist[:, 1:] > 0, dist[:, 1:], np.inf).min(axis=1)
     positive = positive[np.isfinite(positive)]
     spacing = float(np.median(positive)) if len(positive) else 0.0
-    return ShapeMeasure(extents=extents, spacing=spacing)
+    return ShapeMeasure(extents=extents * unit, spacing=spacing * unit)
 
 
 def check_encloses_volume(points: np.ndarray, *, method: str, source: str = "the cloud") -> ShapeMeasure:
