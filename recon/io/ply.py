@@ -219,6 +219,9 @@ def _read_binary_lists(path, data: bytes, el: PlyElement, e: str, pos: int):
     if el.count == 0:
         return {p.name: (np.zeros((0, 0), p.type) if p.is_list else np.zeros(0, p.type))
                 for p in el.properties}, pos
+    least = sum(np.dtype(p.count_type if p.is_list else p.type).itemsize for p in el.properties)
+    if pos + el.count * least > len(data):  # every row holds its scalars and list lengths at least
+        raise _truncated(path, el, f"needs at least {el.count * least} bytes, the file has {max(len(data) - pos, 0)} left")
     # Lengths of the first row's lists fix a candidate record layout.
     fields, cursor = [], pos
     for p in el.properties:
@@ -335,6 +338,9 @@ def _read_ascii_lists(path, nums: np.ndarray, el: PlyElement, pos: int):
     if el.count == 0:
         return {p.name: (np.zeros((0, 0), p.type) if p.is_list else np.zeros(0, p.type))
                 for p in el.properties}, pos, np.zeros(0, np.int64)
+    if pos + el.count * len(el.properties) > len(nums):  # every row holds a value per property at least
+        raise _truncated(path, el, f"needs at least {el.count} x {len(el.properties)} values, the body has "
+                                   f"{max(len(nums) - pos, 0)} left")
     # Candidate fixed layout from the first row.
     width, cursor, layout = 0, pos, []
     for p in el.properties:
