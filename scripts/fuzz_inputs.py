@@ -58,6 +58,10 @@ def main(argv=None) -> int:
         _loop(args, rnd, formats, seeds, work, tried, failed, first, t0)
     except KeyboardInterrupt:  # Ctrl-C: stop and report what was tried
         print("interrupted: the figures below cover the mutants tried so far", flush=True)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
     n_mutants = sum(v for (f, c), v in tried.items() if c == "info")
     print(f"\n{n_mutants} mutants ({sum(tried.values())} runs) in {seconds:.0f} s, seed {args.seed}")
