@@ -3,7 +3,7 @@ JSON output, and the progress display.
 
 Exit codes: 0 success, 2 bad input or usage (a :class:`recon.errors.ReconError`, a
 missing or unreadable file, a usage error), 1 any other failure (a bug or the
-environment), 130 interrupted. Nothing here imports numpy, numba, open3d or trimesh,
+environment), 130 interrupted (SIGINT), 143 terminated (SIGTERM). Nothing here imports numpy, numba, open3d or trimesh,
 so ``recon --help`` stays fast.
 """
 
@@ -44,7 +44,7 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         import warnings
 
-        from recon.errors import ReconError
+        from recon.errors import ReconError, Terminated
 
         def show(message, category, filename, lineno, file=None, line=None):
             # a warning is one line too: what was changed, not where in the code
@@ -60,6 +60,8 @@ def user_errors(fn):
             raise fail(str(exc), getattr(exc, "exit_code", 2)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except Terminated:
+            raise fail("terminated (SIGTERM)", Terminated.exit_code) from None
         except MemoryError:
             raise fail("out of memory: try a lower --resolution or --voxel-size down-sampling", 1) from None
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
@@ -88,9 +90,26 @@ def input_file(path: str | os.PathLike, *, what: str = "input") -> Path:
         raise InputError(f"{p} is a folder; the {what} must be a file")
     if not os.access(p, os.R_OK):
         raise InputError(f"{p}: permission denied")
+    if not p.is_file():
+        raise InputError(f"{p} is {_special_kind(p)}, not a regular file; the {what} must be a file "
+                         "(save a stream to a file first)")
     if p.stat().st_size == 0:
         raise InputError(f"{p}: the file is empty")
     return p
+
+
+def _special_kind(path: Path) -> str:
+    """'a pipe', 'a device', 'a socket' (what a path that is not a regular file is)."""
+    import stat
+
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -119,6 +138,8 @@ def output_file(path: str | os.PathLike, *, inputs=(), suffixes=None, what: str 
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{what} folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {what} {p}: the folder {parent} is not writable")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise InputError(
             f"cannot write {what} {p.name!r}: unknown extension {p.suffix or '(none)'!r}; "
@@ -239,14 +260,23 @@ class FitProgress:
         if fraction + 1e-9 >= self._next_report or step >= total:
             elapsed = now - self._t0
             first_step, first_time = self._first
-            rate = (now - first_time) / (step - first_step) if step > first_step else 0.0
-            eta = rate * max(total - step, 0)
             typer.echo(
                 f"{self.description}: iteration {step}/{total}  loss {loss}  "
-                f"elapsed {elapsed:.1f}s  ETA {eta:.1f}s",
+                f"elapsed {elapsed:.1f}s  ETA {self._eta(step, total, now)}",
                 err=True,
             )
             self._next_report = math.floor(fraction * 10 + 1e-9) / 10 + 0.1
+
+    def _eta(self, step: int, total: int, now: float) -> str:
+        """Seconds left at the rate measured since the first step ('?' before there is a
+        rate: one step says nothing of the next million)."""
+        first_step, first_time = self._first
+        if step >= total:
+            return "0.0s"
+        if step <= first_step:
+            return "?"
+        eta = (now - first_time) / (step - first_step) * (total - step)
+        return format_seconds(eta)
 
     @staticmethod
     def _loss_text(losses: dict[str, float]) -> str:
@@ -258,3 +288,19 @@ class FitProgress:
             if key in losses:
                 return f"{float(losses[key]):.4g}"
         return " ".join(f"{name}={float(value):.3g}" for name, value in losses.items())
+
+
+def format_seconds(seconds: float) -> str:
+    """``12.3s``, ``4m05s``, ``3h20m``, ``12d03h``: durations too long for seconds read as such."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

@@ -6,6 +6,7 @@ defines ``register(app)``; adding a command is one new file and one name below.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import typer
@@ -69,8 +70,17 @@ def run(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int
     line, not click's boxed usage text, and exit 2 like any other bad input. ``cli``
     replaces the app (tests build one with extra fitters registered).
     """
+    from recon.errors import Terminated
+
     try:
-        rv = (cli or app)(args=argv, prog_name="recon", standalone_mode=False)
+        with _sigterm_raises():
+            rv = (cli or app)(args=argv, prog_name="recon", standalone_mode=False)
+    except KeyboardInterrupt:  # outside a command (while parsing, say): commands report their own
+        typer.echo("recon: error: interrupted", err=True)
+        return 130
+    except Terminated:
+        typer.echo("recon: error: terminated (SIGTERM)", err=True)
+        return Terminated.exit_code
     except _usage_errors() as exc:  # click's usage errors and ClickException
         code = int(getattr(exc, "exit_code", 2) or 2)
         ctx = getattr(exc, "ctx", None)
@@ -81,12 +91,36 @@ def run(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int
         message = " ".join((fmt() if fmt else str(exc)).split())
         where = ctx.command_path if ctx is not None else "recon"
         hint = f" (see '{where} --help')" if code == 2 else ""
-        typer.echo(f"{where}: error: {message}{hint}", err=True)
+        typer.echo(f"recon: error: {message}{hint}", err=True)
         return code
     except typer.Abort:
         typer.echo("recon: aborted", err=True)
         return 1
     return rv if isinstance(rv, int) else 0
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises :class:`recon.errors.Terminated` during the command (when it would
+    otherwise kill the process on the spot), so temporary files are removed and the exit
+    is one line and status 143. Only the main thread can install handlers."""
+    import signal
+    import threading
+
+    from recon.errors import Terminated
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _usage_errors() -> tuple[type, ...]:

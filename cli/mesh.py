@@ -25,6 +25,7 @@ def mesh(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Extract a triangle mesh from a saved field (.npz) by marching cubes."""
+    from recon.errors import InputError
     from recon.fields import load_field
     from recon.io import write_mesh
     from recon.meshing.marching_cubes import extract_mesh
@@ -36,6 +37,9 @@ def mesh(
     output = output_file(output, inputs=[field_path], suffixes=mesh_suffixes(), what="mesh")
     field = load_field(field_path)
     result = extract_mesh(field, resolution=resolution, level=level, min_component_fraction=min_component)
+    if result.n_faces == 0:
+        raise InputError(f"{field_path}: the field has no surface at level "
+                         f"{field.level if level is None else level:g} within its bounds (0 faces); nothing written")
     write_mesh(result, output, inputs=[field_path])  # atomic; never over the input
     seconds = time.perf_counter() - t0
     summary = {

@@ -18,3 +18,10 @@ class InputError(ReconError, ValueError):
 
 class ReconWarning(RuntimeWarning):
     """The input was changed to be usable (rows dropped, values clipped); the run goes on."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. Raised like KeyboardInterrupt (not an Exception, so no ``except
+    Exception`` swallows it) so that cleanups run on the way out; the CLI exits 143."""
+
+    exit_code = 143

@@ -244,7 +244,25 @@ def test_unknown_input_extension(recon, tmp_path):
 
 
 def test_unknown_option_is_a_one_line_usage_error(recon, cloud):
-    assert_one_line_error(recon("fit", cloud, "--frobnicate", "3"), "--frobnicate")
+    line = assert_one_line_error(recon("fit", cloud, "--frobnicate", "3"), "--frobnicate")
+    assert line.startswith("recon: error: ") and line.endswith("(see 'recon fit --help')")
+
+
+def test_pipes_and_devices_are_named_so_not_called_empty(recon, tmp_path):
+    fifo = tmp_path / "stream.ply"
+    os.mkfifo(fifo)
+    assert_one_line_error(recon("info", fifo), "is a pipe, not a regular file")
+    assert_one_line_error(recon("fit", "/dev/null", "--method", "toy"), "is a device, not a regular file")
+    assert CALLS == []
+
+
+def test_an_unwritable_output_folder_is_refused_before_fitting(recon, cloud, tmp_path, monkeypatch):
+    real_access = os.access
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked and mode & os.W_OK else real_access(p, mode))
+    assert_one_line_error(recon("fit", cloud, "--method", "toy", "-o", locked / "out.ply"), "is not writable")
+    assert CALLS == []
 
 
 def test_option_of_another_method_is_refused(recon, cloud):
@@ -568,6 +586,21 @@ def test_progress_without_a_terminal_prints_a_line_every_tenth(capsys):
     assert len(lines) == 11  # the first step (the fit has started), then every 10 %
     assert [line.split()[2] for line in lines] == ["1/100"] + [f"{k}/100" for k in range(10, 101, 10)]
     assert "pull=0.5 surface=0.25" in lines[-1] and "ETA 0.0s" in lines[-1]
+    assert "ETA ?" in lines[0]  # one step gives no rate
+
+
+def test_progress_eta_of_a_huge_run_is_not_zero(capsys, monkeypatch):
+    from recon.cli import _common
+
+    clock = iter([0.0, 0.0, 1.0, 2.0])
+    monkeypatch.setattr(_common.time, "perf_counter", lambda: next(clock))
+    with _common.FitProgress("fit", tty=False) as progress:
+        progress(1, 10**12, {})
+        progress(2, 10**12, {})
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("ETA ?")
+    assert _common.format_seconds(1.0 * (10**12 - 2)) == "11574074d01h"
+    assert _common.format_seconds(75) == "1m15s" and _common.format_seconds(3.25) == "3.2s"
 
 
 def test_progress_quiet_prints_nothing_and_a_total_loss_wins(capsys):

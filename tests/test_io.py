@@ -858,17 +858,95 @@ def test_atomic_output_gets_ordinary_permissions(tmp_path):
 
 
 def test_an_output_folder_that_refuses_files_names_the_output(tmp_path, monkeypatch):
-    import tempfile
-
     from recon.io.atomic import atomic_path
 
-    def refuse(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.ply.x.part.ply"))
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    def refuse(name, *args, **kwargs):
+        if ".part" in str(name):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     target = tmp_path / "out.ply"
     with pytest.raises(InputError) as info:
         with atomic_path(target):
             pass
     assert str(info.value) == f"cannot write {target}: Permission denied"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n, rows, detail", [
+    (3, "0 0 0 7\n1 0 0 7\n0 1 0 7\n", "element 'vertex' row 0 holds 4 values, the header declares 3 (on 3 row(s) in all)"),
+    (4, "0 0\n1 0 0 7\n0 1 0 7\n1 1\n", "element 'vertex' row 0 holds 2 values, the header declares 3 (on 4 row(s) in all)"),
+    (2, "0 0 0\n1 0 0 0 1 0\n", "element 'vertex' row 1 holds 6 values, the header declares 3 (on 1 row(s) in all)"),
+    (3, "0 0 0\n1 0 0\n0 1 0\n5 5 5\n", "1 more row(s) than the header's element counts declare"),
+])
+def test_ascii_ply_rows_must_hold_what_the_header_declares(tmp_path, n, rows, detail):
+    path = tmp_path / "rows.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex " + str(n) + "\nproperty float x\nproperty float y\n"
+                    "property float z\nend_header\n" + rows)
+    assert exact_error(read_cloud, path) == f"{path}: corrupt ascii PLY body: {detail}"
+
+
+def test_ascii_ply_face_rows_are_checked_and_integers_must_fit(tmp_path):
+    head = ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+            "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+    path = tmp_path / "f.ply"
+    path.write_text(head + "3 0 1 2 9\n")
+    assert exact_error(read_mesh, path) == (
+        f"{path}: corrupt ascii PLY body: element 'face' row 0 holds 5 values, the header declares 4 (on 1 row(s) in all)")
+    path.write_text(head + "-3 0 1 2\n")
+    assert exact_error(read_mesh, path) == f"{path}: corrupt ascii PLY body: element 'face' has a list length -3.0"
+    path.write_text(head.replace("property float z\n", "property float z\nproperty uchar red\n")
+                    .replace("0 0 0\n1 0 0\n0 1 0\n", "0 0 0 300\n1 0 0 1\n0 1 0 2\n") + "3 0 1 2\n")
+    assert exact_error(read_mesh, path) == (
+        f"{path}: corrupt ascii PLY body: a value does not fit its integer property type (uchar)")
+
+
+@pytest.mark.parametrize("when", ["created", "writing", "renaming"])
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, when, interrupt):
+    import recon.io.atomic as atomic
+
+    target = tmp_path / "out.ply"
+    target.write_bytes(b"old")
+    real_open, real_replace = os.open, os.replace
+
+    def open_then_interrupt(name, *args, **kwargs):  # the file exists, its name is not yet returned
+        real_open(name, *args, **kwargs)
+        raise interrupt()
+
+    def replace_interrupted(*args):
+        raise interrupt()
+
+    if when == "created":
+        monkeypatch.setattr(os, "open", open_then_interrupt)
+    elif when == "renaming":
+        monkeypatch.setattr(os, "replace", replace_interrupted)
+    with pytest.raises(interrupt):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_bytes(b"new, half written")
+            if when == "writing":
+                raise interrupt()
+    monkeypatch.setattr(os, "open", real_open)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ply"]
+    assert target.read_bytes() == b"old"
+
+
+def test_sigterm_inside_an_atomic_write_raises_and_cleans_up(tmp_path):
+    import signal
+
+    from recon.errors import Terminated
+    from recon.io.atomic import atomic_path
+
+    target = tmp_path / "out.ply"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with pytest.raises(Terminated):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"partial")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)  # the handler raises before this ends
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored

@@ -151,7 +151,11 @@ class ProjectsOntoData(Protocol):
 
 
 def save_field(field, path) -> Path:
-    """Write ``field`` to ``path`` (.npz), atomically: a temporary file then a rename."""
+    """Write ``field`` to ``path`` (.npz), atomically: a temporary file then a rename.
+
+    The same field always gives the same bytes: the archive's members carry a fixed
+    timestamp and come in a fixed order, and the parameters are JSON with sorted keys.
+    """
     from recon.io.atomic import atomic_path
 
     path = Path(path)
@@ -172,5 +176,23 @@ def save_field(field, path) -> Path:
         payload["a_" + key] = arr
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **payload)
+            write_npz(fh, payload)
     return path
+
+
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+"The timestamp of every member of a saved field (the earliest a zip can hold)."
+
+
+def write_npz(fh, arrays: dict) -> None:
+    """Write ``arrays`` to the binary file ``fh`` as a compressed .npz that ``np.load``
+    reads, byte for byte the same for the same arrays (fixed member timestamps)."""
+    import zipfile
+
+    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(key + ".npy", date_time=ZIP_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with archive.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)

@@ -48,6 +48,8 @@ class FitterSpec:
     description: str
     min_points: int = 10
     "Fewer input points than this is refused with a clear message."
+    needs_volume: bool = False
+    "The method fits closed surfaces only: clouds on a plane or a line are refused before fitting."
 
 
 _REGISTRY: dict[str, FitterSpec] = {}
@@ -103,4 +105,8 @@ def fit(cloud, method: str = "gridpull", config=None, *, progress: Progress | No
         raise InputError(
             f"{cloud.source}: {len(cloud)} points; method {method!r} needs at least {spec.min_points}"
         )
+    if spec.needs_volume:
+        from recon.points.shape_checks import check_encloses_volume
+
+        check_encloses_volume(cloud.points, method=method, source=cloud.source or "the cloud")
     return spec.fit(cloud, config, progress=progress, timings=timings)

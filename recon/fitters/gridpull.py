@@ -270,5 +270,5 @@ register(FitterSpec(
     config_cls=GridPullConfig,
     fit=fit_gridpull,
     description="GridPull: signed distance grid pulled onto the points (closed surfaces, no normals needed)",
-    min_points=10,
+    min_points=10, needs_volume=True,
 ))

@@ -26,6 +26,9 @@ def check_readable(path) -> Path:
         raise InputError(f"{path} is a directory, not a file")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: permission denied")
+    if not path.is_file():  # reading a pipe or a device would block or never end
+        raise InputError(f"{path} is not a regular file (a pipe, device or socket); "
+                         "recon reads files (save a stream to a file first)")
     return path
 
 

@@ -239,6 +239,7 @@ def _read_las(path, *, sample, seed):
         import laspy
     except ImportError:
         raise InputError(f"{path}: reading LAS/LAZ needs the laspy package (pip install 'laspy[lazrs]')") from None
+    _check_las_header(path, laspy)
     try:
         las = laspy.read(str(path))
         pts = np.column_stack([np.asarray(las.x, np.float64), np.asarray(las.y, np.float64),
@@ -256,6 +257,74 @@ def _read_las(path, *, sample, seed):
         if key in names:
             out["extra"][key] = np.asarray(las[key]).copy()
     return out
+
+
+LAZ_MAX_RATIO = 1000
+"A LAZ file declaring more than this many times its size in points is taken for a corrupt header."
+
+
+def _check_las_header(path, laspy) -> None:
+    """Refuse a LAS/LAZ header whose point count the file cannot hold before any point is
+    read: the readers allocate for the declared count, and a lie of billions kills the process."""
+    import os
+    import struct
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(375)
+    if len(head) < 227 or head[:4] != b"LASF":
+        raise InputError(f"{path}: not a readable LAS/LAZ file (no LASF header of 227 bytes)")
+    # the fixed header block, read here because laspy trusts it: a VLR count of billions
+    # makes it loop for minutes before it fails
+    header_size, offset, n_vlrs = struct.unpack_from("<HII", head, 94)
+    if not (227 <= header_size <= offset <= size) or n_vlrs * 54 > offset - header_size:
+        raise InputError(f"{path}: corrupt LAS/LAZ header: header size {header_size}, {n_vlrs} VLRs and "
+                         f"point data at byte {offset} do not fit a file of {size} bytes")
+    if head[25] >= 4 and len(head) >= 247 and struct.unpack_from("<I", head, 243)[0] * 60 > size:
+        raise InputError(f"{path}: corrupt LAS/LAZ header: more extended VLRs declared than the file can hold")
+    try:
+        with laspy.open(str(path)) as reader:
+            header = reader.header
+            count = int(header.point_count)
+            record = int(header.point_format.size)
+            offset = int(header.offset_to_point_data)
+            compressed = bool(header.are_points_compressed)
+            laszip = [v.record_data_bytes() for v in header.vlrs if getattr(v, "record_id", None) == 22204]
+    except Exception as exc:  # laspy raises its own and lazrs' errors
+        raise InputError(f"{path}: not a readable LAS/LAZ file ({one_line(exc)})") from None
+    need = count * record
+    room = (size - offset) * (LAZ_MAX_RATIO if compressed else 1)
+    if count < 0 or need > room:
+        raise InputError(f"{path}: corrupt LAS/LAZ header: {count} points of {record} bytes declared, "
+                         f"the file has {max(size - offset, 0)} bytes of point data")
+    if compressed:
+        _check_laz_chunks(path, size, offset, record, laszip[0] if laszip else b"")
+
+
+def _check_laz_chunks(path, size: int, offset: int, record: int, laszip_vlr: bytes) -> None:
+    """The LAZ chunk size (in the laszip VLR) and the chunk table's count (found through the
+    offset stored before the points) are what the decompressor allocates for; both must
+    fit the file."""
+    import struct
+
+    if len(laszip_vlr) >= 16:
+        chunk_size = struct.unpack_from("<I", laszip_vlr, 12)[0]
+        if chunk_size != 0xFFFFFFFF and chunk_size * record > 1 << 31:
+            raise InputError(f"{path}: corrupt LAZ header: chunks of {chunk_size} points declared")
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        head = fh.read(8)
+        if len(head) < 8:
+            raise InputError(f"{path}: truncated LAZ file: no chunk table offset")
+        table = struct.unpack("<q", head)[0]
+        if table == -1:
+            return  # written as a stream: no chunk table
+        if not offset + 8 <= table <= size - 8:
+            raise InputError(f"{path}: corrupt LAZ file: its chunk table offset {table} lies outside the file")
+        fh.seek(table)
+        _, chunks = struct.unpack("<II", fh.read(8))
+    if chunks > size:
+        raise InputError(f"{path}: corrupt LAZ file: {chunks} chunks declared in {size} bytes")
 
 
 def _read_trimesh(path, *, sample, seed):

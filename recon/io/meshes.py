@@ -78,9 +78,22 @@ def load_with_trimesh(path):
         raise InputError(f"{path}: cannot read this {ext} file ({one_line(exc)})") from None
     if isinstance(loaded, trimesh.Scene):
         try:
-            return _flatten_scene(loaded)
+            vertices, faces, normals = _flatten_scene(loaded)
         except Exception as exc:
             raise InputError(f"{path}: cannot combine the scene's meshes ({one_line(exc)})") from None
+        _check_face_indices(path, faces, len(vertices))
+        return vertices, faces, normals
+    try:
+        return _trimesh_arrays(loaded, ext)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except Exception as exc:  # trimesh builds some malformed files into objects it cannot then give
+        raise InputError(f"{path}: cannot read this {ext} file ({one_line(exc)})") from None
+
+
+def _trimesh_arrays(loaded, ext: str):
+    import trimesh
+
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     if not isinstance(loaded, trimesh.Trimesh):
@@ -89,8 +102,16 @@ def load_with_trimesh(path):
         loaded.merge_vertices()
         vertices = np.asarray(loaded.vertices, dtype=np.float64)
         faces = np.asarray(loaded.faces, dtype=np.int64)
+    _check_face_indices(None, faces, len(vertices))
     normals = np.asarray(loaded.vertex_normals, dtype=np.float32) if _has_file_normals(loaded) else None
     return vertices, faces, normals
+
+
+def _check_face_indices(path, faces: np.ndarray, n_vertices: int) -> None:
+    if len(faces) and (faces.min() < 0 or faces.max() >= n_vertices):
+        bad = int(faces.max() if faces.max() >= n_vertices else faces.min())
+        where = f"{path}: " if path is not None else ""
+        raise InputError(f"{where}a face refers to vertex {bad}, but the file has {n_vertices} vertices")
 
 
 def _has_file_normals(geometry) -> bool:

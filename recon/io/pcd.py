@@ -16,6 +16,8 @@ from recon.errors import InputError
 
 _TYPE_CODES = {("F", 4): "f4", ("F", 8): "f8", ("I", 1): "i1", ("I", 2): "i2", ("I", 4): "i4",
                ("I", 8): "i8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8"}
+LZF_MAX_RATIO = 136
+"LZF's most compact token (3 bytes) copies 264 bytes: no block unpacks to more than this many times its size."
 _KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
 
 
@@ -50,7 +52,10 @@ def read_pcd(path, data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
             out[name] = _squeeze(vals if code[0] == "f" else np.rint(vals), code, count)
         return header, out
     if mode == "binary":
-        dt = np.dtype([(f"f{i}", "<" + code, (count,)) for i, (code, count) in enumerate(zip(codes, counts))])
+        try:
+            dt = np.dtype([(f"f{i}", "<" + code, (count,)) for i, (code, count) in enumerate(zip(codes, counts))])
+        except (ValueError, TypeError, OverflowError):
+            raise _header_error(path, f"COUNT values {counts} make a record too large to read") from None
         need = n * dt.itemsize
         have = len(data) - offset
         if have < need:
@@ -71,6 +76,9 @@ def read_pcd(path, data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         raise InputError(f"{path}: truncated PCD body: {csize} compressed bytes declared, "
                          f"the file has {len(data) - offset - 8}")
     sizes = [np.dtype(code).itemsize * count for code, count in zip(codes, counts)]
+    if usize > LZF_MAX_RATIO * csize + 64:
+        raise InputError(f"{path}: corrupt PCD body: {csize} compressed bytes cannot unpack to the "
+                         f"{usize} bytes declared")
     if usize != n * sum(sizes):
         raise InputError(f"{path}: corrupt PCD body: the compressed block unpacks to {usize} bytes, "
                          f"{n} points need {n * sum(sizes)}")

@@ -181,7 +181,11 @@ def read_ply(path, data: bytes | None = None, *, elements=None) -> tuple[PlyHead
             last = i
     out: dict[str, dict] = {}
     if header.format == "ascii":
-        _read_ascii(path, data, header, last, out)
+        try:
+            _read_ascii(path, data, header, last, out)
+        except _AsciiRange as exc:
+            raise InputError(f"{path}: corrupt ascii PLY body: a value does not fit its integer "
+                             f"property type ({_NUMPY_TO_PLY[str(exc)]})") from None
     else:
         _read_binary(path, data, header, last, out)
     if wanted is not None:
@@ -215,6 +219,9 @@ def _read_binary_lists(path, data: bytes, el: PlyElement, e: str, pos: int):
     if el.count == 0:
         return {p.name: (np.zeros((0, 0), p.type) if p.is_list else np.zeros(0, p.type))
                 for p in el.properties}, pos
+    least = sum(np.dtype(p.count_type if p.is_list else p.type).itemsize for p in el.properties)
+    if pos + el.count * least > len(data):  # every row holds its scalars and list lengths at least
+        raise _truncated(path, el, f"needs at least {el.count * least} bytes, the file has {max(len(data) - pos, 0)} left")
     # Lengths of the first row's lists fix a candidate record layout.
     fields, cursor = [], pos
     for p in el.properties:
@@ -223,6 +230,8 @@ def _read_binary_lists(path, data: bytes, el: PlyElement, e: str, pos: int):
             if cursor + csize > len(data):
                 raise _truncated(path, el, "ends inside its first row")
             k = int(np.frombuffer(data, e + p.count_type, 1, cursor)[0])
+            if k < 0:
+                raise InputError(f"{path}: corrupt PLY body: element {el.name!r} has a list length {k}")
             fields += [(p.name + "\0count", e + p.count_type), (p.name, e + p.type, (k,))]
             cursor += csize + k * np.dtype(p.type).itemsize
         else:
@@ -247,6 +256,8 @@ def _read_binary_lists(path, data: bytes, el: PlyElement, e: str, pos: int):
                 if pos + csize > n:
                     raise _truncated(path, el, f"ends at row {row}")
                 k = int(np.frombuffer(data, e + p.count_type, 1, pos)[0])
+                if k < 0:
+                    raise InputError(f"{path}: corrupt PLY body: element {el.name!r} row {row} has a list length {k}")
                 pos += csize
                 isize = np.dtype(p.type).itemsize
                 if pos + k * isize > n:
@@ -265,13 +276,17 @@ def _read_binary_lists(path, data: bytes, el: PlyElement, e: str, pos: int):
 
 
 def _read_ascii(path, data: bytes, header: PlyHeader, last: int, out: dict) -> None:
-    text = data[header.body_offset:].decode("ascii", errors="replace")
+    body = data[header.body_offset:]
+    text = body.decode("ascii", errors="replace")
     try:
         nums = np.fromstring(text, dtype=np.float64, sep=" ") if text.strip() else np.zeros(0)
     except ValueError:
         bad = _first_non_number(text)
         raise InputError(f"{path}: corrupt ascii PLY body: {bad!r} is not a number") from None
-    pos = 0
+    # An ascii PLY holds one element row per line: every row's value count is checked
+    # against the header, so a row with a value too many never shifts the rows after it.
+    per_line = _values_per_line(body)
+    pos, line = 0, 0
     for el in header.elements[: last + 1]:
         if not el.has_lists:
             width = len(el.properties)
@@ -279,24 +294,60 @@ def _read_ascii(path, data: bytes, header: PlyHeader, last: int, out: dict) -> N
             if pos + need > len(nums):
                 raise _truncated(path, el, f"needs {el.count} x {width} values, the body has "
                                            f"{max(len(nums) - pos, 0)} left")
+            _check_rows(path, el, per_line[line:line + el.count], np.full(el.count, width))
             block = nums[pos:pos + need].reshape(el.count, width)
             pos += need
+            line += el.count
             out[el.name] = {p.name: _cast(block[:, j], p.type) for j, p in enumerate(el.properties)}
         else:
-            out[el.name], pos = _read_ascii_lists(path, nums, el, pos)
+            out[el.name], pos, widths = _read_ascii_lists(path, nums, el, pos)
+            _check_rows(path, el, per_line[line:line + el.count], widths)
+            line += el.count
+    if last == len(header.elements) - 1 and line < len(per_line):
+        raise InputError(f"{path}: corrupt ascii PLY body: {len(per_line) - line} more row(s) than the "
+                         "header's element counts declare")
+
+
+def _values_per_line(body: bytes) -> np.ndarray:
+    """(R,) int64: how many whitespace-separated values each non-blank line of ``body`` holds."""
+    b = np.frombuffer(body, np.uint8)
+    if not len(b):
+        return np.zeros(0, np.int64)
+    breaks = (b == 10) | (b == 13)
+    space = breaks | (b == 32) | (b == 9) | (b == 11) | (b == 12)
+    starts = ~space
+    starts[1:] &= space[:-1]
+    line_of_value = np.searchsorted(np.flatnonzero(breaks), np.flatnonzero(starts))
+    counts = np.bincount(line_of_value)
+    return counts[counts > 0]
+
+
+def _check_rows(path, el: PlyElement, have: np.ndarray, want: np.ndarray) -> None:
+    """Refuse the element when a row's value count differs from what the header makes of it."""
+    if len(have) < len(want):  # the values are all there, so some row holds too many
+        have = np.concatenate([have, np.zeros(len(want) - len(have), have.dtype)])
+    bad = np.flatnonzero(have != want)
+    if len(bad):
+        r = int(bad[0])
+        raise InputError(f"{path}: corrupt ascii PLY body: element {el.name!r} row {r} holds {int(have[r])} "
+                         f"values, the header declares {int(want[r])} (on {len(bad)} row(s) in all)")
 
 
 def _read_ascii_lists(path, nums: np.ndarray, el: PlyElement, pos: int):
+    """(values by property, position after the element, (count,) values in each row)."""
     if el.count == 0:
         return {p.name: (np.zeros((0, 0), p.type) if p.is_list else np.zeros(0, p.type))
-                for p in el.properties}, pos
+                for p in el.properties}, pos, np.zeros(0, np.int64)
+    if pos + el.count * len(el.properties) > len(nums):  # every row holds a value per property at least
+        raise _truncated(path, el, f"needs at least {el.count} x {len(el.properties)} values, the body has "
+                                   f"{max(len(nums) - pos, 0)} left")
     # Candidate fixed layout from the first row.
     width, cursor, layout = 0, pos, []
     for p in el.properties:
         if cursor >= len(nums):
             raise _truncated(path, el, "ends inside its first row")
         if p.is_list:
-            k = int(nums[cursor])
+            k = _list_length(path, el, nums[cursor])
             layout.append((p, width, k))
             width += 1 + k
             cursor += 1 + k
@@ -311,15 +362,17 @@ def _read_ascii_lists(path, nums: np.ndarray, el: PlyElement, pos: int):
             values = {}
             for p, off, k in layout:
                 values[p.name] = _cast(block[:, off + 1:off + 1 + k], p.type) if p.is_list else _cast(block[:, off], p.type)
-            return values, pos + need
+            return values, pos + need, np.full(el.count, width)
     cols: dict[str, list] = {p.name: [] for p in el.properties}
+    widths = np.zeros(el.count, np.int64)
     n = len(nums)
     for row in range(el.count):
+        row_start = pos
         for p in el.properties:
             if pos >= n:
                 raise _truncated(path, el, f"ends at row {row}")
             if p.is_list:
-                k = int(nums[pos])
+                k = _list_length(path, el, nums[pos])
                 if pos + 1 + k > n:
                     raise _truncated(path, el, f"ends at row {row}")
                 cols[p.name].append(_cast(nums[pos + 1:pos + 1 + k], p.type))
@@ -327,15 +380,33 @@ def _read_ascii_lists(path, nums: np.ndarray, el: PlyElement, pos: int):
             else:
                 cols[p.name].append(nums[pos])
                 pos += 1
+        widths[row] = pos - row_start
     values = {p.name: (cols[p.name] if p.is_list else _cast(np.asarray(cols[p.name]), p.type))
               for p in el.properties}
-    return values, pos
+    return values, pos, widths
+
+
+def _list_length(path, el: PlyElement, value: float) -> int:
+    """A list's item count as read from an ascii body: a whole number >= 0."""
+    if not (np.isfinite(value) and value >= 0 and value == int(value)):
+        raise InputError(f"{path}: corrupt ascii PLY body: element {el.name!r} has a list length {float(value)!r}")
+    return int(value)
 
 
 def _cast(values: np.ndarray, code: str) -> np.ndarray:
+    """Parsed ascii values as the property's type; an integer property's values must fit it."""
     if code[0] == "f":
-        return np.ascontiguousarray(values, dtype=code)
-    return np.ascontiguousarray(np.rint(values)).astype(code)
+        with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf, and is dropped later
+            return np.ascontiguousarray(values, dtype=code)
+    info = np.iinfo(code)
+    rounded = np.rint(values)
+    if rounded.size and not (np.all(np.isfinite(rounded)) and rounded.min() >= info.min and rounded.max() <= info.max):
+        raise _AsciiRange(code)
+    return np.ascontiguousarray(rounded).astype(code)
+
+
+class _AsciiRange(ValueError):
+    """An ascii value outside its integer property's range (turned into an InputError)."""
 
 
 def _first_non_number(text: str) -> str:
