@@ -38,10 +38,9 @@ MIN_AUTO_POINTS = 10
 "Fewer points than this cannot be measured (spacing and noise need neighbours)."
 
 
-class EmptySurfaceError(ReconError):
-    """The fitted field has no surface inside its bounds: nothing to mesh."""
-
-    exit_code = 1
+class EmptySurfaceError(InputError):
+    """The fitted field has no surface inside its bounds: nothing to mesh. The input (or
+    the settings) gave no surface, so it is the user's to change: exit 2, like bad input."""
 
 
 @dataclass(frozen=True)
