@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from recon.cloud import Cloud
-from recon.errors import InputError, ReconError
+from recon.errors import InputError
 from recon.fields.base import Field
 from recon.triangles import TriangleMesh
 
