@@ -64,7 +64,7 @@ def sphere_points(n: int = 300, seed: int = 0) -> np.ndarray:
     return 2.0 * d / np.linalg.norm(d, axis=1, keepdims=True) + np.array([10.0, -5.0, 3.0])
 
 
-def _lzf_literals(raw: bytes) -> bytes:
+def lzf_literals(raw: bytes) -> bytes:
     """LZF data holding ``raw`` as literal runs only (valid, if not small)."""
     out = bytearray()
     for i in range(0, len(raw), 32):
@@ -122,7 +122,7 @@ def make_seeds(folder: Path) -> dict[str, Path]:
     put("pcd_ascii", "a.pcd", (head + "DATA ascii\n" + "\n".join(" ".join(f"{v:.6g}" for v in p) for p in pts)
                                + "\n").encode())
     raw = np.ascontiguousarray(pts.T.astype("<f4")).tobytes()  # field by field, as PCL compresses
-    packed = _lzf_literals(raw)
+    packed = lzf_literals(raw)
     put("pcd_compressed", "c.pcd", (head + "DATA binary_compressed\n").encode()
         + np.array([len(packed), len(raw)], "<u4").tobytes() + packed)
     write_cloud(cloud, put("xyz", "p.xyz"))

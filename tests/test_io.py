@@ -26,6 +26,8 @@ from recon.io import (
 from recon.describe import describe
 from recon.triangles import TriangleMesh
 
+from fuzz_inputs import lzf_literals
+
 
 def exact_error(fn, *args, **kwargs) -> str:
     """Run ``fn`` expecting an InputError; return its message (checked to be one line)."""
@@ -272,21 +274,13 @@ def test_binary_pcd_by_hand(tmp_path):
     _check_binary_pcd(read_cloud(tmp_path / "b.pcd"), pts, rgb)
 
 
-def _lzf_literals(raw: bytes) -> bytes:
-    """Valid LZF made only of literal runs (at most 32 bytes each)."""
-    out = bytearray()
-    for i in range(0, len(raw), 32):
-        chunk = raw[i:i + 32]
-        out.append(len(chunk) - 1)
-        out += chunk
-    return bytes(out)
 
 
 def test_binary_compressed_pcd_by_hand(tmp_path):
     head, rec, pts, rgb = _binary_pcd_parts()
     # binary_compressed stores each field for all points in turn, then LZF-compresses.
     columns = b"".join(np.ascontiguousarray(rec[name]).tobytes() for name in rec.dtype.names)
-    packed = _lzf_literals(columns)
+    packed = lzf_literals(columns)
     body = struct.pack("<II", len(packed), len(columns)) + packed
     (tmp_path / "c.pcd").write_bytes((head + "DATA binary_compressed\n").encode() + body)
     _check_binary_pcd(read_cloud(tmp_path / "c.pcd"), pts, rgb)

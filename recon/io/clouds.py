@@ -120,7 +120,7 @@ _COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diff
 
 
 def _read_ply(path, *, sample, seed):
-    from recon.io.meshes import read_ply_mesh, sample_surface
+    from recon.io.meshes import ply_vertex_positions, read_ply_mesh, sample_surface
     from recon.io.ply import parse_header, read_ply
     from recon.io.text import colors_to_u8
 
@@ -133,15 +133,9 @@ def _read_ply(path, *, sample, seed):
             pts, nrm = sample_surface(vertices, faces, sample, seed=seed, path=path)
             return {"points": pts, "normals": nrm, "sampled": True}
     _, body = read_ply(path, data, elements=("vertex",))
-    vertex = body.get("vertex")
-    if vertex is None:
-        raise InputError(f"{path}: the PLY file has no 'vertex' element")
-    for axis in "xyz":
-        if axis not in vertex:
-            raise InputError(f"{path}: the PLY vertex element has no {axis!r} property")
+    vertex, points = ply_vertex_positions(path, body)
     used = {"x", "y", "z"}
-    out = {"points": np.column_stack([vertex["x"], vertex["y"], vertex["z"]]).astype(np.float64),
-           "normals": None, "colors": None}
+    out = {"points": points, "normals": None, "colors": None}
     for names in _NORMAL_NAMES:
         if all(k in vertex for k in names):
             out["normals"] = np.column_stack([vertex[k] for k in names])

@@ -38,18 +38,24 @@ def read_mesh(path) -> TriangleMesh:
     return TriangleMesh(vertices, faces, normals)
 
 
-def read_ply_mesh(path, data: bytes | None = None):
-    """(vertices (V,3) f64, faces (F,3) i64, vertex normals (V,3) f32 | None, vertex columns dict)."""
-    from recon.io.ply import faces_from_lists, read_ply
-
-    header, body = read_ply(path, data, elements=("vertex", "face"))
+def ply_vertex_positions(path, body: dict):
+    """The PLY body's vertex element (dict of columns) and its (V, 3) float64 x, y, z;
+    InputError naming the file when the element or a coordinate is missing."""
     vertex = body.get("vertex")
     if vertex is None:
         raise InputError(f"{path}: the PLY file has no 'vertex' element")
     for axis in "xyz":
         if axis not in vertex:
             raise InputError(f"{path}: the PLY vertex element has no {axis!r} property")
-    vertices = np.column_stack([vertex["x"], vertex["y"], vertex["z"]]).astype(np.float64)
+    return vertex, np.column_stack([vertex["x"], vertex["y"], vertex["z"]]).astype(np.float64)
+
+
+def read_ply_mesh(path, data: bytes | None = None):
+    """(vertices (V,3) f64, faces (F,3) i64, vertex normals (V,3) f32 | None, vertex columns dict)."""
+    from recon.io.ply import faces_from_lists, read_ply
+
+    header, body = read_ply(path, data, elements=("vertex", "face"))
+    vertex, vertices = ply_vertex_positions(path, body)
     normals = None
     for names in (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z")):
         if all(n in vertex for n in names):
