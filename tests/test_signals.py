@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _fit_command(src: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "recon.cli.main", "fit", str(src), "-o", str(out),
+    # gridpull, the quickest method: the test is about interrupting the writes, not the fit
+    return [sys.executable, "-m", "recon.cli.main", "fit", str(src), "-o", str(out), "--method", "gridpull",
             "--iterations", "20", "--resolution", "16", "--seed", "1", "-q"]
 
 
@@ -65,7 +66,8 @@ def test_an_interrupted_fit_leaves_the_old_or_the_new_output_and_no_temporary(tm
             expected = {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
             # killed before the interpreter could install its handlers, or a clean one-line exit
             assert code in (expected, -signum, 1 if signum == signal.SIGINT else expected), (code, err)
-            if code == expected:
+            if code == expected and err.strip():
+                # (an empty stderr: Python's own exit, interrupted while starting, before recon's code ran)
                 assert err.strip().splitlines()[-1] in ("recon: error: interrupted",
                                                         "recon: error: terminated (SIGTERM)"), err
         outcomes.append((code, data == new))
