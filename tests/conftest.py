@@ -21,6 +21,18 @@ if str(TESTS) not in sys.path:
 BENCH_DATA = TESTS.parents[0].parent / "shared" / "data" / "bench"
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """Ray and the CLI install signal handlers; each test starts with the ones before it."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
+
+
 @pytest.fixture
 def cuda_sim():
     from cuda_sim import run_in_cuda_simulator

@@ -8,6 +8,7 @@ scene, and a worker on another machine of a cluster needs only a shared file sys
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from typing import Callable
 
@@ -79,6 +80,8 @@ class RayExecutor:
         self.ray = ray
         self.retries = retries
         self.started = False
+        # ray.init installs its own SIGTERM handler; the caller's comes back on close()
+        self._sigterm = signal.getsignal(signal.SIGTERM)
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
             try:
@@ -110,6 +113,8 @@ class RayExecutor:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
 
 
 def make_executor(*, workers: int | None = None, address: str | None = None, retries: int = TASK_RETRIES):
