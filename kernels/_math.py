@@ -1,7 +1,7 @@
 """Math shared by the CPU and CUDA kernels, written once as plain Python.
 
 ``make_math(jit)`` compiles these functions with the given decorator and returns them
-as a namespace: ``numba.njit(inline="always")`` for the CPU kernels and
+by name (a ``GridMath``): ``numba.njit(inline="always")`` for the CPU kernels and
 ``numba.cuda.jit(device=True)`` for the CUDA kernels (see ``_compile.py``). They take
 scalars and arrays only and allocate nothing, so both targets accept them.
 
@@ -9,11 +9,28 @@ Grid convention: node (i, j, k) of ``values`` (X, Y, Z) sits at ``origin + (i, j
 """
 
 import math
-from types import SimpleNamespace
+from typing import Callable, NamedTuple
 
 
-def make_math(jit):
-    """Compile the shared functions with ``jit`` and return them as a namespace."""
+class GridMath(NamedTuple):
+    """The shared functions, compiled for one target (CPU or CUDA) by :func:`make_math`."""
+
+    eval_site: Callable
+    query_term: Callable
+    point_term: Callable
+    second_differences_at: Callable
+    update_node: Callable
+    scatter_value: Callable
+    cell_coords: Callable
+    trilinear: Callable
+    pull_site: Callable
+    consistency_site: Callable
+    site_gradient: Callable
+    adam_update: Callable
+
+
+def make_math(jit) -> GridMath:
+    """Compile the shared functions with ``jit`` and return them, by name."""
 
     @jit
     def cell_coords(n, g):
@@ -246,7 +263,7 @@ def make_math(jit):
     def scatter_value(m, node_ijk, values, dense):
         dense[node_ijk[m, 0], node_ijk[m, 1], node_ijk[m, 2]] = values[m]
 
-    return SimpleNamespace(
+    return GridMath(
         eval_site=eval_site,
         query_term=query_term,
         point_term=point_term,

@@ -33,6 +33,7 @@ budget ran out first).
 """
 
 import math
+from typing import Callable, NamedTuple
 
 MODE_SIGNED = 0
 MODE_UNSIGNED = 1
@@ -64,6 +65,25 @@ N_PARAMS = 16
 
 
 TILE = 8  # pixels are visited in TILE x TILE tiles: neighbouring rays read neighbouring voxels
+
+
+class TraceMath(NamedTuple):
+    """The tracing functions, compiled for one target by :func:`make_trace_math`."""
+
+    clip_box: Callable
+    beam_start: Callable
+    sample: Callable
+    sample_scalar: Callable
+    pixel_of: Callable
+    n_pixel_slots: Callable
+    trace_ray: Callable
+    sparse_offset: Callable
+    refine_unsigned: Callable
+    camera_ray: Callable
+    tile_ray: Callable
+    central_gradient: Callable
+    facing: Callable
+    bisect: Callable
 
 
 def make_trace_math(jit, m, jit_inline=None):
@@ -525,9 +545,7 @@ def make_trace_math(jit, m, jit_inline=None):
         n = math.sqrt(dx * dx + dy * dy + dz * dz)
         return dx / n, dy / n, dz / n
 
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
+    return TraceMath(
         clip_box=clip_box, beam_start=beam_start, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
         n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, sparse_offset=sparse_offset, refine_unsigned=refine_unsigned,
         camera_ray=camera_ray, tile_ray=tile_ray,
