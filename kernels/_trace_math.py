@@ -84,6 +84,7 @@ class TraceMath(NamedTuple):
     central_gradient: Callable
     facing: Callable
     bisect: Callable
+    store_pixel: Callable
 
 
 def make_trace_math(jit, m, jit_inline=None):
@@ -532,6 +533,16 @@ def make_trace_math(jit, m, jit_inline=None):
         return dx, dy, dz, 0.5 * math.sqrt(2.0) * TILE * pix
 
     @jit
+    def store_pixel(out_depth, out_normal, out_steps, out_status, i, j, status, t, nx, ny, nz, steps):
+        """Write one traced ray's results into the image arrays at pixel (i, j)."""
+        out_depth[i, j] = t
+        out_normal[i, j, 0] = nx
+        out_normal[i, j, 1] = ny
+        out_normal[i, j, 2] = nz
+        out_steps[i, j] = steps
+        out_status[i, j] = status
+
+    @jit
     def camera_ray(cam, width, height, i, j, sx, sy):
         """Unit direction of pixel (row i, column j) at sub-pixel offset (sx, sy) in [0, 1).
 
@@ -549,5 +560,5 @@ def make_trace_math(jit, m, jit_inline=None):
         clip_box=clip_box, beam_start=beam_start, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
         n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, sparse_offset=sparse_offset, refine_unsigned=refine_unsigned,
         camera_ray=camera_ray, tile_ray=tile_ray,
-        central_gradient=central_gradient, facing=facing, bisect=bisect,
+        central_gradient=central_gradient, facing=facing, bisect=bisect, store_pixel=store_pixel,
     )

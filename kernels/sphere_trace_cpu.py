@@ -20,6 +20,7 @@ _pixel_of = _tm.pixel_of
 _n_pixel_slots = _tm.n_pixel_slots
 _tile_ray = _tm.tile_ray
 _beam_start = _tm.beam_start
+_store_pixel = _tm.store_pixel
 
 
 @numba.njit(parallel=True, cache=True)
@@ -52,12 +53,7 @@ def sphere_trace_grid_cpu(values, cp, mode, level, origin, h, lo, hi, cam, width
         status, t, nx, ny, nz, steps = _trace_ray(
             values, cp, mode, level, ox, oy, oz, h, lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],
             ex, ey, ez, dx, dy, dz, params, skip[p // (TILE * TILE)])
-        out_depth[i, j] = t
-        out_normal[i, j, 0] = nx
-        out_normal[i, j, 1] = ny
-        out_normal[i, j, 2] = nz
-        out_steps[i, j] = steps
-        out_status[i, j] = status
+        _store_pixel(out_depth, out_normal, out_steps, out_status, i, j, status, t, nx, ny, nz, steps)
 
 
 from recon.kernels import _math, _trace_math  # noqa: E402

@@ -17,6 +17,7 @@ def _kernel():
     pixel_of = tm.pixel_of
     tile_ray = tm.tile_ray
     beam_start = tm.beam_start
+    store_pixel = tm.store_pixel
 
     @cuda.jit
     def beam(values, cp, mode, level, origin, h, lo, hi, cam, width, height, params, skip):
@@ -37,12 +38,7 @@ def _kernel():
                 values, cp, mode, level, origin[0], origin[1], origin[2], h,
                 lo[0], lo[1], lo[2], hi[0], hi[1], hi[2], cam[0], cam[1], cam[2], dx, dy, dz, params,
                 skip[p // (TILE * TILE)])
-            out_depth[i, j] = t
-            out_normal[i, j, 0] = nx
-            out_normal[i, j, 1] = ny
-            out_normal[i, j, 2] = nz
-            out_steps[i, j] = steps
-            out_status[i, j] = status
+            store_pixel(out_depth, out_normal, out_steps, out_status, i, j, status, t, nx, ny, nz, steps)
 
     return beam, sphere_trace_grid
 

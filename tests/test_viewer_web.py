@@ -47,20 +47,26 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_web_view_in_headless_chromium(offscreen_ok, files):  # noqa: F811 - fixtures from test_viewer
+def _start_web_view(*args):
+    """``recon view ARGS --web`` on a free port, with no display; skips without trame or
+    Chromium. Returns (port, process)."""
     pytest.importorskip("trame", reason="the [web] extra is not installed")
     pytest.importorskip("trame_pyvista", reason="the [web] extra is not installed")
-    from headless_browser import find_chromium, screenshot_when
+    from headless_browser import find_chromium
 
     if find_chromium() is None:
         pytest.skip("no chromium on PATH (apt-get install chromium)")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recon.cli.main", "view", str(files / "s.mesh.ply"), "--web", "--port", str(port),
-         "--size", "640x480"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "recon.cli.main", "view", *args, "--web", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return port, proc
+
+
+def test_web_view_in_headless_chromium(offscreen_ok, files):  # noqa: F811 - fixtures from test_viewer
+    from headless_browser import screenshot_when
+
+    port, proc = _start_web_view(str(files / "s.mesh.ply"), "--size", "640x480")
     try:
         line = proc.stdout.readline()  # printed once the socket is bound
         assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -98,19 +104,9 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
     import asyncio
     import json
 
-    pytest.importorskip("trame", reason="the [web] extra is not installed")
-    pytest.importorskip("trame_pyvista", reason="the [web] extra is not installed")
-    from headless_browser import find_chromium, in_chromium
+    from headless_browser import in_chromium
 
-    if find_chromium() is None:
-        pytest.skip("no chromium on PATH (apt-get install chromium)")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recon.cli.main", "view", str(files / "s.field.npz"), "--cloud", str(files / "s.ply"),
-         "--slices", "", "--web", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    port, proc = _start_web_view(str(files / "s.field.npz"), "--cloud", str(files / "s.ply"), "--slices", "")
 
     async def steps(page):
         found = {}
