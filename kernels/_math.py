@@ -263,17 +263,5 @@ def make_math(jit) -> GridMath:
     def scatter_value(m, node_ijk, values, dense):
         dense[node_ijk[m, 0], node_ijk[m, 1], node_ijk[m, 2]] = values[m]
 
-    return GridMath(
-        eval_site=eval_site,
-        query_term=query_term,
-        point_term=point_term,
-        second_differences_at=second_differences_at,
-        update_node=update_node,
-        scatter_value=scatter_value,
-        cell_coords=cell_coords,
-        trilinear=trilinear,
-        pull_site=pull_site,
-        consistency_site=consistency_site,
-        site_gradient=site_gradient,
-        adam_update=adam_update,
-    )
+    defined = locals()
+    return GridMath(**{name: defined[name] for name in GridMath._fields})

@@ -556,9 +556,5 @@ def make_trace_math(jit, m, jit_inline=None):
         n = math.sqrt(dx * dx + dy * dy + dz * dz)
         return dx / n, dy / n, dz / n
 
-    return TraceMath(
-        clip_box=clip_box, beam_start=beam_start, sample=sample, sample_scalar=sample_scalar, pixel_of=pixel_of,
-        n_pixel_slots=n_pixel_slots, trace_ray=trace_ray, sparse_offset=sparse_offset, refine_unsigned=refine_unsigned,
-        camera_ray=camera_ray, tile_ray=tile_ray,
-        central_gradient=central_gradient, facing=facing, bisect=bisect, store_pixel=store_pixel,
-    )
+    defined = locals()
+    return TraceMath(**{name: defined[name] for name in TraceMath._fields})

@@ -5,6 +5,13 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True, inline="always")
+def _flip(normals, i):
+    normals[i, 0] = -normals[i, 0]
+    normals[i, 1] = -normals[i, 1]
+    normals[i, 2] = -normals[i, 2]
+
+
 @numba.njit(cache=True)
 def propagate_orientation(normals, neighbors, orientation):
     """Orient unit normals consistently over a k-nearest-neighbour graph, in place.
@@ -20,9 +27,7 @@ def propagate_orientation(normals, neighbors, orientation):
     for i in range(n):
         if orientation[i] != 0:
             if orientation[i] < 0:
-                normals[i, 0] = -normals[i, 0]
-                normals[i, 1] = -normals[i, 1]
-                normals[i, 2] = -normals[i, 2]
+                _flip(normals, i)
                 orientation[i] = 1
             queue[tail] = i
             tail += 1
@@ -35,9 +40,7 @@ def propagate_orientation(normals, neighbors, orientation):
             if j < 0 or j >= n or orientation[j] != 0:
                 continue
             if normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2] < 0.0:
-                normals[j, 0] = -normals[j, 0]
-                normals[j, 1] = -normals[j, 1]
-                normals[j, 2] = -normals[j, 2]
+                _flip(normals, j)
             orientation[j] = 1
             queue[tail] = j
             tail += 1
