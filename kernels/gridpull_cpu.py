@@ -138,15 +138,12 @@ def label_regions(band):
                     labels[i, j, k] = OUTSIDE
                     queue[tail] = (i * ny + j) * nz + k
                     tail += 1
-    while head < tail:
-        c = queue[head]
+    while head < tail:  # breadth-first from the border, through non-band nodes
+        i, j, k = _unflat(queue[head], ny, nz)
         head += 1
-        i, j, k = _unflat(c, ny, nz)
         for d in range(6):
             a, b, e, ok = _neighbor(i, j, k, d, nx, ny, nz)
-            if not ok:
-                continue
-            if not band[a, b, e] and labels[a, b, e] == BAND:
+            if ok and not band[a, b, e] and labels[a, b, e] == BAND:
                 labels[a, b, e] = OUTSIDE
                 queue[tail] = (a * ny + b) * nz + e
                 tail += 1
@@ -373,14 +370,12 @@ def relabel_enclosed(labels, node_sign):
                     i, j, k = _unflat(c, ny, nz)
                     for d in range(6):
                         a, b, e, ok = _neighbor(i, j, k, d, nx, ny, nz)
-                        if not ok:
-                            continue
-                        if labels[a, b, e] == INSIDE:
+                        if ok and labels[a, b, e] == INSIDE:
                             if comp[a, b, e] < 0:
                                 comp[a, b, e] = 1
                                 queue[tail] = (a * ny + b) * nz + e
                                 tail += 1
-                        elif labels[a, b, e] == BAND:
+                        elif ok and labels[a, b, e] == BAND:
                             if node_sign[a, b, e] > 0:
                                 pos += 1
                             else:
