@@ -20,6 +20,13 @@ from pathlib import Path
 import typer
 
 
+def keyword_param(name: str, annotation, default):
+    """One keyword-only parameter of a command whose signature is built at start-up (recon fit's)."""
+    import inspect
+
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``recon: error: message`` (one line) on stderr and return the Exit to raise."""
     message = " ".join(str(message).split())  # one line, whatever the message held

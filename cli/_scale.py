@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from recon.batch import is_batch_input
-from recon.cli._common import FitProgress, info, print_json, user_errors
+from recon.cli._common import FitProgress, info, keyword_param, print_json, user_errors
 
 __all__ = ["SCALE_NAMES", "SCALE_OPTIONS", "is_batch_input", "run_scaled"]
 
@@ -17,18 +17,12 @@ PANEL = "Scale"
 SCALE_NAMES = ("tile", "workers", "ray_address", "out_dir", "resume")
 
 
-def _param(name, annotation, default):
-    import inspect
-
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-
-
 SCALE_OPTIONS = [
-    _param("tile", Optional[float], typer.Option(None, "--tile", help="Fit in square tiles of this side (input units), overlapping, stitched into one mesh; for scenes too large to fit in one piece. The per-tile method defaults to csp (open surfaces).", show_default=False, rich_help_panel=PANEL)),
-    _param("workers", Optional[int], typer.Option(None, "--workers", min=0, help="Ray workers on this machine (default: one per core); 0 runs one task at a time in this process, without Ray.", show_default=False, rich_help_panel=PANEL)),
-    _param("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Run the tasks on a running Ray cluster: 'auto' or host:port.", show_default=False, rich_help_panel=PANEL)),
-    _param("out_dir", Optional[Path], typer.Option(None, "--out-dir", help="Many clouds (CLOUD a folder, a glob or a .list file): write <stem>.mesh.ply for each here.", show_default=False, rich_help_panel=PANEL)),
-    _param("resume", bool, typer.Option(False, "--resume", help="Keep what an earlier run finished (tiles fitted and meshed, clouds meshed) and do only the rest.", rich_help_panel=PANEL)),
+    keyword_param("tile", Optional[float], typer.Option(None, "--tile", help="Fit in square tiles of this side (input units), overlapping, stitched into one mesh; for scenes too large to fit in one piece. The per-tile method defaults to csp (open surfaces).", show_default=False, rich_help_panel=PANEL)),
+    keyword_param("workers", Optional[int], typer.Option(None, "--workers", min=0, help="Ray workers on this machine (default: one per core); 0 runs one task at a time in this process, without Ray.", show_default=False, rich_help_panel=PANEL)),
+    keyword_param("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Run the tasks on a running Ray cluster: 'auto' or host:port.", show_default=False, rich_help_panel=PANEL)),
+    keyword_param("out_dir", Optional[Path], typer.Option(None, "--out-dir", help="Many clouds (CLOUD a folder, a glob or a .list file): write <stem>.mesh.ply for each here.", show_default=False, rich_help_panel=PANEL)),
+    keyword_param("resume", bool, typer.Option(False, "--resume", help="Keep what an earlier run finished (tiles fitted and meshed, clouds meshed) and do only the rest.", rich_help_panel=PANEL)),
 ]
 
 

@@ -20,6 +20,7 @@ from recon.cli._common import (
     FitProgress,
     info,
     input_file,
+    keyword_param,
     mesh_suffixes,
     output_file,
     print_json,
@@ -79,21 +80,21 @@ def build_command(options, *, methods):
 
     fixed = [
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
-        _param("input", Path, typer.Argument(..., metavar="CLOUD", help="The point cloud (or a mesh, with --sample N).", show_default=False)),
-        _param("output", Optional[Path], typer.Option(None, "--output", "-o", help="Mesh to write (.ply .obj .stl .glb ...). Default: <stem>.mesh.ply next to the input.", show_default=False)),
-        _param("save_field", Optional[Path], typer.Option(None, "--save-field", help="Also save the fitted field (.npz), for `recon mesh` and `recon render`.", show_default=False)),
-        _param("method", str, typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"Fitting method: {known}. auto measures the cloud and chooses ({' or '.join(AUTO_METHODS)}).")),
-        _param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Fit N points drawn from the input: area-uniform on a mesh's surface (a mesh otherwise gives its vertices), a random subset of a cloud.", show_default=False, rich_help_panel="Input")),
-        _param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
-        _param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
-        _param("min_component", Optional[float], typer.Option(None, "--min-component", min=0.0, max=1.0, help=f"Drop mesh pieces with fewer faces than this fraction of the largest (0 keeps all). Default: {FIT_MIN_COMPONENT_FRACTION} for signed fields (gridpull), 0 for closest-point fields (csp: an open sheet's pieces are data).", show_default=False)),
-        _param("seed", Optional[int], typer.Option(None, "--seed", min=0, help="Seed of every random draw (the method's and --sample's); default 0.", show_default=False)),
-        _param("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda (numba); auto picks a GPU when one is visible.")),
-        _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no summary (errors still print).")),
-        _param("as_json", bool, typer.Option(False, "--json", help="Print the summary as JSON on stdout.")),
+        keyword_param("input", Path, typer.Argument(..., metavar="CLOUD", help="The point cloud (or a mesh, with --sample N).", show_default=False)),
+        keyword_param("output", Optional[Path], typer.Option(None, "--output", "-o", help="Mesh to write (.ply .obj .stl .glb ...). Default: <stem>.mesh.ply next to the input.", show_default=False)),
+        keyword_param("save_field", Optional[Path], typer.Option(None, "--save-field", help="Also save the fitted field (.npz), for `recon mesh` and `recon render`.", show_default=False)),
+        keyword_param("method", str, typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"Fitting method: {known}. auto measures the cloud and chooses ({' or '.join(AUTO_METHODS)}).")),
+        keyword_param("sample", Optional[int], typer.Option(None, "--sample", min=1, help="Fit N points drawn from the input: area-uniform on a mesh's surface (a mesh otherwise gives its vertices), a random subset of a cloud.", show_default=False, rich_help_panel="Input")),
+        keyword_param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
+        keyword_param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
+        keyword_param("min_component", Optional[float], typer.Option(None, "--min-component", min=0.0, max=1.0, help=f"Drop mesh pieces with fewer faces than this fraction of the largest (0 keeps all). Default: {FIT_MIN_COMPONENT_FRACTION} for signed fields (gridpull), 0 for closest-point fields (csp: an open sheet's pieces are data).", show_default=False)),
+        keyword_param("seed", Optional[int], typer.Option(None, "--seed", min=0, help="Seed of every random draw (the method's and --sample's); default 0.", show_default=False)),
+        keyword_param("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda (numba); auto picks a GPU when one is visible.")),
+        keyword_param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no summary (errors still print).")),
+        keyword_param("as_json", bool, typer.Option(False, "--json", help="Print the summary as JSON on stdout.")),
         *SCALE_OPTIONS,
     ]
-    dynamic = [_param(name, tp.annotation, tp.option) for name, (_, tp) in method_params.items()]
+    dynamic = [keyword_param(name, tp.annotation, tp.option) for name, (_, tp) in method_params.items()]
 
     def fit_command(**kwargs):
         ctx = kwargs.pop("ctx")
@@ -115,9 +116,6 @@ def build_command(options, *, methods):
     fit_command.__doc__ = HELP
     return fit_command
 
-
-def _param(name, annotation, default):
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
 def _user_set(ctx, name: str, value) -> bool:
