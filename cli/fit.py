@@ -36,7 +36,7 @@ from recon.pipeline import AUTO, AUTO_METHODS, DEFAULT_METHOD
 # the command's option of the same name (seed, device) or left out (the others).
 OWN_OPTIONS = (
     "ctx", "input", "output", "save_field", "method", "sample", "voxel_size", "remove_outliers",
-    "min_component", "seed", "device", "quiet", "as_json", "json",
+    "min_component", "interpolate", "seed", "device", "quiet", "as_json", "json",
     "tile", "workers", "ray_address", "out_dir", "resume",
 )
 SHARED_WITH_CONFIG = ("seed", "device")
@@ -88,6 +88,7 @@ def build_command(options, *, methods):
         keyword_param("voxel_size", Optional[float], typer.Option(None, "--voxel-size", help="Down-sample first: one point (the mean) per voxel of this size, input units.", show_default=False, rich_help_panel="Input")),
         keyword_param("remove_outliers", bool, typer.Option(False, "--remove-outliers", help="Drop statistical outliers first (mean distance to 20 neighbours > mean + 2 std).", rich_help_panel="Input")),
         keyword_param("min_component", Optional[float], typer.Option(None, "--min-component", min=0.0, max=1.0, help=f"Drop mesh pieces with fewer faces than this fraction of the largest (0 keeps all). Default: {FIT_MIN_COMPONENT_FRACTION} for signed fields (gridpull), 0 for closest-point fields (csp: an open sheet's pieces are data).", show_default=False)),
+        keyword_param("interpolate", Optional[bool], typer.Option(None, "--interpolate/--no-interpolate", help="Mesh through the points: vertices are the fitted points, faces the Delaunay triangles the field's surface crosses (restricted Delaunay; signed fields, up to 600,000 points). Default: auto decides (clean or sparse samples); a named method meshes the field's grid.", show_default=False)),
         keyword_param("seed", Optional[int], typer.Option(None, "--seed", min=0, help="Seed of every random draw (the method's and --sample's); default 0.", show_default=False)),
         keyword_param("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda (numba); auto picks a GPU when one is visible.")),
         keyword_param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no summary (errors still print).")),
@@ -106,6 +107,8 @@ def build_command(options, *, methods):
         user_set_own = {name for name in SHARED_WITH_CONFIG if _user_set(ctx, name, kwargs.get(name))}
         scale = {name: kwargs.pop(name) for name in SCALE_NAMES}
         if scale["tile"] is not None or scale["out_dir"] is not None or is_batch_input(str(kwargs["input"])):
+            if kwargs.pop("interpolate") is not None:
+                return _refuse_interpolate_at_scale()
             return run_scaled(**kwargs, **scale, method_values=method_values,
                               method_given=_user_set(ctx, "method", kwargs["method"]), user_set=user_set_own)
         return run_fit(**kwargs, method_values=method_values, user_set=user_set_own, options=method_params)
@@ -116,6 +119,13 @@ def build_command(options, *, methods):
     fit_command.__doc__ = HELP
     return fit_command
 
+
+
+@user_errors
+def _refuse_interpolate_at_scale() -> None:
+    from recon.errors import InputError
+
+    raise InputError("--interpolate/--no-interpolate is for one cloud: tiles and batches mesh as their method decides")
 
 
 def _user_set(ctx, name: str, value) -> bool:
@@ -139,6 +149,7 @@ def run_fit(
     voxel_size: float | None,
     remove_outliers: bool,
     min_component: Optional[float],
+    interpolate: Optional[bool],
     seed: int | None,
     device: str,
     quiet: bool,
@@ -195,7 +206,7 @@ def run_fit(
     with FitProgress("fit" if method == AUTO else method, quiet=quiet or as_json) as progress:
         result = reconstruct(
             source, method=method, config=config, sample=sample, voxel_size=voxel_size,
-            remove_outliers=remove_outliers, min_component=min_component, seed=seed,
+            remove_outliers=remove_outliers, min_component=min_component, interpolate=interpolate, seed=seed,
             device=device, progress=progress, log=lambda line: info(line, quiet=quiet or as_json),
             **options_given,
         )

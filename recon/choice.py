@@ -8,6 +8,12 @@ their thresholds live in :class:`ChoiceRules`. What they encode:
   its smoothing averages noise away. It is the fitter for a surface that seals a volume
   and is sampled densely enough that no part is only a few samples thick, with no
   surfaces inside that volume (its inside is one solid).
+- Where the samples are clean (noise a small share of their spacing) or sparse, the
+  gridpull field only tells the sides, and the mesh passes through the points: the
+  restricted Delaunay triangulation (:mod:`recon.meshing.through_points`). Clean samples
+  lie on the surface, so smoothing them only costs accuracy; sparse ones are too few for any
+  field to place the surface between them better than a triangle through them, and a
+  signed field's sides keep the shape closed where a closest-point field tears.
 - csp fits an unsigned closest-point field: open surfaces keep their boundaries, and thin
   parts are not smoothed shut. It is the fitter for everything else: open sheets,
   one-sided scans and terrain, scenes, closed objects scanned with holes or holding inner
@@ -42,8 +48,8 @@ class ChoiceRules:
     "A nearest-neighbour spread (90th / 10th percentile) above this is a density falling off with range, as in a LiDAR sweep; sampled objects stay below 5."
     noisy_spacings: float = 0.25
     "Noise above this many surface spacings is called noisy in the description (only words, no rule depends on it)."
-    clean_spacings: float = 0.05
-    "Noise below this many surface spacings is called clean in the description (only words)."
+    clean_spacings: float = 0.1
+    "Noise below this many surface spacings is clean: the samples lie on the surface to a tenth of their spacing, closer than any smoothing field puts it, so a closed object's mesh passes through them."
 
 
 RULES = ChoiceRules()
@@ -65,6 +71,8 @@ class Choice:
     "The cloud as the rules see it, e.g. 'open one-sided scan' or 'closed object'."
     overruled: str = ""
     "Why the rules' method was not taken (not installed, or options of another method given); empty when it was."
+    interpolate: bool = False
+    "Mesh through the points (restricted Delaunay, labelled by the signed field) rather than from the field's grid."
 
     def line(self) -> str:
         """One line: ``auto: <kind>, noise ..., N points -> <method>[, surface]``."""
@@ -73,7 +81,7 @@ class Choice:
         if self.overrides.get("surface") == "open":
             target += ", open mesh"
         elif self.method == "gridpull":
-            target += ", closed mesh"
+            target += ", closed mesh" + (" through the points" if self.interpolate else "")
         elif self.method == "csp":
             target += ", open or closed from the fitted field"
         percent = 100 * ev["noise_fraction"]
@@ -91,11 +99,12 @@ class Choice:
     def instead(self, method: str, why: str) -> "Choice":
         """This choice with ``method`` taken instead (its settings dropped), saying ``why``."""
         return Choice(method=method, overrides={}, reasons=[*self.reasons, why], evidence=dict(self.evidence),
-                      kind=self.kind, overruled=why)
+                      kind=self.kind, overruled=why, interpolate=False)
 
     def as_dict(self) -> dict:
         return {"method": self.method, "overrides": dict(self.overrides), "kind": self.kind,
-                "reasons": list(self.reasons), "overruled": self.overruled, "evidence": dict(self.evidence)}
+                "reasons": list(self.reasons), "overruled": self.overruled, "interpolate": self.interpolate,
+                "evidence": dict(self.evidence)}
 
 
 def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Choice:
@@ -111,18 +120,25 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     one_sided = not sparse and not sealed and m.single_layer_share >= rules.one_sided_share
     scene = not sealed and (m.components >= rules.scene_pieces or m.spacing_spread > rules.scene_spacing_spread)
     noisy = m.noise_spacings > rules.noisy_spacings
+    clean = m.noise_spacings < rules.clean_spacings
 
     reasons = []
     overrides: dict[str, Any] = {}
-    if sealed and not sparse and not inner:
+    interpolate = False
+    if sparse:
+        method, interpolate = "gridpull", True
+        reasons.append(f"sparse ({m.samples_across:.0f} samples across): the mesh passes through the samples, "
+                       "a signed field telling its sides")
+    elif sealed and not inner:
         method = "gridpull"
         reasons.append(f"the points seal a volume ({m.enclosed_share:.0%} of the hull enclosed at "
                        f"{m.enclosure_cell_spacings:.0f} spacings)")
         reasons.append(f"densely sampled ({m.samples_across:.0f} samples across)")
+        if clean:
+            interpolate = True
+            reasons.append(f"clean (noise {m.noise_spacings:.2f} spacings): the mesh passes through the samples")
     else:
         method = "csp"
-        if sparse:
-            reasons.append(f"sparse ({m.samples_across:.0f} samples across): thin parts need an unsigned field")
         if inner:
             reasons.append(f"surfaces inside the enclosed volume ({m.inner_share:.0%} of the points), "
                            "which a signed field's solid inside would drop")
@@ -159,4 +175,5 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         kind = "sparse " + kind
 
     evidence = {k: v for k, v in m.as_dict().items() if k not in ("layer_direction", "measured_points")}
-    return Choice(method=method, overrides=overrides, reasons=reasons, evidence=evidence, kind=kind)
+    return Choice(method=method, overrides=overrides, reasons=reasons, evidence=evidence, kind=kind,
+                  interpolate=interpolate)

@@ -199,6 +199,7 @@ def reconstruct(
     progress=None,
     log=None,
     require_surface: bool = True,
+    interpolate: bool | None = None,
     **options,
 ) -> Result:
     """Fit a surface to a point cloud and mesh it.
@@ -222,6 +223,11 @@ def reconstruct(
 
     require_surface : raise EmptySurfaceError when the field has no surface to mesh
                     (default); False returns the Result with an empty mesh
+    interpolate   : mesh through the points (:mod:`recon.meshing.through_points`: the
+                    restricted Delaunay triangulation, vertices = the fitted points) instead
+                    of marching the field's grid; needs a signed or occupancy field. None
+                    (default): "auto" decides from the data (clean or sparse samples), a
+                    named method marches the grid
 
     Every option is checked before the cloud is read. Raises InputError on bad input.
     """
@@ -235,6 +241,9 @@ def reconstruct(
     candidates = auto_candidates(options) if method == AUTO else ()
     if method != AUTO:
         spec, config = prepare(method, config=config, seed=seed, device=device, **options)
+        if interpolate and spec.field_kind == "unsigned":
+            raise InputError(f"cannot interpolate: {method} fits an unsigned field, which has no sides to tell the "
+                             "Delaunay triangles apart; use a signed method (gridpull) or drop --interpolate")
     preprocessing = Preprocessing(sample=sample, voxel_size=voxel_size, remove_outliers=remove_outliers)
     preprocessing.check()
     if min_component is not None and not 0.0 <= min_component <= 1.0:
@@ -267,9 +276,17 @@ def reconstruct(
         field_.params["auto_choice"] = choice.as_dict()
 
     t = time.perf_counter()
-    if min_component is None:
-        min_component = fit_min_component_fraction(field_)
-    mesh = extract_mesh(field_, min_component_fraction=min_component)
+    if interpolate is None:
+        interpolate = choice is not None and choice.interpolate
+    through = interpolate and _can_interpolate(field_, cloud, explicit=choice is None, decisions=decisions)
+    if through:
+        from recon.meshing.through_points import mesh_through_points
+
+        mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0)
+    else:
+        if min_component is None:
+            min_component = fit_min_component_fraction(field_)
+        mesh = extract_mesh(field_, min_component_fraction=min_component)
     timings["mesh_s"] = time.perf_counter() - t
     if mesh.n_faces == 0 and require_surface:
         raise EmptySurfaceError(
@@ -280,6 +297,26 @@ def reconstruct(
     return Result(field=field_, mesh=mesh, cloud=cloud, points_in=points_in, method=spec.name, config=config,
                   device=used_device, timings=timings, decisions=decisions + fitter_decisions(field_),
                   choice=None if choice is None else choice.as_dict())
+
+
+def _can_interpolate(field_: Field, cloud: Cloud, *, explicit: bool, decisions: list) -> bool:
+    """Whether the mesh can pass through the points; says why in ``decisions``. An explicit
+    request that cannot be met is refused (InputError); auto's falls back to the grid."""
+    from recon.meshing.through_points import LIMITS
+
+    if field_.kind not in ("signed", "occupancy"):
+        why = f"a mesh through the points needs a field with sides, and {field_.kind} fields have none"
+    elif len(cloud) > LIMITS.max_points:
+        why = f"a mesh through the points takes at most {LIMITS.max_points:,} points, and {len(cloud):,} were fitted"
+    else:
+        decisions.append(Decision("mesh", "through the points",
+                                  "vertices are the fitted points, faces the Delaunay triangles the field's surface "
+                                  "crosses (restricted Delaunay)"))
+        return True
+    if explicit:
+        raise InputError(f"cannot interpolate: {why}; mesh without --interpolate")
+    decisions.append(Decision("mesh", "grid", why + ": marching the field's grid instead"))
+    return False
 
 
 def auto_candidates(options: dict) -> tuple[str, ...]:
@@ -321,6 +358,13 @@ def choose(cloud: Cloud, *, candidates: tuple[str, ...] = AUTO_METHODS, options:
         raise InputError(f"{cloud.source}: {len(cloud)} points; method 'auto' needs at least {MIN_AUTO_POINTS} "
                          "to measure the cloud")
     choice = choose_method(measure_cloud(cloud.points))
+    if choice.method == "gridpull":
+        from recon.points.shape_checks import check_encloses_volume
+
+        try:
+            check_encloses_volume(cloud.points, method="gridpull", source=cloud.source or "the cloud")
+        except InputError:  # flat or collinear: no sides for a signed field
+            choice = choice.instead("csp", "the points lie on a plane or a line, which has no inside: csp instead")
     if choice.method not in candidates:
         return choice.instead(candidates[0], f"options {', '.join(sorted(options or ()))} are {candidates[0]}'s")
     if not installed(choice.method):

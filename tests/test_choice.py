@@ -17,12 +17,20 @@ def choice_of(points) -> Choice:
     return choose_method(measure_cloud(points))
 
 
-def test_a_closed_densely_sampled_sphere_gets_gridpull():
+def test_a_clean_closed_densely_sampled_sphere_gets_gridpull_meshed_through_its_points():
     c = choice_of(random_sphere(20_000) * 3.0)
-    assert c.method == "gridpull" and c.overrides == {}
-    assert c.kind.endswith("closed object")
-    assert c.line().startswith("auto: ") and c.line().endswith("-> gridpull, closed mesh")
+    assert c.method == "gridpull" and c.overrides == {} and c.interpolate
+    assert c.kind == "clean closed object"
+    assert c.line().startswith("auto: ") and c.line().endswith("-> gridpull, closed mesh through the points")
     assert "20,000 points" in c.line()
+
+
+def test_a_noisy_closed_sphere_gets_gridpull_meshed_from_its_grid():
+    p = random_sphere(20_000)
+    p = p + np.random.default_rng(5).normal(scale=0.004, size=p.shape)  # about half a spacing
+    c = choice_of(p)
+    assert c.method == "gridpull" and not c.interpolate
+    assert c.line().endswith("-> gridpull, closed mesh")
 
 
 def test_a_closed_surface_holding_another_surface_inside_gets_csp():
@@ -51,9 +59,9 @@ def test_a_height_field_is_a_one_sided_scan_and_gets_an_open_mesh():
     assert "one-sided" in c.kind and c.line().endswith("-> csp, open mesh")
 
 
-def test_a_sparse_closed_cloud_gets_csp_and_is_called_sparse():
+def test_a_sparse_closed_cloud_is_meshed_through_its_points_and_called_sparse():
     c = choice_of(fibonacci_sphere(500))
-    assert c.method == "csp" and c.kind.startswith("sparse")
+    assert c.method == "gridpull" and c.interpolate and c.kind.startswith("sparse")
     assert "noise at most" in c.line() or "noise below" in c.line()
 
 

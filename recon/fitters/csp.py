@@ -476,6 +476,7 @@ register(FitterSpec(
     name="csp",
     config_cls=CSPConfig,
     fit=fit_csp,
+    field_kind="unsigned",
     description="CSP: closest-surface-point network (open or closed surfaces, no normals needed; needs torch)",
     min_points=10,
 ))

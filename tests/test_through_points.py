@@ -1,0 +1,126 @@
+"""recon.meshing.through_points: the restricted Delaunay mesh through the points, on shapes
+with exact answers (a sphere, a torus), its refusals, and the pipeline's use of it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from recon import InputError
+from recon.fields.analytic import Sphere, Torus
+from recon.meshing.through_points import LIMITS, mesh_through_points
+from recon.triangles import face_edges
+from test_measure import fibonacci_sphere
+
+
+def torus_points(n_major: int, n_minor: int, major: float = 0.5, minor: float = 0.2) -> np.ndarray:
+    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, n_major, endpoint=False) + 0.01,
+                       np.linspace(0, 2 * np.pi, n_minor, endpoint=False) + 0.02, indexing="ij")
+    u, v = u.ravel(), v.ravel()
+    # every other ring shifted half a step: no four points on one circle
+    v = v + (np.arange(u.size) // n_minor % 2) * np.pi / n_minor
+    r = major + minor * np.cos(v)
+    return np.stack([r * np.cos(u), r * np.sin(u), minor * np.sin(v)], axis=1)
+
+
+def edge_counts(faces: np.ndarray) -> np.ndarray:
+    _, key = face_edges(faces)
+    _, counts = np.unique(key, return_counts=True)
+    return counts
+
+
+def signed_volume(v, f) -> float:
+    return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
+
+
+class Occupancy:
+    """A sphere's occupancy (1 inside, 0 outside, 0.5 on it): the other kind of sided field."""
+
+    kind, level = "occupancy", 0.5
+
+    def __init__(self, sphere):
+        self.sphere = sphere
+        self.bounds = sphere.bounds
+
+    def value(self, x):
+        return (1.0 / (1.0 + np.exp(self.sphere.value(x) / 0.01))).astype(np.float32)
+
+
+def test_a_sphere_is_meshed_through_every_sample_watertight_and_outward():
+    points = fibonacci_sphere(2000, radius=0.5)
+    mesh = mesh_through_points(Sphere(radius=0.5), points)
+    assert mesh.n_vertices == len(points)
+    # the vertices are the samples themselves, not points near them
+    assert np.array_equal(np.sort(mesh.vertices, axis=0), np.sort(points, axis=0))
+    assert np.all(edge_counts(mesh.faces) == 2)
+    assert mesh.n_vertices - len(edge_counts(mesh.faces)) + mesh.n_faces == 2  # a sphere's Euler characteristic
+    volume = signed_volume(mesh.vertices, mesh.faces)
+    assert 0.98 * (4 / 3) * np.pi * 0.5**3 < volume < (4 / 3) * np.pi * 0.5**3  # inscribed: just below
+    centres = mesh.vertices[mesh.faces].mean(axis=1)
+    assert np.abs(np.linalg.norm(centres, axis=1) - 0.5).max() < 0.01
+    assert np.all(np.einsum("ij,ij->i", mesh.vertex_normals, mesh.vertices) > 0)
+    assert mesh.surface == "closed"
+
+
+def test_a_torus_keeps_its_hole():
+    points = torus_points(160, 48)  # fine enough for the restricted triangulation to be a torus
+    mesh = mesh_through_points(Torus(major=0.5, minor=0.2), points)
+    counts = edge_counts(mesh.faces)
+    assert mesh.n_vertices == len(points) and np.all(counts == 2)
+    assert mesh.n_vertices - len(counts) + mesh.n_faces == 0  # genus 1
+    truth = 2 * np.pi**2 * 0.5 * 0.2**2
+    assert 0.95 * truth < signed_volume(mesh.vertices, mesh.faces) < truth
+
+
+def test_an_occupancy_field_gives_the_same_mesh_as_the_signed_one():
+    points = fibonacci_sphere(800, radius=0.5)
+    signed = mesh_through_points(Sphere(radius=0.5), points)
+    occupancy = mesh_through_points(Occupancy(Sphere(radius=0.5)), points)
+    assert np.array_equal(signed.vertices, occupancy.vertices) and np.array_equal(signed.faces, occupancy.faces)
+
+
+def test_the_field_decides_which_samples_the_mesh_joins():
+    # samples of two spheres; a field holding only the first meshes only its samples
+    a = fibonacci_sphere(500, radius=0.3)
+    b = fibonacci_sphere(500, radius=0.3) + [1.0, 0.0, 0.0]
+    mesh = mesh_through_points(Sphere(radius=0.3), np.concatenate([a, b]))
+    assert mesh.n_vertices == 500 and np.all(np.linalg.norm(mesh.vertices, axis=1) < 0.31)
+
+
+def test_bad_input_is_refused_with_one_message():
+    points = fibonacci_sphere(100)
+
+    class Unsigned:
+        kind, level, bounds = "unsigned", 0.0, np.array([[-1.0] * 3, [1.0] * 3])
+
+    with pytest.raises(InputError, match="signed or occupancy field"):
+        mesh_through_points(Unsigned(), points)
+    with pytest.raises(InputError, match="at least 4 points"):
+        mesh_through_points(Sphere(), points[:3])
+    with pytest.raises(InputError, match="finite"):
+        mesh_through_points(Sphere(), np.where(np.arange(100)[:, None] == 5, np.nan, points))
+    flat = np.random.default_rng(0).uniform(size=(50, 3)) * [1.0, 1.0, 0.0]
+    with pytest.raises(InputError, match="span no volume"):
+        mesh_through_points(Sphere(), flat)
+    with pytest.raises(InputError, match="at most 50"):
+        mesh_through_points(Sphere(), points, limits=dataclasses.replace(LIMITS, max_points=50))
+
+
+def test_reconstruct_interpolates_when_asked_and_auto_does_on_a_sparse_cloud():
+    from recon import Cloud, reconstruct
+
+    points = fibonacci_sphere(600, radius=2.0) + [10.0, -3.0, 1.0]
+    cloud = Cloud(points.astype(np.float32), source="sparse sphere")
+    result = reconstruct(cloud, method="auto", seed=0)
+    assert result.method == "gridpull" and result.choice["interpolate"]
+    assert any(d.name == "mesh" and d.value == "through the points" for d in result.decisions)
+    fitted = {tuple(p) for p in np.asarray(result.cloud.points, np.float64)}
+    assert all(tuple(v) in fitted for v in result.mesh.vertices)
+    assert np.all(edge_counts(result.mesh.faces) == 2)
+    radius = np.linalg.norm(result.mesh.vertices[result.mesh.faces].mean(axis=1) - [10.0, -3.0, 1.0], axis=1)
+    assert np.abs(radius - 2.0).max() < 0.1
+
+    with pytest.raises(InputError, match="unsigned field"):
+        reconstruct(cloud, method="csp", interpolate=True)
