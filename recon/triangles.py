@@ -78,6 +78,19 @@ class TriangleMesh:
             vertex_attributes={k: v[index] for k, v in self.vertex_attributes.items()},
         )
 
+    def keep_vertices(self, keep: np.ndarray) -> "TriangleMesh":
+        """The faces whose three vertices ``keep`` ((V,) bool) selects, and the vertices they
+        use, with their normals, colours and attributes; e.g. ``mesh.keep_vertices(
+        mesh.vertex_attributes["distance_to_data"] < 0.05)`` drops the surface far from data."""
+        keep = np.asarray(keep)
+        if keep.shape != (self.n_vertices,) or keep.dtype != bool:
+            raise InputError(f"keep must be a ({self.n_vertices},) bool mask, got {keep.dtype} {keep.shape}")
+        faces = self.faces[keep[self.faces].all(axis=1)]
+        used = np.unique(faces)
+        remap = np.full(self.n_vertices, -1, np.int64)
+        remap[used] = np.arange(len(used))
+        return self.take_vertices(used, remap[faces])
+
     def to_trimesh(self):
         """A ``trimesh.Trimesh`` view (imports trimesh); vertex colours go along."""
         import trimesh

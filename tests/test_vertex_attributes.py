@@ -159,3 +159,28 @@ def test_writing_a_coloured_mesh_is_atomic(coloured_result, tmp_path, monkeypatc
     with pytest.raises(RuntimeError):
         write_mesh(coloured_result.mesh, out)
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["out.ply"]
+
+
+def test_keep_vertices_drops_faces_far_from_data_as_the_readme_shows(coloured_result, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "keep_vertices" in b)
+    mesh = coloured_result.mesh
+    write_mesh(mesh, tmp_path / "scan.mesh.ply")
+    monkeypatch.chdir(tmp_path)
+    exec(block.replace("0.05", "0.01"), {})
+    near = read_mesh(tmp_path / "scan.near.ply")
+    assert 0 < near.n_faces < mesh.n_faces
+    assert near.vertex_attributes[DISTANCE_TO_DATA].max() < 0.01
+    assert near.vertex_colors is not None and len(np.unique(near.faces)) == near.n_vertices
+    with pytest.raises(InputError, match="bool mask"):
+        mesh.keep_vertices(np.ones(3, bool))
+
+
+def test_fit_help_names_the_attribute(capsys):
+    from recon.cli import main as cli_main
+
+    assert cli_main.run(["fit", "--help"]) == 0
+    assert "distance_to_data" in capsys.readouterr().out
