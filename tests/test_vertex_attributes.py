@@ -184,3 +184,17 @@ def test_fit_help_names_the_attribute(capsys):
 
     assert cli_main.run(["fit", "--help"]) == 0
     assert "distance_to_data" in capsys.readouterr().out
+
+
+def test_stitching_tiles_keeps_the_least_distance_of_a_welded_vertex():
+    from recon.tiling.stitch import stitch
+
+    a = TriangleMesh([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]],
+                     vertex_attributes={DISTANCE_TO_DATA: [0.5, 0.1, 0.2]})
+    b = TriangleMesh([[1.0, 0, 0], [2, 0, 0], [1, 1, 0]], [[0, 1, 2]],
+                     vertex_attributes={DISTANCE_TO_DATA: [0.05, 0.3, 0.4]})
+    welded = stitch([a, b], h=0.1)
+    assert welded.n_vertices == 5
+    d = dict(zip(map(tuple, welded.vertices), welded.vertex_attributes[DISTANCE_TO_DATA]))
+    assert d[(1.0, 0.0, 0.0)] == np.float32(0.05) and d[(0.0, 0.0, 0.0)] == np.float32(0.5)
+    assert d[(2.0, 0.0, 0.0)] == np.float32(0.3)

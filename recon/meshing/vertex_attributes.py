@@ -24,8 +24,6 @@ def attach_vertex_attributes(mesh: TriangleMesh, cloud: Cloud, *, k: int = COLOR
     from each vertex to its nearest point (a user can drop vertices far from any data).
     Returns a new TriangleMesh; the input mesh is not changed.
     """
-    from scipy.spatial import cKDTree
-
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     attributes = dict(mesh.vertex_attributes)
@@ -33,19 +31,34 @@ def attach_vertex_attributes(mesh: TriangleMesh, cloud: Cloud, *, k: int = COLOR
     if mesh.n_vertices == 0 or len(cloud) == 0:
         attributes[DISTANCE_TO_DATA] = np.full(mesh.n_vertices, np.inf, np.float32)
     else:
-        # the tree works relative to a corner, so georeferenced coordinates keep their digits
-        corner = cloud.points.min(axis=0)
-        tree = cKDTree(cloud.points - corner)
         kk = min(int(k), len(cloud)) if cloud.colors is not None else 1
-        dist, idx = tree.query(mesh.vertices - corner, k=kk, workers=-1)
-        dist = dist.reshape(mesh.n_vertices, kk)
-        idx = idx.reshape(mesh.n_vertices, kk)
+        dist, idx = _nearest(mesh.vertices, cloud.points, kk)
         attributes[DISTANCE_TO_DATA] = dist[:, 0].astype(np.float32)
         if cloud.colors is not None:
             colors = _weighted_colors(cloud.colors, dist, idx, cloud.bounds())
     return TriangleMesh(mesh.vertices, mesh.faces, mesh.vertex_normals, surface=mesh.surface,
                         vertex_colors=colors if colors is not None else mesh.vertex_colors,
                         vertex_attributes=attributes)
+
+
+def distance_to_points(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(V,) float32: the distance from each of ``vertices`` (V, 3) to the nearest of
+    ``points`` (N, 3), input units; inf when there are no points."""
+    vertices = np.asarray(vertices, np.float64).reshape(-1, 3)
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    if len(points) == 0:
+        return np.full(len(vertices), np.inf, np.float32)
+    return _nearest(vertices, points, 1)[0][:, 0].astype(np.float32)
+
+
+def _nearest(vertices: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(V, k) float64 distances and (V, k) int64 indices of each vertex's ``k`` nearest points."""
+    from scipy.spatial import cKDTree
+
+    # the tree works relative to a corner, so georeferenced coordinates keep their digits
+    corner = points.min(axis=0)
+    dist, idx = cKDTree(points - corner).query(vertices - corner, k=k, workers=-1)
+    return dist.reshape(len(vertices), k), idx.reshape(len(vertices), k)
 
 
 def _weighted_colors(colors: np.ndarray, dist: np.ndarray, idx: np.ndarray, bounds: np.ndarray) -> np.ndarray:
