@@ -49,6 +49,11 @@ frame: to <stem>.mesh.ply next to the input, or -o. The default, --method auto, 
 the cloud (spacing, noise, whether it encloses a volume, one-sidedness, scene or object),
 picks gridpull (closed, well sampled) or csp (open, one-sided, scenes, holes, sparse) and
 prints the decision and its evidence in one line; --method NAME overrules it.
+
+A .ply mesh has a float32 vertex property distance_to_data (distance from each vertex to
+the nearest fitted point, input units: threshold it to drop surface far from the data)
+and, when the cloud has colours, red green blue from the nearest points (.obj and .glb
+get the colours too).
 """
 
 

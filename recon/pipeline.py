@@ -60,13 +60,14 @@ class Result:
     """Everything one reconstruction produced.
 
     field     : the fitted Field (input units)
-    mesh      : TriangleMesh of the field's surface, input units and frame
+    mesh      : TriangleMesh of the field's surface, input units and frame, with vertex
+                attribute ``distance_to_data`` and the cloud's colours when it has them
     cloud     : the points that were fitted (after sampling and pre-processing)
     points_in : how many points the input had
     method    : the fitter's name; ``config`` its config dataclass
     device    : where the fit ran ("cpu" or "cuda")
     timings   : seconds: read_s, preprocess_s, choose_s (auto: measuring and choosing),
-                fit_s (and the fit's phases), mesh_s, total_s
+                fit_s (and the fit's phases), mesh_s, attributes_s, total_s
     decisions : what was decided from the data, in order
     choice    : with method "auto": the choice (method, settings, reasons, evidence) as a dict
     """
@@ -234,6 +235,7 @@ def reconstruct(
     from recon.device import resolve_device
     from recon.fitters import fit
     from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
+    from recon.meshing.vertex_attributes import attach_vertex_attributes
 
     t_start = time.perf_counter()
     if method == AUTO and config is not None:
@@ -288,6 +290,9 @@ def reconstruct(
             min_component = fit_min_component_fraction(field_)
         mesh = extract_mesh(field_, min_component_fraction=min_component)
     timings["mesh_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    mesh = attach_vertex_attributes(mesh, cloud)  # colours and distance_to_data from the fitted points
+    timings["attributes_s"] = time.perf_counter() - t
     if mesh.n_faces == 0 and require_surface:
         raise EmptySurfaceError(
             f"the fitted field of {cloud.source} has no surface (0 faces); nothing written. "

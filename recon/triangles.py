@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,12 +17,17 @@ class TriangleMesh:
     faces          : (F, 3) int64 indices into vertices, counter-clockwise seen from outside
     vertex_normals : (V, 3) float32 unit vectors, or None
     surface        : "open" or "closed" when the mesher decided which the surface is, else None
+    vertex_colors  : (V, 3) uint8 RGB, or None
+    vertex_attributes : {name: (V,) float32} per-vertex scalars, e.g. ``distance_to_data``
+                     (input units); written into PLY files as vertex properties
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     vertex_normals: np.ndarray | None = None
     surface: str | None = None
+    vertex_colors: np.ndarray | None = None
+    vertex_attributes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         v = np.asarray(self.vertices)
@@ -37,6 +42,21 @@ class TriangleMesh:
         self.faces = np.ascontiguousarray(f, dtype=np.int64)
         if self.vertex_normals is not None:
             self.vertex_normals = np.ascontiguousarray(self.vertex_normals, dtype=np.float32)
+        n = len(self.vertices)
+        if self.vertex_colors is not None:
+            col = np.asarray(self.vertex_colors)
+            if col.shape != (n, 3):
+                raise InputError(f"vertex_colors must be ({n}, 3) like the vertices, got {col.shape}")
+            self.vertex_colors = np.ascontiguousarray(col, dtype=np.uint8)
+        attributes = {}
+        for name, values in self.vertex_attributes.items():
+            if not str(name).isidentifier():
+                raise InputError(f"vertex attribute names must be identifiers (letters, digits, _), got {name!r}")
+            arr = np.asarray(values)
+            if arr.shape != (n,):
+                raise InputError(f"vertex attribute {name!r} must be ({n},) like the vertices, got {arr.shape}")
+            attributes[str(name)] = np.ascontiguousarray(arr, dtype=np.float32)
+        self.vertex_attributes = attributes
 
     @property
     def n_vertices(self) -> int:
@@ -46,14 +66,40 @@ class TriangleMesh:
     def n_faces(self) -> int:
         return len(self.faces)
 
+    def take_vertices(self, index: np.ndarray, faces: np.ndarray) -> "TriangleMesh":
+        """A mesh of the vertices ``index`` ((K,) int64 into this mesh's vertices) and
+        ``faces`` ((F, 3) int64 indices into that selection); normals, colours and
+        attributes are selected along, so a cleanup that drops vertices keeps them."""
+        return TriangleMesh(
+            self.vertices[index], faces,
+            None if self.vertex_normals is None else self.vertex_normals[index],
+            surface=self.surface,
+            vertex_colors=None if self.vertex_colors is None else self.vertex_colors[index],
+            vertex_attributes={k: v[index] for k, v in self.vertex_attributes.items()},
+        )
+
+    def keep_vertices(self, keep: np.ndarray) -> "TriangleMesh":
+        """The faces whose three vertices ``keep`` ((V,) bool) selects, and the vertices they
+        use, with their normals, colours and attributes; e.g. ``mesh.keep_vertices(
+        mesh.vertex_attributes["distance_to_data"] < 0.05)`` drops the surface far from data."""
+        keep = np.asarray(keep)
+        if keep.shape != (self.n_vertices,) or keep.dtype != bool:
+            raise InputError(f"keep must be a ({self.n_vertices},) bool mask, got {keep.dtype} {keep.shape}")
+        faces = self.faces[keep[self.faces].all(axis=1)]
+        used = np.unique(faces)
+        remap = np.full(self.n_vertices, -1, np.int64)
+        remap[used] = np.arange(len(used))
+        return self.take_vertices(used, remap[faces])
+
     def to_trimesh(self):
-        """A ``trimesh.Trimesh`` view (imports trimesh)."""
+        """A ``trimesh.Trimesh`` view (imports trimesh); vertex colours go along."""
         import trimesh
 
         return trimesh.Trimesh(
             vertices=self.vertices,
             faces=self.faces,
             vertex_normals=self.vertex_normals,
+            vertex_colors=self.vertex_colors,
             process=False,
         )
 

@@ -154,16 +154,25 @@ def test_streamed_stitch_writes_the_same_mesh_and_winds_tiles_alike(tmp_path):
     fields = {t: HeightSheet(curved, curved_grad, off) for t in grid.tiles()}
     meshes = [mesh_tile(grid, fields, t, h=H, z_origin=bounds[0, 2], z_range=bounds[:, 2]) for t in grid.tiles()]
     meshes[1] = TriangleMesh(meshes[1].vertices, meshes[1].faces[:, ::-1])  # a tile wound the other way
+    # a per-vertex attribute that a welded vertex takes the least of
+    meshes = [TriangleMesh(m.vertices, m.faces, vertex_attributes={"distance_to_data": m.vertices[:, 0] - off[0]})
+              for m in meshes]
     paths = []
     for k, m in enumerate(meshes):
         paths.append(tmp_path / f"m{k}.npz")
-        np.savez(paths[-1], vertices=m.vertices, faces=m.faces)
+        np.savez(paths[-1], vertices=m.vertices, faces=m.faces, **m.vertex_attributes)
     counts = stitch_to_ply(paths, tmp_path / "out.ply", h=H, grid=grid)
     held = stitch(meshes, h=H, grid=grid)
     streamed = read_mesh(tmp_path / "out.ply")
     assert counts == (held.n_vertices, held.n_faces) == (streamed.n_vertices, streamed.n_faces)
     assert streamed.vertices.dtype == np.float64
     assert np.array_equal(np.sort(held.vertices, axis=0), np.sort(streamed.vertices, axis=0))
+    order_h, order_s = np.lexsort(held.vertices.T), np.lexsort(streamed.vertices.T)
+    d_held = held.vertex_attributes["distance_to_data"][order_h]
+    assert np.array_equal(d_held, streamed.vertex_attributes["distance_to_data"][order_s])
+    # every vertex kept its own value (welded ones the least of theirs, at the same place)
+    x = (held.vertices[order_h, 0] - off[0]).astype(np.float32)
+    assert np.allclose(d_held, x, atol=1e-3 * H)
     e, c = edge_counts(streamed.faces)
     f = streamed.faces
     directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
@@ -261,6 +270,17 @@ def test_tiled_fit_resumes_and_gridpull_is_refused(tmp_path):
     assert len(first.jobs) == 8 and a.n_faces > 1000
     mesh_a = a.load_mesh()
     assert np.abs(mesh_a.vertices.min(axis=0)[:2] - [500000.0, 4000000.0]).max() < 1.0
+    # distance_to_data is each tile's nearest point: exact up to the overlap, never less than the truth
+    from scipy.spatial import cKDTree
+
+    from recon.io import read_cloud
+
+    pts = read_cloud(src).points
+    want, _ = cKDTree(pts - pts.min(axis=0)).query(mesh_a.vertices - pts.min(axis=0))
+    got = mesh_a.vertex_attributes["distance_to_data"]
+    close = want < a.grid.overlap
+    assert close.mean() > 0.99 and np.allclose(got[close], want[close], atol=1e-5)
+    assert (got >= want - 1e-5).all()
     again = Counting()
     b = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, options=FAST, executor=again, resume=True)
     assert again.jobs == []

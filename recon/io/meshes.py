@@ -29,13 +29,32 @@ def read_mesh(path) -> TriangleMesh:
     if ext not in SUPPORTED_MESH_EXTENSIONS:
         raise InputError(f"{path}: unknown mesh format {ext or '(no extension)'!r}; "
                          f"supported: {', '.join(SUPPORTED_MESH_EXTENSIONS)}")
+    colors, attributes = None, {}
     if ext == ".ply":
-        vertices, faces, normals, _ = read_ply_mesh(path)
+        vertices, faces, normals, columns = read_ply_mesh(path)
+        colors, attributes = _ply_colors_and_attributes(columns)
     else:
         vertices, faces, normals = load_with_trimesh(path)
     if len(faces) == 0:
         raise InputError(f"{path}: the file has no faces (it is a point cloud, not a mesh)")
-    return TriangleMesh(vertices, faces, normals)
+    return TriangleMesh(vertices, faces, normals, vertex_colors=colors, vertex_attributes=attributes)
+
+
+PLY_VERTEX_ATTRIBUTES = ("distance_to_data",)
+"Scalar PLY vertex properties :func:`read_mesh` keeps as ``vertex_attributes`` (the ones recon writes)."
+
+
+def _ply_colors_and_attributes(vertex: dict):
+    """((V, 3) uint8 colours | None, {name: (V,) float32}) from a PLY vertex element's columns."""
+    from recon.io.text import colors_to_u8
+
+    colors = None
+    for names in (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue")):
+        if all(n in vertex for n in names):
+            colors = colors_to_u8(np.column_stack([vertex[n] for n in names]))
+            break
+    attributes = {name: np.asarray(vertex[name], np.float32) for name in PLY_VERTEX_ATTRIBUTES if name in vertex}
+    return colors, attributes
 
 
 def ply_vertex_positions(path, body: dict):
@@ -195,8 +214,10 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, *, seed:
 def write_mesh(mesh: TriangleMesh, path, *, inputs=()) -> Path:
     """Write ``mesh`` to ``path`` atomically; the format comes from the extension.
 
-    .ply (binary, vertex normals when present), .obj (with ``vn`` normals when present),
-    .stl (binary; face normals only), .off (no normals), .glb (normals when present).
+    .ply (binary, vertex normals, colours (red green blue, uchar) and attributes (float32
+    properties, e.g. ``distance_to_data``) when present), .obj (with ``vn`` normals and
+    ``v x y z r g b`` colours in [0, 1] when present), .stl (binary; face normals only),
+    .off (no normals), .glb (normals and COLOR_0 vertex colours when present).
     Vertices are written as float32 when that keeps them within 1e-6 of the bounding-box
     diagonal, else as float64 (.ply, .obj, .off; STL and glTF hold float32 only).
     ``inputs``: paths read to make the mesh; writing over one of them is refused.
@@ -227,6 +248,9 @@ def _ply_mesh_bytes(mesh: TriangleMesh) -> bytes:
     cols = [(a, mesh.vertices[:, i].astype(code)) for i, a in enumerate("xyz")]
     if mesh.vertex_normals is not None:
         cols += [(a, mesh.vertex_normals[:, i].astype(np.float32)) for i, a in enumerate(("nx", "ny", "nz"))]
+    if mesh.vertex_colors is not None:
+        cols += [(a, mesh.vertex_colors[:, i]) for i, a in enumerate(("red", "green", "blue"))]
+    cols += [(name, values.astype(np.float32)) for name, values in mesh.vertex_attributes.items()]
     return ply_bytes(cols, faces=mesh.faces, comments=("written by recon",))
 
 
@@ -248,7 +272,11 @@ def _vertex_fmt(vertices: np.ndarray) -> str:
 
 def _obj_bytes(mesh: TriangleMesh) -> bytes:
     vf = _vertex_fmt(mesh.vertices)
-    parts = ["# written by recon\n", _text(mesh.vertices, f"{vf} {vf} {vf}", "v ")]
+    if mesh.vertex_colors is None:
+        parts = ["# written by recon\n", _text(mesh.vertices, f"{vf} {vf} {vf}", "v ")]
+    else:  # the common extension: colour in [0, 1] after the position
+        table = np.column_stack([mesh.vertices, mesh.vertex_colors / 255.0])
+        parts = ["# written by recon\n", _text(table, f"{vf} {vf} {vf} %.6g %.6g %.6g", "v ")]
     f1 = mesh.faces + 1
     if mesh.vertex_normals is not None:
         parts.append(_text(mesh.vertex_normals.astype(np.float64), "%.7g %.7g %.7g", "vn "))

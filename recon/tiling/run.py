@@ -106,6 +106,7 @@ def mesh_tile_task(workdir: str, tile: tuple, h: float, z_origin: float, z_range
     if threads:
         os.environ["RECON_TORCH_THREADS"] = str(threads)
     from recon.fields.loading import load_field
+    from recon.meshing.vertex_attributes import DISTANCE_TO_DATA, distance_to_points
     from recon.tiling.tilemesh import mesh_tile
 
     work = Path(workdir)
@@ -117,9 +118,12 @@ def mesh_tile_task(workdir: str, tile: tuple, h: float, z_origin: float, z_range
         if path.exists():
             fields[t] = load_field(path)
     mesh = mesh_tile(grid, fields, tile, h=h, z_origin=z_origin, z_range=z_range)
+    # the tile's points reach the overlap past its core: distances up to the overlap are exact
+    points = np.load(work / "tiles" / f"{TileGrid.name(tile)}.npy", mmap_mode="r")
     out = work / "meshes" / f"{TileGrid.name(tile)}.npz"
     tmp = out.with_suffix(".part.npz")
-    np.savez(tmp, vertices=mesh.vertices, faces=mesh.faces)
+    np.savez(tmp, vertices=mesh.vertices, faces=mesh.faces,
+             **{DISTANCE_TO_DATA: distance_to_points(mesh.vertices, points)})
     os.replace(tmp, out)
     return int(mesh.n_faces)
 
@@ -257,12 +261,14 @@ def _tile_of(name: str) -> tuple[int, int]:
 
 
 def _load_meshes(work: Path, tiles) -> list:
+    from recon.meshing.vertex_attributes import DISTANCE_TO_DATA
     from recon.triangles import TriangleMesh
 
     out = []
     for name in tiles:
         with np.load(work / "meshes" / f"{name}.npz") as data:
-            out.append(TriangleMesh(data["vertices"], data["faces"]))
+            attributes = {DISTANCE_TO_DATA: data[DISTANCE_TO_DATA]} if DISTANCE_TO_DATA in data else {}
+            out.append(TriangleMesh(data["vertices"], data["faces"], vertex_attributes=attributes))
     return out
 
 

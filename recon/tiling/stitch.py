@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
+from recon.meshing.vertex_attributes import DISTANCE_TO_DATA as DISTANCE
 from recon.triangles import TriangleMesh
 
 WELD_SPACINGS = 1e-3
@@ -53,6 +54,12 @@ def stitch(meshes, *, h: float, grid=None, weld_spacings: float = WELD_SPACINGS)
     merged = np.zeros((len(count), 3))
     np.add.at(merged, label, verts - corner)
     merged = merged / count[:, None] + corner
+    attributes = {}
+    for name in set.intersection(*(set(m.vertex_attributes) for m in meshes)):
+        # a welded vertex keeps the smallest value: for distance_to_data, its nearest point's
+        values = np.full(len(count), np.inf, np.float32)
+        np.minimum.at(values, label, np.concatenate([m.vertex_attributes[name] for m in meshes]))
+        attributes[name] = values
     faces = label[faces]
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
     _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
@@ -61,7 +68,7 @@ def stitch(meshes, *, h: float, grid=None, weld_spacings: float = WELD_SPACINGS)
     remap = np.full(len(merged), -1, np.int64)
     remap[used] = np.arange(len(used))
     faces = consistent_winding(remap[faces], seed_votes=np.ones(len(faces)))
-    return TriangleMesh(merged[used], faces)
+    return TriangleMesh(merged[used], faces, vertex_attributes={k: v[used] for k, v in attributes.items()})
 
 
 def _near_borders(verts: np.ndarray, grid, reach: float) -> np.ndarray:
@@ -82,7 +89,8 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
     ``output``, holding one tile's mesh at a time (and the vertices near tile borders).
 
     mesh_paths : .npz files with ``vertices`` (V, 3) float64 and ``faces`` (F, 3), one per
-                 tile, each cut to its tile's core
+                 tile, each cut to its tile's core; with ``distance_to_data`` (V,) in every
+                 file, it is written as a float vertex property (welded vertices keep the least)
     Each tile's faces keep their winding, or all turn, so that the tiles wind alike across
     their borders. Writes vertices as float64. Returns (vertices, faces) written.
     """
@@ -95,14 +103,18 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
     if not (np.isfinite(h) and h > 0):
         raise InputError(f"h must be a positive length, got {h!r}")
     # pass 1: the vertices near borders, by global index (tiles' vertices in order)
-    sizes, seam_ids, seam_pos, seam_edges = [], [], [], []
+    sizes, seam_ids, seam_pos, seam_edges, seam_dist = [], [], [], [], []
     base = 0
+    with_distance = True
     for k, path in enumerate(mesh_paths):
         with np.load(path) as data:
             v, f = data["vertices"], data["faces"]
+            d = data[DISTANCE] if DISTANCE in data else None
         near = _near_borders(v, grid, SEAM_SPACINGS * h)
         seam_ids.append(base + np.flatnonzero(near))
         seam_pos.append(v[near])
+        with_distance = with_distance and d is not None
+        seam_dist.append(d[near] if d is not None else np.zeros(int(near.sum()), np.float32))
         # directed edges between border vertices, to see which way each tile winds
         e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
         e = e[near[e[:, 0]] & near[e[:, 1]]]
@@ -112,8 +124,10 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
     total = base
     ids = np.concatenate(seam_ids) if seam_ids else np.zeros(0, np.int64)
     pos = np.concatenate(seam_pos) if seam_pos else np.zeros((0, 3))
+    dist = np.concatenate(seam_dist).astype(np.float32) if seam_dist else np.zeros(0, np.float32)
     rep = np.arange(len(ids))
     merged = pos.copy()
+    merged_dist = dist
     if len(ids):
         corner = pos.min(axis=0)
         pairs = cKDTree(pos - corner).query_pairs(weld_spacings * h, output_type="ndarray")
@@ -126,6 +140,9 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
         sums = np.zeros((label.max() + 1, 3))
         np.add.at(sums, label, pos - corner)
         merged = (sums / np.bincount(label)[:, None] + corner)[label]
+        least = np.full(label.max() + 1, np.inf, np.float32)
+        np.minimum.at(least, label, dist)
+        merged_dist = least[label]
     dropped = np.sort(ids[rep != np.arange(len(ids))])
     to_rep = dict(zip(ids[rep != np.arange(len(ids))].tolist(), ids[rep[rep != np.arange(len(ids))]].tolist()))
 
@@ -136,6 +153,7 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
         return g - np.searchsorted(dropped, g)
 
     flips = _tile_flips(seam_edges, final, len(mesh_paths))
+    vertex_dtype = [("p", "<f8", (3,))] + ([(DISTANCE, "<f4")] if with_distance else [])
     n_faces = 0
     output = Path(output)
     with atomic_path(output, inputs=inputs) as tmp:
@@ -146,11 +164,18 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
                 for k, path in enumerate(mesh_paths):
                     with np.load(path) as data:
                         v, f = np.array(data["vertices"], np.float64), data["faces"].astype(np.int64)
+                        d = np.array(data[DISTANCE], np.float32) if with_distance else None
                     glob_ids = base + np.arange(len(v))
-                    v[seam_ids[k] - base] = merged[np.searchsorted(ids, seam_ids[k])]  # ids ascend
+                    at = np.searchsorted(ids, seam_ids[k])  # ids ascend
+                    v[seam_ids[k] - base] = merged[at]
                     keep = np.ones(len(v), bool)
                     keep[np.searchsorted(glob_ids, dropped[(dropped >= base) & (dropped < base + len(v))])] = False
-                    vf.write(v[keep].astype("<f8").tobytes())
+                    rows = np.empty(int(keep.sum()), dtype=vertex_dtype)
+                    rows["p"] = v[keep]
+                    if with_distance:
+                        d[seam_ids[k] - base] = merged_dist[at]
+                        rows[DISTANCE] = d[keep]
+                    vf.write(rows.tobytes())
                     g = final(glob_ids[f].ravel()).reshape(-1, 3)
                     g = g[(g[:, 0] != g[:, 1]) & (g[:, 1] != g[:, 2]) & (g[:, 0] != g[:, 2])]
                     if flips[k]:
@@ -163,6 +188,7 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
             n_vertices = total - len(dropped)
             header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {n_vertices}\n"
                       "property double x\nproperty double y\nproperty double z\n"
+                      + (f"property float {DISTANCE}\n" if with_distance else "") +
                       f"element face {n_faces}\nproperty list uchar int vertex_indices\nend_header\n").encode()
             with open(tmp, "wb") as out:
                 out.write(header)

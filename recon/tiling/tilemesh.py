@@ -152,4 +152,4 @@ def crop_to_core(mesh: TriangleMesh, grid: TileGrid, tile: tuple[int, int]) -> T
     used = np.unique(faces)
     remap = np.full(mesh.n_vertices, -1, np.int64)
     remap[used] = np.arange(len(used))
-    return TriangleMesh(mesh.vertices[used], remap[faces])
+    return mesh.take_vertices(used, remap[faces])
