@@ -43,19 +43,22 @@ def grid_edges(nodes, index):
     return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_axis)
 
 
-def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.0):
+def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.0, slack: float = 0.0):
     """Grid edges between near-surface nodes that the surface crosses.
 
     nodes (M, 3) int64 grid indices; pos, feet (M, 3) float64 the nodes' positions and their
     closest points; dist (M,) |pos - feet|; dirs (M, 3) unit (pos - feet) / dist; index: the
     grid (X, Y, Z) int64 of node numbers (-1 where no node). Returns (a (E,) int64, b (E,)
-    int64, axis (E,) int8): b is a's neighbour one step along +axis.
+    int64, axis (E,) int8): b is a's neighbour one step along +axis. ``slack`` (input
+    units): the nearer node may lie this far short of the farther node's tangent plane (the
+    jitter of a noisy field's closest points, which puts nodes next to the surface on
+    either side of it).
     """
     a, b, axis = grid_edges(nodes, index)
     far_a = dist[a] >= dist[b]
     ref = np.where(far_a, a, b)
     other = np.where(far_a, b, a)
-    across = np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref]) < 0.0
+    across = np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref]) < slack
     oppose = np.einsum("ij,ij->i", dirs[a], dirs[b]) < oppose_cos
     keep = across & oppose
     return a[keep], b[keep], axis[keep]
