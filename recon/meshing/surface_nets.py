@@ -50,15 +50,17 @@ def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.
     closest points; dist (M,) |pos - feet|; dirs (M, 3) unit (pos - feet) / dist; index: the
     grid (X, Y, Z) int64 of node numbers (-1 where no node). Returns (a (E,) int64, b (E,)
     int64, axis (E,) int8): b is a's neighbour one step along +axis. ``slack`` (input
-    units): the nearer node may lie this far short of the farther node's tangent plane (the
-    jitter of a noisy field's closest points, which puts nodes next to the surface on
-    either side of it).
+    units, the jitter of a noisy field's closest points, which puts nodes next to the
+    surface on either side of it): a nearer node within twice this of its own closest
+    point may lie up to this far short of the farther node's tangent plane.
     """
     a, b, axis = grid_edges(nodes, index)
     far_a = dist[a] >= dist[b]
     ref = np.where(far_a, a, b)
     other = np.where(far_a, b, a)
-    across = np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref]) < slack
+    depth = -np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref])  # how far across ref's plane
+    # only a node within the jitter of its own closest point can be on the wrong side by it
+    across = (depth > 0.0) | ((depth > -slack) & (dist[other] < 2.0 * slack))
     oppose = np.einsum("ij,ij->i", dirs[a], dirs[b]) < oppose_cos
     keep = across & oppose
     return a[keep], b[keep], axis[keep]
