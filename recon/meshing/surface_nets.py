@@ -12,7 +12,8 @@ cracks where the tests agree, and a wrong test costs a quad, not a seam.
 
 The test of edge (a, b): the node nearer the surface lies across the tangent plane at the
 farther node's closest point (the farther node's direction is the surer one), and the two
-directions oppose.
+directions oppose. On a noisy field the closest points jitter, and a node next to the
+surface may lie a little short of that plane; the caller can allow for it (``slack``).
 
 Unlike side labels and marching cubes, the net needs no consistent labelling, so sheets
 that end, branch or meet keep their normals right (``recon.meshing.unsigned`` says whether

@@ -26,7 +26,9 @@ tested on its own, so sheets that end, branch or meet are meshed where a labelli
 the nodes into two sides would tear. Crossings farther than a share of a voxel from the
 surface (beyond an open boundary the tangent planes go on), and faces the field's
 directions do not confirm, are dropped; the side labels of step 3 only choose which way
-the faces wind.
+the faces wind. A noisy fit's closest points jitter by a few times its estimated noise, so
+its crossing test allows that much (else rows of nodes where the surface passes a grid
+plane test uncrossed, and the mesh has streaks of holes along them).
 """
 
 from __future__ import annotations
