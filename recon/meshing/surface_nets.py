@@ -12,7 +12,8 @@ cracks where the tests agree, and a wrong test costs a quad, not a seam.
 
 The test of edge (a, b): the node nearer the surface lies across the tangent plane at the
 farther node's closest point (the farther node's direction is the surer one), and the two
-directions oppose.
+directions oppose. On a noisy field the closest points jitter, and a node next to the
+surface may lie a little short of that plane; the caller can allow for it (``slack``).
 
 Unlike side labels and marching cubes, the net needs no consistent labelling, so sheets
 that end, branch or meet keep their normals right (``recon.meshing.unsigned`` says whether
@@ -43,19 +44,24 @@ def grid_edges(nodes, index):
     return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_axis)
 
 
-def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.0):
+def crossed_edges(nodes, pos, feet, dist, dirs, index, *, oppose_cos: float = 0.0, slack: float = 0.0):
     """Grid edges between near-surface nodes that the surface crosses.
 
     nodes (M, 3) int64 grid indices; pos, feet (M, 3) float64 the nodes' positions and their
     closest points; dist (M,) |pos - feet|; dirs (M, 3) unit (pos - feet) / dist; index: the
     grid (X, Y, Z) int64 of node numbers (-1 where no node). Returns (a (E,) int64, b (E,)
-    int64, axis (E,) int8): b is a's neighbour one step along +axis.
+    int64, axis (E,) int8): b is a's neighbour one step along +axis. ``slack`` (input
+    units, the jitter of a noisy field's closest points, which puts nodes next to the
+    surface on either side of it): a nearer node within twice this of its own closest
+    point may lie up to this far short of the farther node's tangent plane.
     """
     a, b, axis = grid_edges(nodes, index)
     far_a = dist[a] >= dist[b]
     ref = np.where(far_a, a, b)
     other = np.where(far_a, b, a)
-    across = np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref]) < 0.0
+    depth = -np.einsum("ij,ij->i", pos[other] - feet[ref], dirs[ref])  # how far across ref's plane
+    # only a node within the jitter of its own closest point can be on the wrong side by it
+    across = (depth > 0.0) | ((depth > -slack) & (dist[other] < 2.0 * slack))
     oppose = np.einsum("ij,ij->i", dirs[a], dirs[b]) < oppose_cos
     keep = across & oppose
     return a[keep], b[keep], axis[keep]

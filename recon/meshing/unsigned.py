@@ -26,7 +26,9 @@ tested on its own, so sheets that end, branch or meet are meshed where a labelli
 the nodes into two sides would tear. Crossings farther than a share of a voxel from the
 surface (beyond an open boundary the tangent planes go on), and faces the field's
 directions do not confirm, are dropped; the side labels of step 3 only choose which way
-the faces wind.
+the faces wind. A noisy fit's closest points jitter by a few times its estimated noise, so
+its crossing test allows that much (else rows of nodes where the surface passes a grid
+plane test uncrossed, and the mesh has streaks of holes along them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class UnsignedMeshTunables:
     "A face whose centre lies farther than this from the surface after snapping is removed."
     oppose_cos: float = 0.0
     "An edge crossing is real when the endpoints' directions have a cosine below this."
+    feet_jitter_noise: float = 4.0
+    "Open surfaces of noisy fits: the field's closest points jitter by this many times the fit's estimated noise."
+    feet_jitter_max: float = 0.3
+    "... but by no more than this (voxels): a crossing is taken when the nearer node lies that little short of the farther one's tangent plane."
     conflict_confidence: float = 0.7
     "Conflicting relations at least this sure count against a closed surface."
     closed_conflict_fraction: float = 2e-3
@@ -278,7 +284,8 @@ def _open_net(field, origin, h, n, nodes, offs, side, min_component_fraction):
     dirs = (pos - feet) / np.maximum(dist, 1e-30)[:, None]
     index = np.full(tuple(n), -1, np.int64)
     index[tuple(nodes.T)] = np.arange(len(nodes))
-    a, b, axis = crossed_edges(nodes, pos, feet, dist, dirs, index, oppose_cos=T.oppose_cos)
+    a, b, axis = crossed_edges(nodes, pos, feet, dist, dirs, index, oppose_cos=T.oppose_cos,
+                               slack=0.0 if on_data else _feet_jitter(field, h))
     del index
     t = dist[a] / np.maximum(dist[a] + dist[b], 1e-30)
     cross = pos[a] + (t * h)[:, None] * np.eye(3)[axis]
@@ -306,6 +313,17 @@ def _open_net(field, origin, h, n, nodes, offs, side, min_component_fraction):
     verts, faces = drop_small_pieces(verts, faces, min_component_fraction)
     verts = _onto_data(field, verts)
     return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="open")
+
+
+def _feet_jitter(field, h):
+    """How far (input units) a noisy fit's closest points scatter about the surface from one
+    grid node to the next: a few times its estimated noise (``noise_ratio`` point spacings),
+    at most ``TUNABLES.feet_jitter_max`` voxels; 0 for fields without that estimate. A node
+    that close to the surface can lie on either side of a neighbour's tangent plane, and
+    without this allowance the edges of whole rows of such nodes (where the surface passes
+    a grid plane) test uncrossed and leave streaks of holes."""
+    noise = float(field.params.get("noise_ratio", 0.0) or 0.0) * float(field.params.get("spacing_median", 0.0) or 0.0)
+    return min(TUNABLES.feet_jitter_noise * noise, TUNABLES.feet_jitter_max * h)
 
 
 def _facing_the_field(foot, verts, faces, owner, h):
