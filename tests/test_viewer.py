@@ -209,6 +209,28 @@ def test_large_cloud_is_decimated_with_a_note_and_seeded(offscreen_ok):
     b.close()
 
 
+def test_cloud_under_a_shown_mesh_is_drawn_decimated_and_in_full_without_it(offscreen_ok, mesh):
+    from recon.viewer import ViewerConfig
+
+    cloud = sphere_cloud(n=5000)
+    s = scene(config=ViewerConfig(max_points=3000, max_points_under_mesh=800))
+    s.add_cloud(cloud)
+    assert len(s.cloud_points) == 3000  # no mesh yet: max_points
+    s.add_mesh(mesh)
+    assert len(s.cloud_points) == 800 and "under the mesh" in s.overlay_text()
+    s.image()  # the points drawn, as the renderer has them
+    assert s.plotter.actors["cloud"].mapper.dataset.n_points == 800
+    bounds = s.object_bounds().copy()
+    s.set_visible("mesh", False)  # m: the mesh hidden, the cloud up to max_points again
+    assert len(s.cloud_points) == 3000
+    s.image()
+    assert s.plotter.actors["cloud"].mapper.dataset.n_points == 3000
+    np.testing.assert_array_equal(s.object_bounds(), bounds)  # the view's bounds do not move
+    s.set_visible("mesh", True)
+    assert len(s.cloud_points) == 800
+    s.close()
+
+
 def test_unavailable_colorings_and_bad_options_are_named(offscreen_ok, mesh):
     s = scene()
     s.add_mesh(mesh)
