@@ -231,6 +231,31 @@ def test_cloud_under_a_shown_mesh_is_drawn_decimated_and_in_full_without_it(offs
     s.close()
 
 
+def test_first_frame_has_a_legend_of_the_layers_drawn_and_their_units(offscreen_ok, field, mesh):
+    from recon.viewer.colouring import LEGEND_MARGIN, LEGEND_ROW, LEGEND_WIDTH
+    from recon.viewer.load import ViewInputs, build_scene
+
+    gt = mesh
+    inputs = ViewInputs(cloud=sphere_cloud(), mesh=mesh, field=field, gt=gt)
+    s = build_scene(inputs, off_screen=True, window_size=(640, 480), slices=("z",))
+    labels = [label for label, _ in s.legend_entries()]
+    assert labels == ["mesh: error vs the ground truth, top bar [input units]", "cloud: its own colours",
+                      "slices: signed distance, right bar [input units]"]
+    legend = s.plotter.legend
+    assert legend is not None and legend.GetNumberOfEntries() == 3 and legend.GetVisibility()
+    img = s.image().astype(int)
+    h, w = img.shape[:2]
+    box = img[h - int((LEGEND_MARGIN + 3 * LEGEND_ROW) * h): h - int(LEGEND_MARGIN * h),
+              int((1 - LEGEND_WIDTH - LEGEND_MARGIN) * w): w - int(LEGEND_MARGIN * w)]
+    assert (box.sum(-1) < 450).mean() > 0.01  # its text is in the picture
+    s.set_visible("cloud", False)  # c: the cloud leaves the legend
+    assert [label for label, _ in s.legend_entries()] == [labels[0], labels[2]]
+    assert s.plotter.legend.GetNumberOfEntries() == 2
+    s.set_mesh_coloring("curvature")
+    assert s.legend_entries()[0][0] == "mesh: mean curvature, top bar [1 / input units]"
+    s.close()
+
+
 def test_unavailable_colorings_and_bad_options_are_named(offscreen_ok, mesh):
     s = scene()
     s.add_mesh(mesh)

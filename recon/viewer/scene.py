@@ -285,6 +285,7 @@ class ViewerScene(Colorings):
         for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
             if title and title in bars:
                 bars[title].SetVisibility(self.visible[layer] and not self.traced)
+        self._update_legend()
         self.refresh()
 
     def set_clip(self, normal=None, origin=None) -> None:
@@ -423,6 +424,7 @@ class ViewerScene(Colorings):
         return "\n".join([f"{k}  {v}" for k, v in KEYS.items()] + [f"{k}: {v}" for k, v in MOUSE.items()])
 
     def _update_overlay(self) -> None:
+        self._update_legend()
         self.plotter.add_text(self.overlay_text(), position="upper_left", font_size=9, color="black", name="overlay",
                               render=False)
 
