@@ -232,7 +232,6 @@ def test_cloud_under_a_shown_mesh_is_drawn_decimated_and_in_full_without_it(offs
 
 
 def test_first_frame_has_a_legend_of_the_layers_drawn_and_their_units(offscreen_ok, field, mesh):
-    from recon.viewer.colouring import LEGEND_MARGIN, LEGEND_ROW, LEGEND_WIDTH
     from recon.viewer.load import ViewInputs, build_scene
 
     gt = mesh
@@ -245,8 +244,8 @@ def test_first_frame_has_a_legend_of_the_layers_drawn_and_their_units(offscreen_
     assert legend is not None and legend.GetNumberOfEntries() == 3 and legend.GetVisibility()
     img = s.image().astype(int)
     h, w = img.shape[:2]
-    box = img[h - int((LEGEND_MARGIN + 3 * LEGEND_ROW) * h): h - int(LEGEND_MARGIN * h),
-              int((1 - LEGEND_WIDTH - LEGEND_MARGIN) * w): w - int(LEGEND_MARGIN * w)]
+    x0, y0, bw, bh = s.legend_box()
+    box = img[h - int((y0 + bh) * h): h - int(y0 * h), int(x0 * w): int((x0 + bw) * w)]
     assert (box.sum(-1) < 450).mean() > 0.01  # its text is in the picture
     s.set_visible("cloud", False)  # c: the cloud leaves the legend
     assert [label for label, _ in s.legend_entries()] == [labels[0], labels[2]]

@@ -22,7 +22,10 @@ BAR_MESH = {"position_x": 0.5, "position_y": 0.88, "width": 0.42, "height": 0.08
 BAR_CLOUD = {"position_x": 0.25, "position_y": 0.02, "width": 0.42, "height": 0.08, **BAR_STYLE}
 BAR_FIELD = {"vertical": True, "position_x": 0.84, "position_y": 0.24, "width": 0.06, "height": 0.52, **BAR_STYLE}
 # The legend of the layers drawn: the lower right corner, under the field's bar.
-LEGEND_WIDTH, LEGEND_ROW, LEGEND_MARGIN = 0.36, 0.04, 0.01
+# Legend rows in pixels (VTK sizes the text to fill its box): a row per layer, a width per
+# character of the longest label, at most these fractions of the window.
+LEGEND_ROW_PX, LEGEND_CHAR_PX, LEGEND_SWATCH_PX = 18, 7.5, 24
+LEGEND_MAX_WIDTH, LEGEND_MAX_HEIGHT, LEGEND_MARGIN = 0.4, 0.2, 0.01
 LEGEND_SHADE = 0.7  # VTK writes each entry's text in its swatch's colour: darkened, light colours stay legible
 MESH_LEGEND = {"plain": "mesh", "input": "mesh: error vs the input points, top bar [input units]",
                "gt": "mesh: error vs the ground truth, top bar [input units]",
@@ -173,17 +176,29 @@ class Colorings:
             out.append(("ground truth", to_rgb(cfg.gt_color)))
         return [(label, tuple(LEGEND_SHADE * float(c) for c in colour)) for label, colour in out]
 
+    def legend_box(self, entries=None) -> tuple[float, float, float, float] | None:
+        """(x, y, width, height) of the legend as fractions of the window (y from the bottom),
+        sized to its text; None when nothing is drawn."""
+        entries = self.legend_entries() if entries is None else entries
+        if not entries:
+            return None
+        w, h = self.plotter.window_size
+        longest = max(len(label) for label, _ in entries)
+        width = min((LEGEND_SWATCH_PX + LEGEND_CHAR_PX * longest) / w, LEGEND_MAX_WIDTH)
+        height = min(LEGEND_ROW_PX * len(entries) / h, LEGEND_MAX_HEIGHT)
+        return 1 - width - LEGEND_MARGIN, LEGEND_MARGIN, width, height
+
     def _update_legend(self) -> None:
         entries = self.legend_entries()
         if self.plotter.legend is not None:
             self.plotter.remove_legend(render=False)
         if not entries:
             return
-        height = LEGEND_ROW * len(entries)
+        x, y, width, height = self.legend_box(entries)
         legend = self.plotter.add_legend([[label, colour] for label, colour in entries], bcolor="white",
-                                         border=True, size=(LEGEND_WIDTH, height), loc="lower right",
+                                         border=True, size=(width, height), loc="lower right",
                                          face="rectangle", background_opacity=0.8)
-        legend.SetPosition(1 - LEGEND_WIDTH - LEGEND_MARGIN, LEGEND_MARGIN)
+        legend.SetPosition(x, y)
 
     # ------------------------------------------------------------------ derived quantities
     def _cloud_distance(self) -> np.ndarray:
