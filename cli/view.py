@@ -45,7 +45,7 @@ def view(
     max_points: int = typer.Option(2_000_000, "--max-points", min=1, help="Show larger clouds decimated to this many points."),
     size: str = typer.Option("1024x768", "--size", help="Window or image size, WIDTHxHEIGHT pixels."),
     up: str = typer.Option("auto", "--up", help="Up axis of the first view: auto (guessed from the data), +y, -z, ..."),
-    turntable: int = typer.Option(None, "--turntable", min=2, max=720, help="Write a turn about the up axis of this many frames to -o (.gif, or .mp4 with ffmpeg) and exit.", show_default=False),
+    turntable: int = typer.Option(None, "--turntable", min=2, max=720, help="Write a turn about the up axis of this many frames to -o (.gif, or .mp4 with the [video] extra) and exit.", show_default=False),
     output: Path = typer.Option(None, "-o", "--output", help="The turntable's file (.gif or .mp4).", show_default=False),
 ) -> None:
     """Look at a cloud, a mesh and a field together: in a window, as a PNG, or in a browser."""

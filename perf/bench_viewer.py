@@ -40,7 +40,8 @@ img = scene.image()
 t_frame = time.perf_counter()
 print(json.dumps({"import_s": t_import - t0, "read_s": t_read - t_import, "scene_s": t_scene - t_read,
                   "render_s": t_frame - t_scene, "first_frame_s": t_frame - t0,
-                  "points": len(inputs.cloud.points), "faces": int(inputs.mesh.n_faces),
+                  "points": len(inputs.cloud.points), "points_drawn": len(scene.cloud_points),
+                  "faces": int(inputs.mesh.n_faces),
                   "point_size_px": scene.point_size,
                   "ink": float((img.astype(int).sum(-1) < 3 * 250).mean())}))
 """

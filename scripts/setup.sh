@@ -10,7 +10,7 @@
 #   PYTHON=/path/to/python3.11   the interpreter for the venv (default: python3.11, python3)
 #   RECON_VENV=.venv             where the venv goes
 #   RECON_SKIP_APT=1             never call apt-get (only report missing libraries)
-#   RECON_EXTRAS=test,web,csp,ray  the optional-dependency groups to install (comma-separated)
+#   RECON_EXTRAS=test,web,video,csp,ray  the optional-dependency groups to install (comma-separated)
 set -euo pipefail
 
 FOR_TESTS=0
@@ -25,7 +25,7 @@ done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 VENV="${RECON_VENV:-$ROOT/.venv}"
-EXTRAS="${RECON_EXTRAS:-test,web,csp,ray}"
+EXTRAS="${RECON_EXTRAS:-test,web,video,csp,ray}"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

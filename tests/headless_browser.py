@@ -75,6 +75,12 @@ class Page:
             await self.mouse("mousePressed", x, y, count=n)
             await self.mouse("mouseReleased", x, y, count=n)
 
+    async def key(self, key: str):
+        """A press of the one-character ``key`` (down, then up) on the page."""
+        code = {"code": f"Key{key.upper()}", "windowsVirtualKeyCode": ord(key.upper())}
+        await self.call("Input.dispatchKeyEvent", type="keyDown", key=key, text=key, **code)
+        await self.call("Input.dispatchKeyEvent", type="keyUp", key=key, **code)
+
     async def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 8):
         await self.mouse("mouseMoved", x0, y0, buttons=0)
         await self.mouse("mousePressed", x0, y0)

@@ -209,6 +209,52 @@ def test_large_cloud_is_decimated_with_a_note_and_seeded(offscreen_ok):
     b.close()
 
 
+def test_cloud_under_a_shown_mesh_is_drawn_decimated_and_in_full_without_it(offscreen_ok, mesh):
+    from recon.viewer import ViewerConfig
+
+    cloud = sphere_cloud(n=5000)
+    s = scene(config=ViewerConfig(max_points=3000, max_points_under_mesh=800))
+    s.add_cloud(cloud)
+    assert len(s.cloud_points) == 3000  # no mesh yet: max_points
+    s.add_mesh(mesh)
+    assert len(s.cloud_points) == 800 and "under the mesh" in s.overlay_text()
+    s.image()  # the points drawn, as the renderer has them
+    assert s.plotter.actors["cloud"].mapper.dataset.n_points == 800
+    bounds = s.object_bounds().copy()
+    s.set_visible("mesh", False)  # m: the mesh hidden, the cloud up to max_points again
+    assert len(s.cloud_points) == 3000
+    s.image()
+    assert s.plotter.actors["cloud"].mapper.dataset.n_points == 3000
+    np.testing.assert_array_equal(s.object_bounds(), bounds)  # the view's bounds do not move
+    s.set_visible("mesh", True)
+    assert len(s.cloud_points) == 800
+    s.close()
+
+
+def test_first_frame_has_a_legend_of_the_layers_drawn_and_their_units(offscreen_ok, field, mesh):
+    from recon.viewer.load import ViewInputs, build_scene
+
+    gt = mesh
+    inputs = ViewInputs(cloud=sphere_cloud(), mesh=mesh, field=field, gt=gt)
+    s = build_scene(inputs, off_screen=True, window_size=(640, 480), slices=("z",))
+    labels = [label for label, _ in s.legend_entries()]
+    assert labels == ["mesh: error vs the ground truth, top bar [input units]", "cloud: its own colours",
+                      "slices: signed distance, right bar [input units]"]
+    legend = s.plotter.legend
+    assert legend is not None and legend.GetNumberOfEntries() == 3 and legend.GetVisibility()
+    img = s.image().astype(int)
+    h, w = img.shape[:2]
+    x0, y0, bw, bh = s.legend_box()
+    box = img[h - int((y0 + bh) * h): h - int(y0 * h), int(x0 * w): int((x0 + bw) * w)]
+    assert (box.sum(-1) < 450).mean() > 0.01  # its text is in the picture
+    s.set_visible("cloud", False)  # c: the cloud leaves the legend
+    assert [label for label, _ in s.legend_entries()] == [labels[0], labels[2]]
+    assert s.plotter.legend.GetNumberOfEntries() == 2
+    s.set_mesh_coloring("curvature")
+    assert s.legend_entries()[0][0] == "mesh: mean curvature, top bar [1 / input units]"
+    s.close()
+
+
 def test_unavailable_colorings_and_bad_options_are_named(offscreen_ok, mesh):
     s = scene()
     s.add_mesh(mesh)

@@ -3,6 +3,8 @@ kind, picking, clipping, the iso-level passes, turntables, and the web view's ac
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -350,6 +352,23 @@ def test_turntable_writes_the_turn(tmp_path):
     s.close()
 
 
+def test_turntable_mp4_where_the_codec_is_at_hand(tmp_path):
+    pytest.importorskip("imageio_ffmpeg", reason="the [video] extra is not installed")
+    import imageio.v2 as imageio
+
+    from recon.viewer.controls import turntable
+
+    s = scene()
+    s.add_cloud(Cloud(dome_on_a_base()))
+    s.reset_camera()
+    assert turntable(s, tmp_path / "spin.mp4", 6) == 6
+    frames = [np.asarray(f, int) for f in imageio.mimread(tmp_path / "spin.mp4", format="FFMPEG")]
+    assert len(frames) == 6 and frames[0].shape == (SIZE[1], SIZE[0], 3)
+    assert np.abs(frames[0] - frames[1]).mean() > 1  # the object turned
+    assert (frames[0].sum(-1) < 600).mean() > 0.01  # and it is in the picture
+    s.close()
+
+
 def run_cli(argv, monkeypatch):
     from recon.cli.main import run
 
@@ -367,6 +386,12 @@ def test_cli_turntable_and_up(tmp_path, monkeypatch, capsys):
     assert "wrote" in capsys.readouterr().err and (tmp_path / "spin.gif").stat().st_size > 0
     assert run_cli([*args, "--turntable", "4"], monkeypatch) == 2
     assert "go together" in capsys.readouterr().err
+    with monkeypatch.context() as m:  # no codec at hand: one line that says how to get one
+        m.setitem(sys.modules, "imageio_ffmpeg", None)
+        assert run_cli([*args, "--turntable", "4", "-o", tmp_path / "spin.mp4"], monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert "recon[video]" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "spin.mp4").exists()
     assert run_cli([*args, "--up", "w", "--screenshot", tmp_path / "a.png"], monkeypatch) == 2
     assert "--up must be" in capsys.readouterr().err
     assert run_cli([*args, "--up", "-x", "--screenshot", tmp_path / "a.png"], monkeypatch) == 0

@@ -100,7 +100,8 @@ def _rect_js(selector: str) -> str:
 
 
 def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, files):  # noqa: F811
-    """In the browser: a click reads the values under it, the iso slider re-meshes, a layer box hides it."""
+    """In the browser: a click reads the values under it, the iso slider re-meshes, a layer box hides
+    it, and the window's keys work on the page."""
     import asyncio
     import json
 
@@ -161,6 +162,12 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
             await page.click(box[0] + box[2] / 2, box[1] + box[3] / 2)
         hidden = await page.wait_for(lambda img: ink(view_of(img)) < 0.3 * ink(found["first"]), timeout=30)
         found["hidden"] = hidden is not None
+        for key in ("m", "c"):  # the window's keys, pressed on the page: both layers back, their boxes ticked
+            await page.key(key)
+        back = await page.wait_for(lambda img: ink(view_of(img)) > 0.7 * ink(found["first"]), timeout=30)
+        found["keys"] = back is not None
+        found["boxes"] = await page.evaluate("[...document.querySelectorAll('.recon-show-mesh input, "
+                                             ".recon-show-cloud input')].map((e) => e.checked).join(',')")
         return found
 
     try:
@@ -199,6 +206,8 @@ def test_web_view_click_slider_and_toggle_in_headless_chromium(offscreen_ok, fil
         assert found["clip"], "ticking 'clip' did not cut the scene"
         assert found["back"] < 0.02, f"unticking them did not bring the plain view back ({found['back']:.3f} changed)"
         assert found["hidden"], "unticking 'mesh' did not hide the mesh"
+        assert found["keys"], "keys m and c pressed on the page did not show the mesh and the cloud again"
+        assert found["boxes"] == "true,true", f"the layer boxes did not follow the keys: {found['boxes']}"
         proc.send_signal(15)
         assert proc.wait(timeout=20) == 143
     finally:

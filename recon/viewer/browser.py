@@ -1,6 +1,7 @@
 """The browser page of the web view: the server-rendered scene with the window's controls as
 page widgets (layer toggles, error colours, clip plane, iso-level slider, the key list, a
-screenshot saved on the server, and a double click that reads the values under it).
+screenshot saved on the server, and a double click that reads the values under it), and the
+window's keys, caught on the page and sent to the server.
 
 Each widget calls the same ViewerScene method as the window's key or widget, so the page
 shows what the window would; ``recon.viewer.web`` serves it.
@@ -9,12 +10,24 @@ shows what the window would; ``recon.viewer.web`` serves it.
 from __future__ import annotations
 
 from recon.viewer import measures
-from recon.viewer.controls import key_screenshot, pick_at, toggle_clip
+from recon.viewer.controls import key_actions, key_screenshot, pick_at, toggle_clip
+
+KEY_TRIGGER = "recon_key"
+# Keys typed on the page (not into a text field, and without Ctrl, Alt or Meta) go to the server.
+KEY_SCRIPT = f"""
+document.addEventListener("keydown", (e) => {{
+  const t = e.target;
+  const typing = t && (t.isContentEditable || t.tagName === "TEXTAREA" ||
+    (t.tagName === "INPUT" && !["checkbox", "radio", "range", "button"].includes(t.type)));
+  if (typing || e.ctrlKey || e.altKey || e.metaKey || e.key.length !== 1 || !window.trame) return;
+  window.trame.trigger("{KEY_TRIGGER}", [e.key.toLowerCase()]);
+}});
+"""
 
 
 def build_page(server, scene, SinglePageLayout, plotter_ui):
     """Lay out ``scene`` on the trame ``server``'s page; returns the view (its ``update()`` redraws)."""
-    from trame.widgets import html
+    from trame.widgets import client, html
     from trame.widgets import vuetify3 as v3
 
     state, ctrl = server.state, server.controller
@@ -55,6 +68,7 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
                                      "$event.currentTarget.clientHeight]")),
         ):
             view = plotter_ui(scene.plotter, mode="server", server=server, add_menu=False)
+            client.Script(KEY_SCRIPT)
             v3.VSheet("{{ picked }}", style="position: absolute; bottom: 8px; left: 8px; white-space: pre; "
                       "font-size: 12px; background: rgba(255,255,255,0.8)", classes="recon-picked")
 
@@ -67,8 +81,10 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
 
     @state.change("errors")
     def _errors(errors, **_):
+        if scene.mesh is None or bool(errors) == (scene.mesh_coloring in ("gt", "input")):
+            return  # already so (a key changed the colouring, or another one than the error's is shown)
         want = ("gt" if scene.gt is not None else "input") if errors else "plain"
-        if scene.mesh is not None and scene.mesh_coloring != want and want in scene.mesh_colorings():
+        if want in scene.mesh_colorings():
             scene.set_mesh_coloring(want)
             redraw()
 
@@ -107,4 +123,24 @@ def build_page(server, scene, SinglePageLayout, plotter_ui):
         redraw()
 
     ctrl.pick_at = picked
+    actions = key_actions(scene)
+
+    @ctrl.trigger(KEY_TRIGGER)
+    def key(name):
+        """A key of the window's (``KEYS``), pressed on the page: the same action, then the
+        page's boxes set to match the scene."""
+        if name == "o":
+            save_png()
+            return
+        if name not in actions:
+            return
+        actions[name]()
+        for layer, shown in scene.visible.items():
+            state[f"show_{layer}"] = shown
+        state.errors = scene.mesh_coloring in ("gt", "input")
+        state.clip = scene.clip is not None
+        if scene.field is not None:
+            state.level = scene.level
+        redraw()
+
     return view

@@ -1,5 +1,5 @@
-"""Colourings of the viewer's cloud and mesh, and the quantities behind them (distances, curvature,
-metrics), as a part of :class:`recon.viewer.scene.ViewerScene`."""
+"""Colourings of the viewer's cloud and mesh, the quantities behind them (distances, curvature,
+metrics) and the legend of the layers drawn, as a part of :class:`recon.viewer.scene.ViewerScene`."""
 
 from __future__ import annotations
 
@@ -19,8 +19,19 @@ from recon.viewer.config import (
 # (upper left) and the key list (lower left).
 BAR_STYLE = {"title_font_size": 14, "label_font_size": 12, "n_labels": 3, "color": "black", "fmt": "%.3g"}
 BAR_MESH = {"position_x": 0.5, "position_y": 0.88, "width": 0.42, "height": 0.08, **BAR_STYLE}
-BAR_CLOUD = {"position_x": 0.5, "position_y": 0.02, "width": 0.42, "height": 0.08, **BAR_STYLE}
-BAR_FIELD = {"vertical": True, "position_x": 0.84, "position_y": 0.2, "width": 0.06, "height": 0.55, **BAR_STYLE}
+BAR_CLOUD = {"position_x": 0.25, "position_y": 0.02, "width": 0.42, "height": 0.08, **BAR_STYLE}
+BAR_FIELD = {"vertical": True, "position_x": 0.84, "position_y": 0.24, "width": 0.06, "height": 0.52, **BAR_STYLE}
+# The legend of the layers drawn: the lower right corner, under the field's bar.
+# Legend rows in pixels (VTK sizes the text to fill its box): a row per layer, a width per
+# character of the longest label, at most these fractions of the window.
+LEGEND_ROW_PX, LEGEND_CHAR_PX, LEGEND_SWATCH_PX = 18, 7.5, 24
+LEGEND_MAX_WIDTH, LEGEND_MAX_HEIGHT, LEGEND_MARGIN = 0.4, 0.2, 0.01
+LEGEND_SHADE = 0.7  # VTK writes each entry's text in its swatch's colour: darkened, light colours stay legible
+MESH_LEGEND = {"plain": "mesh", "input": "mesh: error vs the input points, top bar [input units]",
+               "gt": "mesh: error vs the ground truth, top bar [input units]",
+               "curvature": "mesh: mean curvature, top bar [1 / input units]"}
+CLOUD_LEGEND = {"rgb": "cloud: its own colours", "plain": "cloud",
+                "distance": "cloud: distance to the surface, bottom bar [input units]"}
 
 
 class Colorings:
@@ -135,6 +146,59 @@ class Colorings:
         if error is None:
             raise InputError("error colours need a ground truth (--gt) or the input cloud (--cloud)")
         self.set_mesh_coloring("plain" if self.mesh_coloring == error else error)
+
+    # ------------------------------------------------------------------ legend
+    def legend_entries(self) -> list[tuple[str, tuple[float, float, float]]]:
+        """(label, RGB colour in 0..1) of each layer drawn now, naming its colouring and the
+        units of its colour bar; the swatch is the layer's colour (or a colour of its map), darkened."""
+        from matplotlib import colormaps
+        from matplotlib.colors import to_rgb
+
+        cfg = self.config
+        out = []
+        if self.traced:
+            return out
+        if self.mesh is not None and self.visible["mesh"] and "mesh" in self.plotter.actors:
+            coloring = self.mesh_coloring or "plain"
+            cmap = cfg.curvature_cmap if coloring == "curvature" else cfg.distance_cmap
+            colour = to_rgb(cfg.mesh_color) if coloring == "plain" else colormaps[cmap](0.4)[:3]
+            out.append((MESH_LEGEND[coloring], colour))
+        if self.cloud is not None and self.visible["cloud"]:
+            colour = {"rgb": lambda: tuple(np.asarray(self.cloud_colors, np.float64).mean(axis=0) / 255),
+                      "plain": lambda: to_rgb(cfg.cloud_color),
+                      "distance": lambda: colormaps[cfg.distance_cmap](0.5)[:3]}[self.cloud_coloring]()
+            out.append((CLOUD_LEGEND[self.cloud_coloring], colour))
+        if self.slices and self.visible["slices"] and self._slice_scale is not None:
+            sc = self._slice_scale
+            what, _, units = sc.title.partition(" [")
+            out.append((f"slices: {what}, right bar [{units}", colormaps[sc.cmap](0.9)[:3]))
+        if self.gt is not None and self.visible["gt"]:
+            out.append(("ground truth", to_rgb(cfg.gt_color)))
+        return [(label, tuple(LEGEND_SHADE * float(c) for c in colour)) for label, colour in out]
+
+    def legend_box(self, entries=None) -> tuple[float, float, float, float] | None:
+        """(x, y, width, height) of the legend as fractions of the window (y from the bottom),
+        sized to its text; None when nothing is drawn."""
+        entries = self.legend_entries() if entries is None else entries
+        if not entries:
+            return None
+        w, h = self.plotter.window_size
+        longest = max(len(label) for label, _ in entries)
+        width = min((LEGEND_SWATCH_PX + LEGEND_CHAR_PX * longest) / w, LEGEND_MAX_WIDTH)
+        height = min(LEGEND_ROW_PX * len(entries) / h, LEGEND_MAX_HEIGHT)
+        return 1 - width - LEGEND_MARGIN, LEGEND_MARGIN, width, height
+
+    def _update_legend(self) -> None:
+        entries = self.legend_entries()
+        if self.plotter.legend is not None:
+            self.plotter.remove_legend(render=False)
+        if not entries:
+            return
+        x, y, width, height = self.legend_box(entries)
+        legend = self.plotter.add_legend([[label, colour] for label, colour in entries], bcolor="white",
+                                         border=True, size=(width, height), loc="lower right",
+                                         face="rectangle", background_opacity=0.8)
+        legend.SetPosition(x, y)
 
     # ------------------------------------------------------------------ derived quantities
     def _cloud_distance(self) -> np.ndarray:

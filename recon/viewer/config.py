@@ -43,6 +43,10 @@ class ViewerConfig:
 
     max_points: int = 2_000_000
     """Clouds with more points are shown decimated (a seeded uniform subset), with a note."""
+    max_points_under_mesh: int = 300_000
+    """While a mesh is shown, the cloud drawn under it is decimated to this many points: most
+    of it is hidden, and every point drawn costs render time; ``m`` (mesh off) shows up to
+    ``max_points``."""
     seed: int = 0
     """Seed of the decimation and spacing-sample draws."""
     point_size: float | None = None
@@ -112,6 +116,8 @@ def pyvista():
 
         if ctypes.util.find_library("EGL"):
             os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
+            # pyvista would open a throwaway render window to ask whether plotting works: EGL does
+            os.environ.setdefault("ALLOW_PLOTTING", "true")
     try:
         import pyvista as pv
     except ImportError as exc:  # pragma: no cover - pyvista is a dependency

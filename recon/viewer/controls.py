@@ -182,9 +182,28 @@ def traced_image(scene) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+VIDEO_EXTRA_HINT = "pip install 'recon[video]' (imageio-ffmpeg, which ships an ffmpeg binary)"
+
+
+def mp4_writer():
+    """imageio's ``mimwrite`` when an H.264 encoder is at hand (imageio-ffmpeg and its binary);
+    else an InputError that says how to get one."""
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg
+    except ImportError as exc:
+        raise InputError(f"an .mp4 turntable needs the [video] extra ({exc.name} is missing): "
+                         f"{VIDEO_EXTRA_HINT}; or write a .gif") from None
+    try:
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:  # the package without a binary for this platform
+        raise InputError(f"an .mp4 turntable needs an ffmpeg binary ({exc}); write a .gif instead") from None
+    return imageio.mimwrite
+
+
 def turntable(scene, path, n_frames: int, *, duration_s: float = 4.0) -> int:
     """Write a turn about the up axis, ``n_frames`` views from the front, as an animated GIF
-    (``.gif``) or, where imageio's ffmpeg is installed, an ``.mp4``. Returns the frames written."""
+    (``.gif``) or an H.264 ``.mp4`` (with the [video] extra). Returns the frames written."""
     from pathlib import Path
 
     from recon.io.atomic import atomic_path
@@ -193,6 +212,7 @@ def turntable(scene, path, n_frames: int, *, duration_s: float = 4.0) -> int:
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise InputError(f"a turntable is written as .gif or .mp4, got {path.name!r}")
+    mimwrite = mp4_writer() if suffix == ".mp4" else None  # said before any frame is rendered
     bounds = scene.object_bounds()
     if bounds is None:
         bounds = np.asarray(scene.field.bounds, np.float64) if scene.field is not None else None
@@ -217,12 +237,9 @@ def turntable(scene, path, n_frames: int, *, duration_s: float = 4.0) -> int:
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
                            duration=int(1000 * duration_s / len(frames)))
         else:
-            try:
-                import imageio.v2 as imageio
-                import imageio_ffmpeg  # noqa: F401
-            except ImportError:
-                raise InputError("an .mp4 turntable needs imageio and imageio-ffmpeg; write a .gif instead") from None
-            imageio.mimwrite(tmp, frames, fps=max(1, round(len(frames) / duration_s)), format="FFMPEG")
+            # blocks of 2 pixels: H.264's 4:2:0 colour needs even sides (an odd one is scaled up by 1)
+            mimwrite(tmp, frames, fps=max(1, round(len(frames) / duration_s)), format="FFMPEG", codec="libx264",
+                     macro_block_size=2, ffmpeg_log_level="error")
     return len(frames)
 
 

@@ -86,16 +86,17 @@ def load_inputs(paths, *, cloud=None, gt=None) -> ViewInputs:
 def build_scene(inputs: ViewInputs, *, off_screen: bool, window_size=None, config=None,
                 level: float | None = None, slices=("z",), cloud_coloring: str | None = None,
                 mesh_coloring: str | None = None, up=None):
-    """A ViewerScene with every part of ``inputs`` and the first view set: the cloud, the mesh
+    """A ViewerScene with every part of ``inputs`` and the first view set: the mesh, the cloud
     (else the field's surface), the field's slices cut to the object, then the ground truth;
     ``up`` (3,) the up axis, None: guessed from the data."""
     from recon.viewer.scene import ViewerScene
 
     scene = ViewerScene(off_screen=off_screen, window_size=window_size, config=config, up=up)
-    if inputs.cloud is not None:
-        scene.add_cloud(inputs.cloud, coloring=None)
+    # the mesh first: a cloud drawn under it is drawn decimated once, not in full and then again
     if inputs.mesh is not None:
         scene.add_mesh(inputs.mesh)
+    if inputs.cloud is not None:
+        scene.add_cloud(inputs.cloud, coloring=None)
     if inputs.field is not None:
         scene.add_field(inputs.field, slices=slices, level=level, mesh=inputs.mesh is None)
     if inputs.gt is not None:

@@ -90,7 +90,24 @@ class ViewerScene(Colorings):
         if n == 0:
             raise InputError("the cloud has no points to show")
         self.cloud = cloud
+        self._cache.pop("cloud_tree", None)
+        self._pick_cloud_points()
+        if coloring is None:
+            coloring = "rgb" if self.cloud_colors is not None else "plain"
+        return self.set_cloud_coloring(coloring)
+
+    def cloud_limit(self) -> int:
+        """Most cloud points drawn now: ``config.max_points``, and ``config.max_points_under_mesh``
+        while a mesh is shown (the cloud is drawn under it, so most of it is hidden anyway)."""
         limit = self.config.max_points
+        if self.mesh is not None and self.visible["mesh"]:
+            limit = min(limit, self.config.max_points_under_mesh)
+        return int(limit)
+
+    def _pick_cloud_points(self) -> None:
+        """Choose the cloud points drawn: all of them, or a seeded uniform subset of ``cloud_limit()``."""
+        cloud, limit = self.cloud, self.cloud_limit()
+        n = len(cloud.points)
         if n > limit:
             from recon.seeding import rng
 
@@ -98,15 +115,20 @@ class ViewerScene(Colorings):
             self.cloud_points = cloud.points[keep]
             self.cloud_colors = None if cloud.colors is None else cloud.colors[keep]
             self.cloud_note = f"cloud shown decimated: {limit:,} of {n:,} points"
+            if limit < self.config.max_points:
+                self.cloud_note += " (under the mesh; m hides the mesh and shows more)"
         else:
             self.cloud_points = cloud.points
             self.cloud_colors = cloud.colors
             self.cloud_note = ""
-        for key in ("cloud_distance", "cloud_tree", "spacing"):
+        for key in ("cloud_distance", "spacing"):
             self._cache.pop(key, None)
-        if coloring is None:
-            coloring = "rgb" if self.cloud_colors is not None else "plain"
-        return self.set_cloud_coloring(coloring)
+
+    def _sync_cloud(self) -> None:
+        """Redraw the cloud when the number of points it may show has changed (a mesh came or went)."""
+        if self.cloud is not None and len(self.cloud_points) != min(len(self.cloud.points), self.cloud_limit()):
+            self._pick_cloud_points()
+            self.set_cloud_coloring(self.cloud_coloring)
 
     def add_mesh(self, mesh, *, coloring: str | None = None, quick: bool = False):
         """Show ``mesh`` (a TriangleMesh). ``coloring``: "plain", "input" (distance to the
@@ -119,6 +141,7 @@ class ViewerScene(Colorings):
         for key in ("mesh_input", "mesh_gt", "mesh_curvature", "cloud_distance"):
             self._cache.pop(key, None)
         self.metrics = None
+        self._sync_cloud()
         if quick:
             return self._draw_mesh("plain")
         if self.gt is not None:
@@ -230,6 +253,7 @@ class ViewerScene(Colorings):
         except InputError as exc:
             self.plotter.remove_actor("mesh", render=False)
             self.mesh = None
+            self._sync_cloud()
             self._note = str(exc)
             self._update_overlay()
             return None
@@ -245,6 +269,8 @@ class ViewerScene(Colorings):
         if layer not in self.visible:
             raise InputError(f"layer must be one of {', '.join(self.visible)}, got {layer!r}")
         self.visible[layer] = bool(visible)
+        if layer == "mesh":
+            self._sync_cloud()
         self._apply_visibility()
 
     def toggle(self, layer: str) -> None:
@@ -259,6 +285,7 @@ class ViewerScene(Colorings):
         for layer, title in self._bars.items():  # a hidden layer's colour bar goes with it
             if title and title in bars:
                 bars[title].SetVisibility(self.visible[layer] and not self.traced)
+        self._update_legend()
         self.refresh()
 
     def set_clip(self, normal=None, origin=None) -> None:
@@ -310,19 +337,27 @@ class ViewerScene(Colorings):
     # ------------------------------------------------------------------ camera
     def object_bounds(self) -> np.ndarray | None:
         """(2, 3) bounds of what is shown of the object (mesh and cloud), None before either."""
-        key = (id(self.mesh), id(self.cloud_points))
-        if self._cache.get("bounds_of") != key:
-            parts = [p for p in (None if self.mesh is None else self.mesh.vertices, self.cloud_points) if p is not None]
-            self._cache["bounds"] = framing.object_bounds(parts, seed=self.config.seed)
-            self._cache["bounds_of"] = key
-        return self._cache["bounds"]
+        parts = []
+        for name, part in (("mesh", self.mesh), ("cloud", self.cloud)):
+            if part is None:
+                continue
+            # each part's bounds once: the whole cloud's, so redrawing a subset of it keeps them
+            if self._cache.get(f"bounds_{name}_of") is not part:
+                pts = part.vertices if name == "mesh" else part.points
+                self._cache[f"bounds_{name}"] = framing.object_bounds([pts], seed=self.config.seed)
+                self._cache[f"bounds_{name}_of"] = part
+            if self._cache[f"bounds_{name}"] is not None:
+                parts.append(self._cache[f"bounds_{name}"])
+        if not parts:
+            return None
+        return np.stack([np.min([b[0] for b in parts], axis=0), np.max([b[1] for b in parts], axis=0)])
 
     def up(self) -> np.ndarray:
         """(3,) the up axis: as given, else guessed from the cloud (or the mesh's vertices)."""
         if self.up_given is not None:
             return self.up_given
         if "up" not in self._cache:
-            pts = self.cloud_points if self.cloud_points is not None else None if self.mesh is None else self.mesh.vertices
+            pts = self.cloud.points if self.cloud is not None else None if self.mesh is None else self.mesh.vertices
             self._cache["up"] = (framing.guess_up(pts, seed=self.config.seed) if pts is not None
                                  else np.array([0.0, 1.0, 0.0]))
         return self._cache["up"]
@@ -389,6 +424,7 @@ class ViewerScene(Colorings):
         return "\n".join([f"{k}  {v}" for k, v in KEYS.items()] + [f"{k}: {v}" for k, v in MOUSE.items()])
 
     def _update_overlay(self) -> None:
+        self._update_legend()
         self.plotter.add_text(self.overlay_text(), position="upper_left", font_size=9, color="black", name="overlay",
                               render=False)
 
