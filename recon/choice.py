@@ -38,6 +38,8 @@ class ChoiceRules:
     "A cloud encloses a volume when at least this share of its occupied and enclosed cells are enclosed: a closed surface's interior is a large part of its hull, a leaking one keeps only stray sealed pockets."
     inner_share: float = 0.02
     "More than this share of the points inside the enclosed volume (not stray points) are surfaces a signed field cannot hold: its inside is one solid."
+    dense_system_points: int = 1200
+    "Sparse clouds of at most this many points are also fitted with hrbf (its dense system grows as N^3), and the mesh that strays less from the data is kept."
     sparse_samples_across: float = 60.0
     "Fewer samples than this across the diagonal is sparse: a part a twentieth of the cloud's size is then about three samples wide, which a signed grid's smoothing closes."
     one_sided_share: float = 0.9
@@ -73,6 +75,8 @@ class Choice:
     "Why the rules' method was not taken (not installed, or options of another method given); empty when it was."
     interpolate: bool = False
     "Mesh through the points (restricted Delaunay, labelled by the signed field) rather than from the field's grid."
+    alternatives: tuple = ()
+    "Other methods fitted too, each meshed through the points; the mesh that strays least from the data is kept."
 
     def line(self) -> str:
         """One line: ``auto: <kind>, noise ..., N points -> <method>[, surface]``."""
@@ -82,6 +86,8 @@ class Choice:
             target += ", open mesh"
         elif self.method == "gridpull":
             target += ", closed mesh" + (" through the points" if self.interpolate else "")
+            if self.alternatives:
+                target = f"{target} (or {', '.join(self.alternatives)}, whichever strays less from the data)"
         elif self.method == "csp":
             target += ", open or closed from the fitted field"
         percent = 100 * ev["noise_fraction"]
@@ -99,12 +105,12 @@ class Choice:
     def instead(self, method: str, why: str) -> "Choice":
         """This choice with ``method`` taken instead (its settings dropped), saying ``why``."""
         return Choice(method=method, overrides={}, reasons=[*self.reasons, why], evidence=dict(self.evidence),
-                      kind=self.kind, overruled=why, interpolate=False)
+                      kind=self.kind, overruled=why, interpolate=False, alternatives=())
 
     def as_dict(self) -> dict:
         return {"method": self.method, "overrides": dict(self.overrides), "kind": self.kind,
                 "reasons": list(self.reasons), "overruled": self.overruled, "interpolate": self.interpolate,
-                "evidence": dict(self.evidence)}
+                "alternatives": list(self.alternatives), "evidence": dict(self.evidence)}
 
 
 def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Choice:
@@ -125,10 +131,14 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     reasons = []
     overrides: dict[str, Any] = {}
     interpolate = False
+    alternatives: tuple = ()
     if sparse:
         method, interpolate = "gridpull", True
         reasons.append(f"sparse ({m.samples_across:.0f} samples across): the mesh passes through the samples, "
                        "a signed field telling its sides")
+        if m.points <= rules.dense_system_points:
+            alternatives = ("hrbf",)
+            reasons.append("few enough points for hrbf's smoothest interpolant too: the mesh nearer the data is kept")
     elif sealed and not inner:
         method = "gridpull"
         reasons.append(f"the points seal a volume ({m.enclosed_share:.0%} of the hull enclosed at "
@@ -176,4 +186,4 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
 
     evidence = {k: v for k, v in m.as_dict().items() if k not in ("layer_direction", "measured_points")}
     return Choice(method=method, overrides=overrides, reasons=reasons, evidence=evidence, kind=kind,
-                  interpolate=interpolate)
+                  interpolate=interpolate, alternatives=alternatives)

@@ -33,6 +33,7 @@ from recon.triangles import TriangleMesh
 AUTO = "auto"
 DEFAULT_METHOD = AUTO
 AUTO_METHODS = ("gridpull", "csp")
+"The methods auto chooses between; sparse clouds also try ``Choice.alternatives`` (hrbf)."
 "The fitters ``method='auto'`` chooses from (recon.choice's rules know these)."
 MIN_AUTO_POINTS = 10
 "Fewer points than this cannot be measured (spacing and noise need neighbours)."
@@ -285,6 +286,11 @@ def reconstruct(
         from recon.meshing.through_points import mesh_through_points
 
         mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0)
+        if choice is not None and choice.alternatives and mesh.n_faces:
+            spec, config, field_, mesh = _nearest_to_data(
+                cloud, (spec, config, field_, mesh), choice.alternatives, seed=seed, device=device,
+                min_component=min_component or 0.0, decisions=decisions, timings=timings, log=log)
+            field_.params["auto_choice"] = choice.as_dict()
     else:
         if min_component is None:
             min_component = fit_min_component_fraction(field_)
@@ -302,6 +308,51 @@ def reconstruct(
     return Result(field=field_, mesh=mesh, cloud=cloud, points_in=points_in, method=spec.name, config=config,
                   device=used_device, timings=timings, decisions=decisions + fitter_decisions(field_),
                   choice=None if choice is None else choice.as_dict())
+
+
+def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, device, min_component: float,
+                     decisions: list, timings: dict, log) -> tuple:
+    """Fit each of ``alternatives`` too, mesh it through the points, and keep the (spec,
+    config, field, mesh) whose mesh strays least from the data (mean distance of its surface
+    to the nearest point): a surface bridging the wrong samples, or bulging where there are
+    none, lies far from them. An alternative that refuses the cloud is passed over."""
+    from recon.fitters import fit
+    from recon.meshing.through_points import mesh_through_points
+    from recon.metrics import mesh_to_data_mean
+
+    t = time.perf_counter()
+    entries = [first]
+    for method in alternatives:
+        if not installed(method):
+            continue
+        try:
+            spec, config = prepare(method, seed=seed, device=device)
+            field_ = fit(cloud, method, config)
+            mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component)
+        except InputError as exc:
+            decisions.append(Decision("alternative", method, f"{method} passed over: {exc}"))
+            continue
+        if mesh.n_faces:
+            entries.append((spec, config, field_, mesh))
+    stray = [mesh_to_data_mean(e[3], cloud.points) for e in entries]
+    best = int(np.argmin(stray))
+    spacing = _median_spacing(cloud.points)
+    scores = ", ".join(f"{e[0].name} {s / spacing:.3f}" for e, s in zip(entries, stray))
+    decisions.append(Decision("method", entries[best][0].name,
+                              f"meshes through the points stray from the data by (mean, in point spacings) {scores}: "
+                              f"{entries[best][0].name} kept"))
+    if log is not None and len(entries) > 1:
+        log(f"auto: through the points, mean distance to the data in spacings: {scores} -> {entries[best][0].name}")
+    timings["alternatives_s"] = time.perf_counter() - t
+    return entries[best]
+
+
+def _median_spacing(points) -> float:
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(points, np.float64)
+    d, _ = cKDTree(p).query(p, k=2)
+    return float(np.median(d[:, 1])) or 1.0
 
 
 def _can_interpolate(field_: Field, cloud: Cloud, *, explicit: bool, decisions: list) -> bool:

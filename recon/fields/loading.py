@@ -20,10 +20,12 @@ from recon.fields.base import FORMAT_NAME, FORMAT_VERSION, Field
 from recon.fields.closest_point_grid import ClosestPointGrid
 from recon.fields.closest_point_network import ClosestPointField
 from recon.fields.grid import SignedDistanceGrid
+from recon.fields.hermite_rbf import HermiteRBFField
 from recon.fields.sparse_closest_point_grid import SparseClosestPointGrid
 
 FIELD_CLASSES: dict[str, type] = {
-    cls.__name__: cls for cls in (SignedDistanceGrid, ClosestPointGrid, SparseClosestPointGrid, ClosestPointField)
+    cls.__name__: cls for cls in (SignedDistanceGrid, ClosestPointGrid, SparseClosestPointGrid, ClosestPointField,
+                                  HermiteRBFField)
 }
 
 # An entry's spec: (dtype kinds, shape). Kinds: "f" float, "i" integer (signed or not),
@@ -58,6 +60,13 @@ FIELD_ARRAYS: dict[str, dict[str, tuple]] = {
         "bricks": (FLOAT, (3, "KB", "B", "B")),
         "origin": (FLOAT, (3,)),
         "voxel_size": (FLOAT, ()),
+        "box": (FLOAT, (2, 3)),
+    },
+    "HermiteRBFField": {
+        "centers": (FLOAT, ("N", 3)),
+        "alpha": (FLOAT, ("N",)),
+        "beta": (FLOAT, ("N", 3)),
+        "poly": (FLOAT, (4,)),
         "box": (FLOAT, (2, 3)),
     },
     "ClosestPointField": {
