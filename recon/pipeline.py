@@ -312,11 +312,13 @@ def reconstruct(
 
 def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, device, min_component: float,
                      decisions: list, timings: dict, log) -> tuple:
-    """Fit each of ``alternatives`` too, mesh it through the points, and keep the (spec,
-    config, field, mesh) whose mesh strays least from the data (mean distance of its surface
-    to the nearest point): a surface bridging the wrong samples, or bulging where there are
-    none, lies far from them. An alternative that refuses the cloud is passed over."""
+    """Fit each of ``alternatives`` too, mesh it (through the points where its field has
+    sides, else as its method meshes), and keep the (spec, config, field, mesh) whose mesh
+    strays least from the data (mean distance of its surface to the nearest point): a
+    surface bridging the wrong samples, or bulging or closing a lid where there are none,
+    lies far from them. An alternative that refuses the cloud is passed over."""
     from recon.fitters import fit
+    from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
     from recon.meshing.through_points import mesh_through_points
     from recon.metrics import mesh_to_data_mean
 
@@ -328,7 +330,10 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, d
         try:
             spec, config = prepare(method, seed=seed, device=device)
             field_ = fit(cloud, method, config)
-            mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component)
+            if spec.field_kind == "unsigned":  # no sides: meshed as its method meshes
+                mesh = extract_mesh(field_, min_component_fraction=fit_min_component_fraction(field_))
+            else:
+                mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component)
         except InputError as exc:
             decisions.append(Decision("alternative", method, f"{method} passed over: {exc}"))
             continue
@@ -339,10 +344,10 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, d
     spacing = _median_spacing(cloud.points)
     scores = ", ".join(f"{e[0].name} {s / spacing:.3f}" for e, s in zip(entries, stray))
     decisions.append(Decision("method", entries[best][0].name,
-                              f"meshes through the points stray from the data by (mean, in point spacings) {scores}: "
+                              f"the candidates' meshes stray from the data by (mean, in point spacings) {scores}: "
                               f"{entries[best][0].name} kept"))
     if log is not None and len(entries) > 1:
-        log(f"auto: through the points, mean distance to the data in spacings: {scores} -> {entries[best][0].name}")
+        log(f"auto: mean distance of each candidate's mesh to the data, in spacings: {scores} -> {entries[best][0].name}")
     timings["alternatives_s"] = time.perf_counter() - t
     return entries[best]
 

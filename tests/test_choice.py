@@ -161,3 +161,14 @@ def test_a_config_given_with_auto_names_its_method():
     result = reconstruct(Cloud(fibonacci_sphere(2000), source="s"), config=GridPullConfig(resolution=24, iterations=2),
                          device="cpu")
     assert result.method == "gridpull" and result.choice is None and result.config.resolution == 24
+
+
+def test_clean_samples_leaking_through_gaps_as_wide_as_the_cells_try_both_readings():
+    import dataclasses
+
+    m = dataclasses.replace(measure_cloud(random_sphere(20_000)), enclosed_share=0.003, enclosed_share_coarse=0.46)
+    c = choose_method(m)
+    assert c.method == "gridpull" and c.interpolate and c.alternatives == ("csp",)
+    assert "holes or uneven sampling" in " ".join(c.reasons) and c.line().endswith("whichever strays less from the data)")
+    noisy = choose_method(dataclasses.replace(m, noise_spacings=0.5))
+    assert noisy.method == "csp" and noisy.alternatives == ()
