@@ -50,26 +50,30 @@ PRIOR_PATH = Path(__file__).with_name("occupancy_prior.npz")
 
 @dataclass
 class OccupancyConfig:
-    iterations: int = 300
+    iterations: int = 200
     "Refinement steps (Adam on the feature volume); 0 keeps the prior's prediction."
     batch_size: int = 2048
     "Input points per refinement step (as many inside and as many outside labels)."
-    learning_rate: float = 0.01
+    learning_rate: float = 0.1
     "Adam step size of the feature volume."
     upsample: int = 2
     "The feature volume is refined on a grid this many times finer than the prior's (1, 2 or 4)."
     label_offset: float = 1.0
     "Inside/outside labels sit this many point spacings against/along the normals (scaled by a random share in 0.25..1)."
     prior_weight: float = 0.1
-    "Weight of the term keeping the prediction near the prior's at random places in the box."
-    max_seconds: float = 15.0
-    "Wall-clock cap of the refinement (steps stop early when it is reached)."
+    "Weight of the term keeping the prediction near the prior's where the winding number is unsure."
+    free_samples: int = 20000
+    "Places in the box labelled by the winding number of the points (or the prior where it is unsure)."
+    winding_points: int = 6000
+    "At most this many points (a seeded subsample) give the winding numbers."
+    max_seconds: float = 0.0
+    "Wall-clock cap of the refinement, 0 for none (a cap makes the result depend on the machine's speed)."
     mesh_resolution: int = 256
     "Nodes along the longest side when the field is meshed (recon fit / mesh)."
     seed: int = 0
-    "Random seed (batches, initial weights of nothing: the prior is fixed)."
+    "Random seed (the refinement's batches and label places; the prior is fixed)."
     device: str = "auto"
-    "Where the network runs: auto, cpu or cuda."
+    "Where the network runs: auto, cpu or cuda (this version fits on the CPU whatever the choice)."
 
 
 _PRIOR_CACHE: dict = {}
@@ -109,7 +113,8 @@ def fit_occupancy(cloud: Cloud, config: OccupancyConfig, *, progress=None, timin
     _check_config(config)
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
-    device = resolve_device(config.device)
+    resolve_device(config.device)  # checks the choice; the fit itself runs on the CPU (small, one thread)
+    device = "cpu"
     model, arch, meta = load_prior()
     norm = Normalization.fit_unit_cube(cloud.points)
     u = norm.to_unit(cloud.points)
@@ -189,6 +194,7 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
     table = prior_table.clone().requires_grad_(True)
     opt = torch.optim.Adam([table], lr=config.learning_rate, fused=True)
     box = arch.enc_box
+    free_all, free_target, free_weight = _free_labels(prior_table, size, layers, box, u, normals, spacing, config, rng)
     pts, nrm = torch.from_numpy(u), torch.from_numpy(normals)
     N = len(u)
     B = min(config.batch_size, N)
@@ -200,17 +206,16 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
         idx = torch.from_numpy(rng.choice(N, B, replace=B > N))
         p, n = pts[idx], nrm[idx]
         off = torch.from_numpy((config.label_offset * spacing * rng.uniform(0.25, 1.0, (B, 1))).astype(np.float32))
-        free = torch.from_numpy(rng.uniform(box[0], box[1], (G, 3)).astype(np.float32))
-        with torch.no_grad():
-            target = torch.sigmoid(decode_table(prior_table, size, layers, free, box))
+        pick = torch.from_numpy(rng.choice(len(free_all), G, replace=G > len(free_all)))
+        free, target, weight = free_all[pick], free_target[pick], free_weight[pick]
         queries = torch.cat([p, p - off * n, p + off * n, free])
         z = decode_table(table, size, layers, queries, box)
         half = torch.full((B,), 0.5)
         loss_surface = bce(z[:B], half)
         loss_inside = bce(z[B: 2 * B], torch.ones(B))
         loss_outside = bce(z[2 * B: 3 * B], torch.zeros(B))
-        loss_prior = bce(z[3 * B:], target)
-        loss = loss_surface + 0.5 * (loss_inside + loss_outside) + config.prior_weight * loss_prior
+        loss_prior = bce(z[3 * B:], target, weight=weight)
+        loss = loss_surface + 0.5 * (loss_inside + loss_outside) + loss_prior
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -218,10 +223,41 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
         if progress is not None:
             progress(step, config.iterations, {k: float(v.detach()) for k, v in (
                 ("surface", loss_surface), ("inside", loss_inside), ("outside", loss_outside), ("prior", loss_prior))})
-        if time.perf_counter() - t0 > config.max_seconds:
+        if config.max_seconds > 0 and time.perf_counter() - t0 > config.max_seconds:
             break
     features = table.detach().T.reshape(C, size, size, size)
     return np.ascontiguousarray(features.numpy(), np.float32), steps
+
+
+def _free_labels(prior_table, size, layers, box, u, normals, spacing, config: OccupancyConfig, rng):
+    """Labels away from the points: (M, 3) float32 places in the box, (M,) targets and (M,)
+    weights (tensors). Where the points' winding number is clearly 0 or 1 (the cloud
+    encloses the place, or does not), that is the label, at full weight; elsewhere (near
+    the points, near holes in the scan) the prior's probability, at ``prior_weight``."""
+    import torch
+    from scipy.spatial import cKDTree
+
+    from recon.fitters._occupancy_model import decode_table
+    from recon.kernels.occupancy_cpu import winding_numbers
+
+    q = rng.uniform(box[0], box[1], (config.free_samples, 3))
+    with torch.no_grad():
+        prior = torch.sigmoid(decode_table(prior_table, size, layers, torch.from_numpy(q.astype(np.float32)), box))
+    tree = cKDTree(u)
+    near, _ = tree.query(q)
+    # area per point from its neighbourhood (k points within the k-th neighbour's disc)
+    k = min(8, len(u) - 1)
+    dk, _ = tree.query(u, k=k + 1)
+    areas = np.pi * dk[:, -1] ** 2 / k
+    sub = rng.choice(len(u), min(len(u), config.winding_points), replace=False)
+    w = np.empty(len(q))
+    winding_numbers(q.astype(np.float64), u[sub].astype(np.float64), normals[sub].astype(np.float64),
+                    areas[sub] * (len(u) / len(sub)), w)
+    sure = (np.abs(w - 0.5) > 0.3) & (near > 2.0 * spacing)
+    target = np.where(sure, (w > 0.5).astype(np.float32), prior.numpy())
+    weight = np.where(sure, 1.0, config.prior_weight).astype(np.float32)
+    return (torch.from_numpy(q.astype(np.float32)), torch.from_numpy(target.astype(np.float32)),
+            torch.from_numpy(weight))
 
 
 register(FitterSpec(
