@@ -34,7 +34,7 @@ GRADIENT_STEP = 0.25
 "Central-difference step of the gradient, in feature-grid cells."
 BAKE_COARSE_STEP = 4
 "Bake: fine nodes per coarse cell of the first pass."
-BAKE_BAND = 0.45
+BAKE_BAND = 0.3
 "Bake: a coarse cell is refined when a corner's |occupancy - 0.5| is below this (or its corners disagree)."
 
 

@@ -56,8 +56,10 @@ class OccupancyConfig:
     "Input points per refinement step (as many inside and as many outside labels)."
     learning_rate: float = 0.1
     "Adam step size of the feature volume."
-    upsample: int = 2
-    "The feature volume is refined on a grid this many times finer than the prior's (1, 2 or 4)."
+    upsample: int = 0
+    "The feature volume is refined on a grid this many times finer than the prior's (1 or 2); 0: 2 when the points are closer than half the prior's node spacing, else 1."
+    smooth_weight: float = 1.0
+    "Weight of the squared differences of neighbouring nodes' feature changes (keeps sparse clouds from growing bumps between points)."
     label_offset: float = 1.0
     "Inside/outside labels sit this many point spacings against/along the normals (scaled by a random share in 0.25..1)."
     prior_weight: float = 0.1
@@ -68,8 +70,8 @@ class OccupancyConfig:
     "At most this many points (a seeded subsample) give the winding numbers."
     max_seconds: float = 0.0
     "Wall-clock cap of the refinement, 0 for none (a cap makes the result depend on the machine's speed)."
-    mesh_resolution: int = 256
-    "Nodes along the longest side when the field is meshed (recon fit / mesh)."
+    mesh_resolution: int = 192
+    "Nodes along the longest side when the field is meshed (recon fit / mesh); about 4 per refined feature cell."
     seed: int = 0
     "Random seed (the refinement's batches and label places; the prior is fixed)."
     device: str = "auto"
@@ -145,8 +147,10 @@ def fit_occupancy(cloud: Cloud, config: OccupancyConfig, *, progress=None, timin
 
 
 def _check_config(config: OccupancyConfig) -> None:
-    if config.upsample not in (1, 2, 4):
-        raise InputError(f"upsample must be 1, 2 or 4, got {config.upsample}")
+    if config.upsample not in (0, 1, 2):
+        raise InputError(f"upsample must be 0, 1 or 2, got {config.upsample}")
+    if config.smooth_weight < 0:
+        raise InputError(f"smooth_weight must be >= 0, got {config.smooth_weight}")
     if config.iterations < 0 or config.batch_size < 1:
         raise InputError(f"iterations must be >= 0 and batch_size >= 1, got {config.iterations}, {config.batch_size}")
     if not config.learning_rate > 0 or config.prior_weight < 0 or not config.label_offset > 0:
@@ -185,7 +189,9 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
     from recon.fitters._occupancy_model import decode_table
 
     R = arch.resolution
-    size = (R - 1) * config.upsample + 1
+    cell = float(arch.enc_box[1, 0] - arch.enc_box[0, 0]) / (R - 1)
+    upsample = config.upsample or (2 if spacing < 0.5 * cell else 1)
+    size = (R - 1) * upsample + 1
     start = F.interpolate(prior[None], size=(size,) * 3, mode="trilinear", align_corners=True)[0]
     if config.iterations == 0:
         return start.numpy().astype(np.float32), 0
@@ -216,6 +222,10 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
         loss_outside = bce(z[2 * B: 3 * B], torch.zeros(B))
         loss_prior = bce(z[3 * B:], target, weight=weight)
         loss = loss_surface + 0.5 * (loss_inside + loss_outside) + loss_prior
+        if config.smooth_weight > 0:
+            dev = (table - prior_table).view(size, size, size, C)
+            loss_smooth = sum(torch.diff(dev, dim=a).square().mean() for a in range(3))
+            loss = loss + config.smooth_weight * loss_smooth
         opt.zero_grad()
         loss.backward()
         opt.step()
