@@ -106,7 +106,10 @@ def load_prior(path: Path = PRIOR_PATH):
 
 def fit_occupancy(cloud: Cloud, config: OccupancyConfig, *, progress=None, timings=None) -> OccupancyField:
     """Fit ``cloud`` (closed surface) and return its occupancy field (input units)."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise InputError("method 'occupancy' needs torch: pip install 'recon[csp]' (or pip install torch)") from None
 
     from recon.device import resolve_device
     from recon.seeding import rng as make_rng
