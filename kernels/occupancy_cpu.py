@@ -1,4 +1,4 @@
-"""Occupancy fitter kernels (CPU): the feature gather's backward scatter-add, winding numbers."""
+"""Occupancy fitter kernels (CPU): the feature gather's backward scatter-add, winding numbers, smoothness gradient."""
 
 import numba
 import numpy as np
@@ -41,3 +41,32 @@ def winding_numbers(queries, points, normals, areas, out):
             if r2 > 0.0:
                 acc += areas[i] * (dx * normals[i, 0] + dy * normals[i, 1] + dz * normals[i, 2]) / (r2 * np.sqrt(r2))
         out[m] = acc * inv4pi
+
+
+@numba.njit(cache=True)
+def add_smoothness_grad(dev, scale, grad):
+    """grad += the gradient of scale * sum over axes and neighbour pairs of (dev[a] - dev[b])^2.
+
+    dev, grad (S, S, S, C) float32 (grad accumulated into); scale float. One thread (fixed order).
+    """
+    S0, S1, S2, C = dev.shape
+    s2 = 2.0 * scale
+    for i in range(S0):
+        for j in range(S1):
+            for k in range(S2):
+                for c in range(C):
+                    v = dev[i, j, k, c]
+                    acc = 0.0
+                    if i > 0:
+                        acc += v - dev[i - 1, j, k, c]
+                    if i < S0 - 1:
+                        acc += v - dev[i + 1, j, k, c]
+                    if j > 0:
+                        acc += v - dev[i, j - 1, k, c]
+                    if j < S1 - 1:
+                        acc += v - dev[i, j + 1, k, c]
+                    if k > 0:
+                        acc += v - dev[i, j, k - 1, c]
+                    if k < S2 - 1:
+                        acc += v - dev[i, j, k + 1, c]
+                    grad[i, j, k, c] += s2 * acc

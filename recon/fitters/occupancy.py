@@ -190,6 +190,7 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
     import torch.nn.functional as F
 
     from recon.fitters._occupancy_model import decode_table
+    from recon.kernels.occupancy_cpu import add_smoothness_grad
 
     R = arch.resolution
     cell = float(arch.enc_box[1, 0] - arch.enc_box[0, 0]) / (R - 1)
@@ -225,12 +226,13 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
         loss_outside = bce(z[2 * B: 3 * B], torch.zeros(B))
         loss_prior = bce(z[3 * B:], target, weight=weight)
         loss = loss_surface + 0.5 * (loss_inside + loss_outside) + loss_prior
-        if config.smooth_weight > 0:
-            dev = (table - prior_table).view(size, size, size, C)
-            loss_smooth = sum(torch.diff(dev, dim=a).square().mean() for a in range(3))
-            loss = loss + config.smooth_weight * loss_smooth
         opt.zero_grad()
         loss.backward()
+        if config.smooth_weight > 0:
+            # the smoothness term's gradient in one kernel pass (as autograd ops it took most of a step)
+            dev = (table.detach() - prior_table).view(size, size, size, C).numpy()
+            add_smoothness_grad(dev, config.smooth_weight / ((size - 1) * size * size * C),
+                                table.grad.view(size, size, size, C).numpy())
         opt.step()
         steps = step
         if progress is not None:
