@@ -7,13 +7,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from mesh_checks import boundary_edge_count, check_mesh  # noqa: E402
+from mesh_checks import boundary_edge_count, check_mesh
 
-from recon.cloud import Cloud  # noqa: E402
-from recon.errors import InputError  # noqa: E402
-from recon.fields.loading import load_field  # noqa: E402
-from recon.fitters import fit  # noqa: E402
-from recon.meshing.marching_cubes import extract_mesh  # noqa: E402
+from recon.cloud import Cloud
+from recon.errors import InputError
+from recon.fields.loading import load_field
+from recon.fitters import fit
+from recon.meshing.marching_cubes import extract_mesh
 
 FAST = {"iterations": 60, "mesh_resolution": 96}
 
@@ -94,6 +94,6 @@ def test_the_shipped_prior_exists_is_small_and_loads():
     from recon.fitters.occupancy import PRIOR_PATH, load_prior
 
     assert PRIOR_PATH.exists() and PRIOR_PATH.stat().st_size < 20e6
-    model, arch, meta = load_prior()
+    model, _, meta = load_prior()
     assert meta["seed"] == 0 and meta["steps"] > 0
     assert sum(p.numel() for p in model.parameters()) > 1000

@@ -174,7 +174,7 @@ class OccupancyField:
         t = np.where(crosses, 0.5 * (lo + hi), 0.0)
         return p + t[:, None] * direction
 
-    def bake(self, resolution: int = 256, *, bounds=None, sparse: bool = True) -> "OccupancyGrid":
+    def bake(self, resolution: int = 256, *, bounds=None, sparse: bool = True) -> OccupancyGrid:
         """The probability on a grid with ``resolution`` nodes along the longest side of
         ``bounds`` (default: the field's): an :class:`OccupancyGrid` that the kernels read.
 
@@ -196,7 +196,7 @@ class OccupancyField:
         return {**{"net_" + k: v for k, v in self.arrays.items()}, "box": self.box}
 
     @classmethod
-    def _from_arrays(cls, arrays: dict, *, kind, level, normalization, params) -> "OccupancyField":
+    def _from_arrays(cls, arrays: dict, *, kind, level, normalization, params) -> OccupancyField:
         net = {k[4:]: v for k, v in arrays.items() if k.startswith("net_")}
         return cls(net, normalization=normalization, box=arrays["box"], kind=kind, level=level, params=params)
 
@@ -319,7 +319,7 @@ class OccupancyGrid:
         return {"values": self.values, "origin": self.origin, "voxel_size": np.float64(self.voxel_size)}
 
     @classmethod
-    def _from_arrays(cls, arrays: dict, **common) -> "OccupancyGrid":
+    def _from_arrays(cls, arrays: dict, **common) -> OccupancyGrid:
         return cls(arrays["values"], arrays["origin"], float(arrays["voxel_size"]), **common)
 
     def save(self, path) -> Path:

@@ -18,6 +18,7 @@ torch is imported inside the functions: building the model imports it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ def build(arch: Architecture):
             self.dec0 = conv(3 * W, W)
             self.head = nn.Conv3d(W, C, 1)
             dims = [C + 3] + [arch.decoder_hidden] * (arch.decoder_layers - 1) + [1]
-            self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+            self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
 
         def encode(self, u):
             """(N, 3) cube-unit points -> (C, R, R, R) feature grid."""
