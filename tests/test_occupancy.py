@@ -97,3 +97,27 @@ def test_the_shipped_prior_exists_is_small_and_loads():
     model, _, meta = load_prior()
     assert meta["seed"] == 0 and meta["steps"] > 0
     assert sum(p.numel() for p in model.parameters()) > 1000
+
+
+def test_without_torch_the_method_is_listed_and_refused_with_one_clear_message():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from recon.fitters import load_all_fitters, fit\n"
+        "from recon.cloud import Cloud\n"
+        "from recon.errors import InputError\n"
+        "assert 'occupancy' in load_all_fitters()\n"
+        "v = np.random.default_rng(0).normal(size=(200, 3))\n"
+        "try:\n"
+        "    fit(Cloud(v / np.linalg.norm(v, axis=1, keepdims=True)), 'occupancy')\n"
+        "except InputError as e:\n"
+        "    print('ERR', e)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ERR" in out.stdout and "pip install" in out.stdout and "torch" in out.stdout
