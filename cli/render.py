@@ -95,7 +95,7 @@ def render(
             typer.echo(f"{name:>6}: {path}")
         if summary["kind"] == "field":
             if "baked" in st:
-                why = " (by default from two million rays or on a GPU; --bake 0 traces the network)" if st["bake_auto"] else ""
+                why = " (by default from two million rays, on a GPU or for occupancy networks; --bake 0 traces the network)" if st["bake_auto"] else ""
                 typer.echo(f"baked at {st['baked']} nodes along the longest side in {st['bake_seconds']:.2f} s{why}")
             typer.echo(
                 f"{st['rays']:,} rays ({st['frames']} frame(s), {st['spp']} spp) in {st['seconds']:.3f} s: "

@@ -147,13 +147,14 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         if clean:
             interpolate = True
             reasons.append(f"clean (noise {m.noise_spacings:.2f} spacings): the mesh passes through the samples")
-    elif clean and leaks_wider and not (one_sided or scene):
-        # clean samples leaking through gaps just wider than the cells: holes in the surface,
-        # or gaps in uneven sampling of a closed one; both readings are fitted and compared
+    elif clean and not (one_sided or scene or inner):
+        # clean samples that enclose nothing at the measuring cells: an open surface, or a
+        # closed one sampled unevenly (gaps wider than random sampling leaves); both readings
+        # are fitted and the one whose mesh lies nearer the data is kept
         method, interpolate, alternatives = "gridpull", True, ("csp",)
-        reasons.append(f"clean (noise {m.noise_spacings:.2f} spacings), with gaps about as wide as the cells "
-                       f"({m.enclosed_share:.0%} of the hull enclosed at {m.enclosure_cell_spacings:.0f} spacings, "
-                       f"{m.enclosed_share_coarse:.0%} at coarser cells): holes or uneven sampling")
+        reasons.append(f"clean (noise {m.noise_spacings:.2f} spacings) but enclosing no volume at "
+                       f"{m.enclosure_cell_spacings:.0f} spacings ({m.enclosed_share:.0%}, {m.enclosed_share_coarse:.0%} "
+                       "at coarser cells): open, or closed and unevenly sampled")
         reasons.append("gridpull through the points and csp are both fitted: the mesh nearer the data is kept")
     else:
         method = "csp"

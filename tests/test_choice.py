@@ -47,10 +47,22 @@ def test_a_random_sample_of_a_sphere_seals_at_any_count(n):
 
 
 @pytest.mark.parametrize("points", [grid_plane(150, 0.01), hemisphere(15_000)], ids=["plane", "hemisphere"])
-def test_open_surfaces_get_csp(points):
-    c = choice_of(points)
-    assert c.method == "csp"
+def test_noisy_open_surfaces_get_csp(points):
+    noisy = points + np.random.default_rng(4).normal(scale=0.004, size=points.shape)
+    c = choice_of(noisy)
+    assert c.method == "csp" and c.alternatives == ()
     assert any("enclose no volume" in r for r in c.reasons)
+
+
+def test_clean_open_surfaces_get_csp_once_measured_against_the_closed_reading():
+    from recon.pipeline import choose, reconstruct
+
+    flat = choose(Cloud(grid_plane(150, 0.01), source="plane"))  # one-sided: csp alone
+    assert flat.method == "csp" and flat.alternatives == ()
+    result = reconstruct(Cloud(hemisphere(4000), source="hemisphere"), seed=0)
+    assert result.choice["alternatives"] == ["csp"]
+    assert result.method == "csp"  # the closed reading's lid lies far from every point
+    assert result.mesh.surface == "open"
 
 
 def test_a_height_field_is_a_one_sided_scan_and_gets_an_open_mesh():
@@ -163,12 +175,12 @@ def test_a_config_given_with_auto_names_its_method():
     assert result.method == "gridpull" and result.choice is None and result.config.resolution == 24
 
 
-def test_clean_samples_leaking_through_gaps_as_wide_as_the_cells_try_both_readings():
+def test_clean_samples_enclosing_nothing_try_both_readings():
     import dataclasses
 
     m = dataclasses.replace(measure_cloud(random_sphere(20_000)), enclosed_share=0.003, enclosed_share_coarse=0.46)
     c = choose_method(m)
     assert c.method == "gridpull" and c.interpolate and c.alternatives == ("csp",)
-    assert "holes or uneven sampling" in " ".join(c.reasons) and c.line().endswith("whichever strays less from the data)")
+    assert "unevenly sampled" in " ".join(c.reasons) and c.line().endswith("whichever strays less from the data)")
     noisy = choose_method(dataclasses.replace(m, noise_spacings=0.5))
     assert noisy.method == "csp" and noisy.alternatives == ()

@@ -45,12 +45,25 @@ def small_network_field():
     return ClosestPointField(arrays, normalization=Normalization(np.zeros(3), 0.5), params={"surface_decided": "closed"})
 
 
+def small_occupancy_field():
+    from recon.fields.occupancy_network import OccupancyField
+
+    rng = np.random.default_rng(0)
+    arrays = {"features": rng.normal(size=(2, 4, 4, 4)).astype(np.float32),
+              "enc_box": np.array([[-0.6] * 3, [0.6] * 3]), "n_layers": np.int64(2),
+              "w0": rng.normal(size=(4, 5)).astype(np.float32), "b0": np.zeros(4, np.float32),
+              "w1": rng.normal(size=(1, 4)).astype(np.float32), "b1": np.zeros(1, np.float32)}
+    return OccupancyField(arrays, normalization=Normalization(np.zeros(3), 0.5))
+
+
 def every_field():
     from recon.fields.sparse_closest_point_grid import bake_sparse
 
     grid = sphere_closest_grid()
+    occupancy = small_occupancy_field()
     return {"SignedDistanceGrid": sphere_grid(), "ClosestPointGrid": grid,
-            "SparseClosestPointGrid": bake_sparse(grid, 16, brick=4), "ClosestPointField": small_network_field()}
+            "SparseClosestPointGrid": bake_sparse(grid, 16, brick=4), "ClosestPointField": small_network_field(),
+            "OccupancyField": occupancy, "OccupancyGrid": occupancy.bake(8, sparse=False)}
 
 
 @pytest.mark.parametrize("name", list(every_field()))

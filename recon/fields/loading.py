@@ -21,11 +21,12 @@ from recon.fields.closest_point_grid import ClosestPointGrid
 from recon.fields.closest_point_network import ClosestPointField
 from recon.fields.grid import SignedDistanceGrid
 from recon.fields.hermite_rbf import HermiteRBFField
+from recon.fields.occupancy_network import OccupancyField, OccupancyGrid
 from recon.fields.sparse_closest_point_grid import SparseClosestPointGrid
 
 FIELD_CLASSES: dict[str, type] = {
     cls.__name__: cls for cls in (SignedDistanceGrid, ClosestPointGrid, SparseClosestPointGrid, ClosestPointField,
-                                  HermiteRBFField)
+                                  HermiteRBFField, OccupancyField, OccupancyGrid)
 }
 
 # An entry's spec: (dtype kinds, shape). Kinds: "f" float, "i" integer (signed or not),
@@ -78,9 +79,21 @@ FIELD_ARRAYS: dict[str, dict[str, tuple]] = {
         "net_n_layers": (INT, ()),
         "net_out_scale": (FLOAT, ()),
     },
+    "OccupancyField": {
+        "box": (FLOAT, (2, 3)),
+        "net_features": (FLOAT, ("C", "R", "R", "R")),
+        "net_enc_box": (FLOAT, (2, 3)),
+        "net_n_layers": (INT, ()),
+    },
+    "OccupancyGrid": {
+        "values": (FLOAT, ("X", "Y", "Z")),
+        "origin": (FLOAT, (3,)),
+        "voxel_size": (FLOAT, ()),
+    },
 }
 """The arrays (``a_<name>`` in the file) each class stores; ClosestPointField's MLP layers
-and optional data / support arrays are checked by :func:`_check_network`."""
+and optional data / support arrays are checked by :func:`_check_network`, OccupancyField's
+decoder layers by :func:`_check_decoder`."""
 
 OPTIONAL_NETWORK_ARRAYS = {
     "net_support": (BOOL, ("SX", "SY", "SZ")),
@@ -128,6 +141,8 @@ def load_field(path) -> Field:
         _check_entry(path, arrays, key, spec, dims)
     if name == "ClosestPointField":
         _check_network(path, arrays, dims)
+    if name == "OccupancyField":
+        _check_decoder(path, arrays, dims)
     for key in ("voxel_size", "net_support_h"):
         if key in arrays and not float(arrays[key]) > 0:
             raise InputError(f"{path}: field array {key!r} must be a positive length, got {float(arrays[key])!r}")
@@ -227,3 +242,20 @@ def _check_network(path, arrays: dict, dims: dict) -> None:
             raise InputError(f"{path}: field array {missing[0]!r} is missing (it comes with {present[0]!r})")
         for key in present:
             _check_entry(path, arrays, key, OPTIONAL_NETWORK_ARRAYS[key], dims)
+
+
+def _check_decoder(path, arrays: dict, dims: dict) -> None:
+    """The occupancy decoder's layers chain (C features + 3 in, 1 out)."""
+    layers = int(arrays["net_n_layers"])
+    if not 1 <= layers <= MAX_NETWORK_LAYERS:
+        raise InputError(f"{path}: field array 'net_n_layers' must be in 1..{MAX_NETWORK_LAYERS}, got {layers}")
+    if dims["R"] < 2:
+        raise InputError(f"{path}: field array 'net_features' must have at least 2 nodes per side")
+    width = dims["C"] + 3
+    for i in range(layers):
+        out = 1 if i == layers - 1 else None
+        _check_entry(path, arrays, f"net_w{i}", (FLOAT, (out, width)), dims)
+        width = arrays[f"net_w{i}"].shape[0]
+        if width < 1:
+            raise InputError(f"{path}: field array 'net_w{i}' has no outputs")
+        _check_entry(path, arrays, f"net_b{i}", (FLOAT, (width,)), dims)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon.errors import InputError
-from recon.fields.base import GridSamples
+from recon.fields.base import Bakeable, GridSamples
 from recon.triangles import TriangleMesh, face_components
 
 
@@ -63,10 +63,10 @@ FIT_MIN_COMPONENT_FRACTION = 0.01
 
 def fit_min_component_fraction(field) -> float:
     """The piece-size floor `recon fit` and the bench apply to ``field``'s mesh by default:
-    FIT_MIN_COMPONENT_FRACTION for signed fields, whose small pieces are bubbles; 0 for
+    FIT_MIN_COMPONENT_FRACTION for signed and occupancy fields, whose small pieces are bubbles; 0 for
     unsigned (closest-point) fields, whose pieces are parts of an open or torn sheet the
     data shows (dropping them can cost an open scan half its completeness)."""
-    return FIT_MIN_COMPONENT_FRACTION if field.kind == "signed" else 0.0
+    return FIT_MIN_COMPONENT_FRACTION if field.kind in ("signed", "occupancy") else 0.0
 
 
 def extract_mesh(
@@ -138,6 +138,10 @@ def extract_mesh(
         raise InputError(f"min_component_fraction must be in [0, 1], got {min_component_fraction}")
     box = _check_bounds(field.bounds if bounds is None else bounds, name="bounds")
 
+    if kind == "occupancy" and isinstance(field, Bakeable) and not isinstance(field, GridSamples):
+        # a network is too slow to evaluate at every node: its bake evaluates near the level only
+        res = int(field.params.get("mesh_resolution", TUNABLES.default_resolution)) if resolution is None else resolution
+        field, resolution, bounds = field.bake(res, bounds=box), None, None
     if isinstance(field, GridSamples) and resolution is None:
         values, origin, h = _crop_grid(field, box if bounds is not None else None)
         owned = False  # may be the field's own array: never written

@@ -133,12 +133,13 @@ AUTO_BAKE_RAYS = 2_000_000
 def _bakes_by_default(field, rays: int, device: str) -> bool:
     """Bake a network field unasked for many rays or for a GPU (the network is evaluated on
     the host): from about two million rays, tracing through the network takes longer than
-    baking at 256 once and tracing the grid."""
+    baking at 256 once and tracing the grid; occupancy networks always."""
     from recon.device import resolve_device
 
     if not isinstance(field, Bakeable):
         return False
-    return rays >= AUTO_BAKE_RAYS or resolve_device(device) == "cuda"
+    # an occupancy network has no distance bound to step by: tracing it takes hundreds of evaluations per ray
+    return rays >= AUTO_BAKE_RAYS or resolve_device(device) == "cuda" or field.kind == "occupancy"
 
 
 def _baked(field, resolution, source):
