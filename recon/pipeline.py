@@ -286,7 +286,7 @@ def reconstruct(
         from recon.meshing.through_points import mesh_through_points
 
         mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0)
-        if choice is not None and choice.alternatives and mesh.n_faces:
+        if choice is not None and choice.alternatives:
             spec, config, field_, mesh = _nearest_to_data(
                 cloud, (spec, config, field_, mesh), choice.alternatives, seed=seed, device=device,
                 min_component=min_component or 0.0, decisions=decisions, timings=timings, log=log)
@@ -323,7 +323,9 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, d
     from recon.metrics import mesh_to_data_mean
 
     t = time.perf_counter()
-    entries = [first]
+    entries = [first] if first[3].n_faces else []
+    if not first[3].n_faces:
+        decisions.append(Decision("alternative", first[0].name, f"{first[0].name} gave no surface through the points"))
     for method in alternatives:
         if not installed(method):
             continue
@@ -339,6 +341,8 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, d
             continue
         if mesh.n_faces:
             entries.append((spec, config, field_, mesh))
+    if not entries:
+        return first
     stray = [mesh_to_data_mean(e[3], cloud.points) for e in entries]
     best = int(np.argmin(stray))
     spacing = _median_spacing(cloud.points)
