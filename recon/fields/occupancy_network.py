@@ -26,6 +26,7 @@ import numpy as np
 from recon.cloud import Normalization
 from recon.errors import InputError
 from recon.fields.base import save_field
+from recon.fields.grid import ScalarGrid
 from recon.geometry import check_points
 
 EVAL_BATCH = 1 << 16
@@ -252,50 +253,12 @@ def _bake_values(value, origin, h, shape, step: int) -> np.ndarray:
     return out
 
 
-class OccupancyGrid:
-    """Occupancy probabilities sampled on a regular grid, trilinearly interpolated.
+class OccupancyGrid(ScalarGrid):
+    """Occupancy probabilities sampled on a regular grid (see
+    :class:`~recon.fields.grid.ScalarGrid` for the arrays), kind "occupancy", level 0.5."""
 
-    values     : (X, Y, Z) float32 probabilities; node (i, j, k) sits at
-                 ``origin + (i, j, k) * voxel_size``
-    origin     : (3,) float64, input units
-    voxel_size : float, input units
-    """
-
-    def __init__(self, values, origin, voxel_size: float, *, kind: str = "occupancy", level: float = 0.5,
-                 normalization: Normalization | None = None, params: dict | None = None):
-        values = np.asarray(values)
-        if values.ndim != 3 or min(values.shape) < 2:
-            raise InputError(f"values must be (X, Y, Z) with every side >= 2, got {values.shape}")
-        if kind != "occupancy":
-            raise InputError(f"an occupancy grid has kind 'occupancy', got {kind!r}")
-        if not (np.isfinite(voxel_size) and voxel_size > 0):
-            raise InputError(f"voxel_size must be a positive number, got {voxel_size}")
-        self.values = np.ascontiguousarray(values, dtype=np.float32)
-        self.origin = np.asarray(origin, dtype=np.float64).reshape(3)
-        self.voxel_size = float(voxel_size)
-        self.kind = "occupancy"
-        self.level = float(level)
-        self.normalization = normalization
-        self.params = dict(params or {})
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.values.shape)
-
-    @property
-    def bounds(self) -> np.ndarray:
-        hi = self.origin + (np.array(self.values.shape) - 1) * self.voxel_size
-        return np.stack([self.origin, hi])
-
-    def value(self, x) -> np.ndarray:
-        from recon.kernels.trilinear import trilinear_value
-
-        return trilinear_value(self.values, self.origin, self.voxel_size, check_points(x))
-
-    def gradient(self, x) -> np.ndarray:
-        from recon.kernels.trilinear import trilinear_value_grad
-
-        return trilinear_value_grad(self.values, self.origin, self.voxel_size, check_points(x))[1]
+    KINDS = ("occupancy",)
+    DEFAULT_LEVEL = 0.5
 
     def closest_point(self, x, *, steps: int = 32) -> np.ndarray:
         """(N, 3) -> (N, 3) float64 points on the level: bisection along the gradient line
@@ -314,16 +277,3 @@ class OccupancyGrid:
             same = (self.value(p + mid[:, None] * direction) >= self.level) == inside
             lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
         return p + np.where(crosses, 0.5 * (lo + hi), 0.0)[:, None] * direction
-
-    def _arrays(self) -> dict:
-        return {"values": self.values, "origin": self.origin, "voxel_size": np.float64(self.voxel_size)}
-
-    @classmethod
-    def _from_arrays(cls, arrays: dict, **common) -> OccupancyGrid:
-        return cls(arrays["values"], arrays["origin"], float(arrays["voxel_size"]), **common)
-
-    def save(self, path) -> Path:
-        return save_field(self, path)
-
-    def __repr__(self) -> str:
-        return f"OccupancyGrid(shape={self.shape}, voxel_size={self.voxel_size:.6g}, bounds={self.bounds.tolist()})"
