@@ -547,7 +547,7 @@ def test_auto_is_the_default_and_says_what_it_chose_in_one_line(recon, tmp_path)
     res = recon("fit", path, "--resolution", "24", "--iterations", "3", "--device", "cpu", "-o", tmp_path / "b.ply")
     assert res.code == 0, res
     auto_lines = [line for line in res.err.splitlines() if line.startswith("auto: ")]  # before the fit
-    assert auto_lines == [first["reason"]] and auto_lines[0].endswith("-> gridpull, closed mesh")
+    assert auto_lines == [first["reason"]] and auto_lines[0].endswith("-> gridpull, closed mesh through the points")
     assert "closed object" in auto_lines[0] and "20,000 points" in auto_lines[0]
     # an option that neither auto method has is refused, naming it
     assert_one_line_error(recon("fit", path, "--shrink", "0.5"), "--shrink", "--method")

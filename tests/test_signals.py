@@ -23,6 +23,12 @@ def _fit_command(src: Path, out: Path) -> list[str]:
             "--iterations", "20", "--resolution", "16", "--seed", "1", "-q"]
 
 
+def _default_signals() -> None:
+    """In the child, before exec: SIGINT handled as usual even when the test runs as a
+    background job, whose children inherit SIGINT ignored (Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cloud(path: Path) -> Path:
     d = np.random.default_rng(0).normal(size=(400, 3))
     np.savetxt(path, d / np.linalg.norm(d, axis=1, keepdims=True))
@@ -46,7 +52,7 @@ def test_an_interrupted_fit_leaves_the_old_or_the_new_output_and_no_temporary(tm
         folder.mkdir()
         (folder / "out.ply").write_bytes(old)
         proc = subprocess.Popen(_fit_command(src, folder / "out.ply"), cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
         runs.append((folder, proc, time.perf_counter() + duration * (0.15 + 0.13 * k)))
     for folder, proc, when in runs:
         time.sleep(max(0.0, when - time.perf_counter()))

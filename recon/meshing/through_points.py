@@ -71,8 +71,13 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
         raise InputError(f"{len(p):,} points: a mesh through the points is made for at most "
                          f"{limits.max_points:,}; mesh the field with marching cubes instead")
     origin = p.mean(axis=0)  # circumcentres in float64 about the centre keep their precision
+    spread = np.linalg.eigvalsh((p - origin).T @ (p - origin))
+    if spread[0] <= 1e-18 * max(spread[2], 1e-300):  # thinner than round-off (joggling would hide it)
+        raise InputError("the points span no volume (all on a plane or a line): no tetrahedra to label")
     try:
-        tri = Delaunay(p - origin)
+        # QJ joggles the input by round-off amounts (deterministically): points in degenerate
+        # position, all on one sphere or a lattice, otherwise cost Qhull minutes
+        tri = Delaunay(p - origin, qhull_options="QJ Qbb Qc Q12")
     except QhullError:
         raise InputError("the points span no volume (all on a plane or a line): no tetrahedra to label") from None
     tets = tri.simplices.astype(np.int64)
