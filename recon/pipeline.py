@@ -229,7 +229,8 @@ def reconstruct(
                     restricted Delaunay triangulation, vertices = the fitted points) instead
                     of marching the field's grid; needs a signed or occupancy field. None
                     (default): "auto" decides from the data (clean or sparse samples), a
-                    named method marches the grid
+                    named method meshes as it is registered to (hrbf through the points,
+                    the others from the grid)
 
     Every option is checked before the cloud is read. Raises InputError on bad input.
     """
@@ -280,7 +281,7 @@ def reconstruct(
 
     t = time.perf_counter()
     if interpolate is None:
-        interpolate = choice is not None and choice.interpolate
+        interpolate = choice.interpolate if choice is not None else spec.interpolates
     through = interpolate and _can_interpolate(field_, cloud, explicit=choice is None, decisions=decisions)
     if through:
         from recon.meshing.through_points import mesh_through_points

@@ -88,3 +88,12 @@ def test_bad_input_is_refused_with_one_message():
     flat = np.random.default_rng(0).uniform(size=(200, 3)) * [1.0, 1.0, 0.0]
     with pytest.raises(InputError, match="plane"):
         fit(Cloud(flat, source="flat"), "hrbf")
+
+
+def test_named_it_meshes_through_the_points():
+    from recon import reconstruct
+
+    points = fibonacci_sphere(300, radius=2.0) + CENTRE
+    through = reconstruct(Cloud(points, source="sphere"), method="hrbf")
+    assert through.mesh.n_vertices == len(points)
+    assert any(d.name == "mesh" and d.value == "through the points" for d in through.decisions)

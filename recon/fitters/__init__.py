@@ -50,6 +50,8 @@ class FitterSpec:
     "Fewer input points than this is refused with a clear message."
     needs_volume: bool = False
     "The method fits closed surfaces only: clouds on a plane or a line are refused before fitting."
+    interpolates: bool = False
+    "Its fields are meshed through the points by default (restricted Delaunay; --no-interpolate marches the grid)."
     field_kind: str = "signed"
     "The kind of the fields it returns (signed, unsigned or occupancy): what can be done with them is known before fitting."
 

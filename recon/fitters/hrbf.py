@@ -154,4 +154,5 @@ register(FitterSpec(
     description="HRBF: Hermite RBF implicit through every point, normals solved for (sparse clouds, up to ~1,200 points)",
     min_points=10,
     needs_volume=True,
+    interpolates=True,
 ))
