@@ -189,7 +189,7 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
         kind = "open surface"
     if sparse and not sealed:  # random gaps between few samples leak: open or closed is not told
         kind = "cloud"
-    kind = ("noisy " if noisy and not sparse else "clean " if m.noise_spacings < rules.clean_spacings else "") + kind
+    kind = ("noisy " if noisy and not sparse else "clean " if clean else "") + kind
     if sparse:
         kind = "sparse " + kind
 

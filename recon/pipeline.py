@@ -289,8 +289,9 @@ def reconstruct(
         mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0)
         if choice is not None and choice.alternatives:
             spec, config, field_, mesh = _nearest_to_data(
-                cloud, (spec, config, field_, mesh), choice.alternatives, seed=seed, device=device,
-                min_component=min_component or 0.0, decisions=decisions, timings=timings, log=log)
+                cloud, (spec, config, field_, mesh), choice.alternatives, spacing=choice.evidence["spacing"],
+                seed=seed, device=device, min_component=min_component or 0.0, decisions=decisions,
+                timings=timings, log=log)
             field_.params["auto_choice"] = choice.as_dict()
     else:
         if min_component is None:
@@ -311,13 +312,14 @@ def reconstruct(
                   choice=None if choice is None else choice.as_dict())
 
 
-def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, device, min_component: float,
-                     decisions: list, timings: dict, log) -> tuple:
+def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing: float, seed, device,
+                     min_component: float, decisions: list, timings: dict, log) -> tuple:
     """Fit each of ``alternatives`` too, mesh it (through the points where its field has
     sides, else as its method meshes), and keep the (spec, config, field, mesh) whose mesh
     strays least from the data (mean distance of its surface to the nearest point): a
     surface bridging the wrong samples, or bulging or closing a lid where there are none,
-    lies far from them. An alternative that refuses the cloud is passed over."""
+    lies far from them. An alternative that refuses the cloud is passed over. ``spacing``
+    (the measured median point spacing, input units) only scales the distances reported."""
     from recon.fitters import fit
     from recon.meshing.marching_cubes import extract_mesh, fit_min_component_fraction
     from recon.meshing.through_points import mesh_through_points
@@ -346,8 +348,7 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, d
         return first
     stray = [mesh_to_data_mean(e[3], cloud.points) for e in entries]
     best = int(np.argmin(stray))
-    spacing = _median_spacing(cloud.points)
-    scores = ", ".join(f"{e[0].name} {s / spacing:.3f}" for e, s in zip(entries, stray))
+    scores = ", ".join(f"{e[0].name} {s / (spacing or 1.0):.3f}" for e, s in zip(entries, stray))
     decisions.append(Decision("method", entries[best][0].name,
                               f"the candidates' meshes stray from the data by (mean, in point spacings) {scores}: "
                               f"{entries[best][0].name} kept"))
@@ -355,14 +356,6 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, seed, d
         log(f"auto: mean distance of each candidate's mesh to the data, in spacings: {scores} -> {entries[best][0].name}")
     timings["alternatives_s"] = time.perf_counter() - t
     return entries[best]
-
-
-def _median_spacing(points) -> float:
-    from scipy.spatial import cKDTree
-
-    p = np.asarray(points, np.float64)
-    d, _ = cKDTree(p).query(p, k=2)
-    return float(np.median(d[:, 1])) or 1.0
 
 
 def _can_interpolate(field_: Field, cloud: Cloud, *, explicit: bool, decisions: list) -> bool:

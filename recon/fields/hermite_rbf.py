@@ -75,7 +75,7 @@ class HermiteRBFField:
         cap = STEP_CAP * float(np.linalg.norm(self.box[1] - self.box[0]))
         d = np.clip(d, -cap, cap)
         outside = np.any((p < self.box[0]) | (p > self.box[1]), axis=1)
-        d[outside] = np.maximum(np.abs(d[outside]), 0.0)
+        d[outside] = np.abs(d[outside])
         return d.astype(np.float32)
 
     def gradient(self, x) -> np.ndarray:

@@ -210,20 +210,26 @@ def _check_entry(path, arrays: dict, key: str, spec: tuple, dims: dict, *, what:
         raise InputError(f"{path}: field {what} {key!r} must hold 0 or 1 only")
 
 
-def _check_network(path, arrays: dict, dims: dict) -> None:
-    """The MLP's layers chain (encoding features + 3 in, 3 out), each level's table rows
-    cover what its resolution indexes, and the optional arrays come complete."""
+def _check_layers(path, arrays: dict, dims: dict, *, inputs: int, outputs: int) -> None:
+    """An MLP's ``net_n_layers`` layers (``net_w{i}``, ``net_b{i}``) chain from ``inputs``
+    features to ``outputs``."""
     layers = int(arrays["net_n_layers"])
     if not 1 <= layers <= MAX_NETWORK_LAYERS:
         raise InputError(f"{path}: field array 'net_n_layers' must be in 1..{MAX_NETWORK_LAYERS}, got {layers}")
-    width = dims["L"] * dims["F"] + 3
+    width = inputs
     for i in range(layers):
-        out = 3 if i == layers - 1 else None
+        out = outputs if i == layers - 1 else None
         _check_entry(path, arrays, f"net_w{i}", (FLOAT, (out, width)), dims)
         width = arrays[f"net_w{i}"].shape[0]
         if width < 1:
             raise InputError(f"{path}: field array 'net_w{i}' has no outputs")
         _check_entry(path, arrays, f"net_b{i}", (FLOAT, (width,)), dims)
+
+
+def _check_network(path, arrays: dict, dims: dict) -> None:
+    """The MLP's layers chain (encoding features + 3 in, 3 out), each level's table rows
+    cover what its resolution indexes, and the optional arrays come complete."""
+    _check_layers(path, arrays, dims, inputs=dims["L"] * dims["F"] + 3, outputs=3)
     res = arrays["net_resolutions"].astype(np.int64)
     if np.any(res < 1) or np.any(res > 1 << 20):
         raise InputError(f"{path}: field array 'net_resolutions' must hold cell counts in 1..{1 << 20}")
@@ -246,16 +252,6 @@ def _check_network(path, arrays: dict, dims: dict) -> None:
 
 def _check_decoder(path, arrays: dict, dims: dict) -> None:
     """The occupancy decoder's layers chain (C features + 3 in, 1 out)."""
-    layers = int(arrays["net_n_layers"])
-    if not 1 <= layers <= MAX_NETWORK_LAYERS:
-        raise InputError(f"{path}: field array 'net_n_layers' must be in 1..{MAX_NETWORK_LAYERS}, got {layers}")
+    _check_layers(path, arrays, dims, inputs=dims["C"] + 3, outputs=1)
     if dims["R"] < 2:
         raise InputError(f"{path}: field array 'net_features' must have at least 2 nodes per side")
-    width = dims["C"] + 3
-    for i in range(layers):
-        out = 1 if i == layers - 1 else None
-        _check_entry(path, arrays, f"net_w{i}", (FLOAT, (out, width)), dims)
-        width = arrays[f"net_w{i}"].shape[0]
-        if width < 1:
-            raise InputError(f"{path}: field array 'net_w{i}' has no outputs")
-        _check_entry(path, arrays, f"net_b{i}", (FLOAT, (width,)), dims)
