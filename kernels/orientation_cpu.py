@@ -44,3 +44,23 @@ def propagate_orientation(normals, neighbors, orientation):
             orientation[j] = 1
             queue[tail] = j
             tail += 1
+
+
+@numba.njit(cache=True)
+def orient_along_tree(normals, order, parent):
+    """Flip unit normals in place so that each agrees with its parent's in a spanning tree.
+
+    order: (M,) int64 node indices, every parent before its children (a breadth-first
+    order); parent: (N,) int64, the parent of each node, or a negative number or N and
+    above for a root (whose normal is kept). Nodes not in ``order`` are left alone.
+    """
+    n = normals.shape[0]
+    for t in range(order.shape[0]):
+        i = order[t]
+        if i < 0 or i >= n:
+            continue
+        j = parent[i]
+        if j < 0 or j >= n:
+            continue
+        if normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2] < 0.0:
+            _flip(normals, i)

@@ -19,3 +19,19 @@ def test_orientation_spreads_from_a_seed_and_leaves_unreached_points():
     assert (normals[:4, 2] < 0).all()  # the chain follows the flipped seed
     assert list(orientation) == [1, 1, 1, 1, 0, 0]
     assert normals[4, 2] < 0 < normals[5, 2]  # unreached: untouched
+
+
+def test_orientation_along_a_tree_follows_each_parent_and_keeps_the_roots():
+    from recon.kernels.orientation_cpu import orient_along_tree
+
+    up = np.array([0.0, 0.0, 1.0])
+    # a tree 3 -> 0 -> 1 -> 2 (3 is the root, kept as given) and a lone root 4
+    normals = np.array([up, -up, up, -up, -up])
+    parent = np.array([3, 0, 1, -9999, -9999], np.int64)
+    order = np.array([3, 0, 1, 2, 4], np.int64)
+    orient_along_tree(normals, order, parent)
+    assert (normals[[0, 1, 2, 3], 2] == -1).all()  # all follow the root's (down) direction
+    assert normals[4, 2] == -1  # a root is never flipped
+    normals[3] = up
+    orient_along_tree(normals, order, parent)
+    assert (normals[:4, 2] == 1).all()

@@ -10,6 +10,21 @@ unlike ball pivoting it is watertight: the boundary of a union of tetrahedra has
 The field only decides which side is which; where samples are sparse its errors show as
 faces bridging the wrong samples, not as a surface off the data.
 
+Near the data a fitted grid field decides badly: the tetrahedra that matter there are thin
+slivers whose circumcentres lie within a few spacings of the surface, and a grid that cannot
+resolve a leg, a horn or a tail has no gradient there (a ridge) and puts its level off by a
+good part of a spacing. So a signed field labels only circumcentres far from every sample
+(their circumradius, which is their distance to the nearest sample, above
+``tangent_reach`` spacings). Nearer ones take the side of the samples' own tangent planes
+(a Gaussian-weighted mean of the signed distances to the planes of the nearest samples, as
+Hoppe et al. 1992). The planes' normals come from plane fits of each sample's neighbours;
+they are turned outward by the field's gradient where that gradient is trustworthy (a unit
+distance gradient, well aligned with the plane's normal) and spread from there along a
+minimum spanning tree of the neighbour graph whose edges cost the turn between normals and
+how far a neighbour lies off the plane, so orientation does not jump across a thin part to
+its other face. On cow_clean (60,000 clean samples) this took Chamfer-L1 from 1.29e-4 to
+9.5e-5; the ground truth's own signs give 9.3e-5.
+
 ``mesh_through_points(field, points) -> TriangleMesh``.
 """
 
@@ -29,6 +44,20 @@ class ThroughPointsLimits:
     "Above this many points the tetrahedra (about 6.5 a point, each with its neighbours and circumcentre) outgrow a grid mesher's memory; callers use marching cubes instead."
     flat_volume: float = 1e-12
     "A tetrahedron whose volume is below this fraction of its longest edge cubed is flat: its circumcentre is not defined, and its centroid labels it."
+    tangent_reach: float = 8.0
+    "Circumcentres within this many point spacings of the nearest sample take their side from the samples' tangent planes, farther ones from the field (signed fields only)."
+    plane_neighbors: int = 12
+    "Samples (the point included) in each tangent-plane fit."
+    tree_neighbors: int = 10
+    "Neighbours per sample in the graph that orientation spreads over."
+    label_neighbors: int = 10
+    "Tangent planes averaged per circumcentre."
+    seed_gradient: float = 0.9
+    "A sample seeds the orientation where the field's gradient is at least this long (a distance field's is 1)..."
+    seed_alignment: float = 0.8
+    "... and its direction within this cosine of the plane's normal."
+    sliver_width: float = 0.02
+    "Where the field is trusted, circumcentres within this many spacings of the tangent planes take the field's side (the planes' curvature error is larger than the field's there)."
 
 
 LIMITS = ThroughPointsLimits()
@@ -81,7 +110,7 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
     except QhullError:
         raise InputError("the points span no volume (all on a plane or a line): no tetrahedra to label") from None
     tets = tri.simplices.astype(np.int64)
-    inside = _inside(field, p[tets], limits)
+    inside = _inside(field, p, tets, limits)
     neighbour = tri.neighbors
     outside_next = ~np.where(neighbour >= 0, inside[np.maximum(neighbour, 0)], False)
     tet_i, face_i = np.nonzero(inside[:, None] & outside_next)
@@ -96,9 +125,37 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
     return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="closed")
 
 
-def _inside(field, corners: np.ndarray, limits: ThroughPointsLimits) -> np.ndarray:
-    """(T, 4, 3) tetrahedron corners -> (T,) bool: the field's inside holds the circumcentre
-    (the centroid for flat tetrahedra); a circumcentre outside the field's bounds is outside."""
+def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits) -> np.ndarray:
+    """(T,) bool: the tetrahedra ``tets`` (indices into the points ``p``) whose circumcentre
+    (the centroid for flat ones) is inside. A signed field decides far from the samples and
+    the samples' oriented tangent planes near them (see the module's notes); an occupancy
+    field decides everywhere. A circumcentre the field decides outside its bounds is outside."""
+    probe, radius = _circumcentres(p[tets], limits)
+    inside = np.zeros(len(tets), dtype=bool)
+    by_field = np.ones(len(tets), dtype=bool)
+    if field.kind == "signed" and len(p) > limits.plane_neighbors:
+        tree, spacing, on_level, planes = _oriented_tangent_planes(field, p, limits)
+        near = np.flatnonzero(radius <= limits.tangent_reach * spacing)
+        _, nearest = tree.query(probe[near], k=1, workers=-1)
+        near = near[on_level[np.asarray(nearest).reshape(-1)]]  # by a sample off the field's surface: the field
+        if planes is not None and len(near):
+            side, trusted = _tangent_side(planes, probe[near], limits.label_neighbors)
+            # where the field is trusted, within a sliver's width of the planes their curvature
+            # error is the larger one: the field decides those
+            decided = ~(trusted & (np.abs(side) < limits.sliver_width * spacing))
+            inside[near[decided]] = side[decided] < 0.0
+            by_field[near[decided]] = False
+    lo, hi = np.asarray(field.bounds, dtype=np.float64)
+    held = by_field & np.all((probe >= lo) & (probe <= hi), axis=1)
+    if held.any():
+        value = np.asarray(field.value(probe[held]), dtype=np.float64)
+        inside[held] = value > field.level if field.kind == "occupancy" else value < field.level
+    return inside
+
+
+def _circumcentres(corners: np.ndarray, limits: ThroughPointsLimits) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 4, 3) tetrahedron corners -> (T, 3) circumcentres (centroids for flat tetrahedra)
+    and (T,) their distance to the first corner (the circumradius)."""
     a = corners[:, 0]
     edges = corners[:, 1:] - a[:, None]  # (T, 3, 3)
     det = np.linalg.det(edges)
@@ -107,10 +164,64 @@ def _inside(field, corners: np.ndarray, limits: ThroughPointsLimits) -> np.ndarr
     probe = corners.mean(axis=1)
     rhs = 0.5 * np.einsum("tij,tij->ti", edges[solid], edges[solid])
     probe[solid] = a[solid] + np.linalg.solve(edges[solid], rhs[..., None])[..., 0]
-    lo, hi = np.asarray(field.bounds, dtype=np.float64)
-    held = np.all((probe >= lo) & (probe <= hi), axis=1)
-    inside = np.zeros(len(corners), dtype=bool)
-    if held.any():
-        value = np.asarray(field.value(probe[held]), dtype=np.float64)
-        inside[held] = value > field.level if field.kind == "occupancy" else value < field.level
-    return inside
+    return probe, np.linalg.norm(probe - a, axis=1)
+
+
+def _oriented_tangent_planes(field, p: np.ndarray, limits: ThroughPointsLimits):
+    """The samples' k-d tree, their median nearest-neighbour spacing, (N,) bool where the
+    field puts a sample within ``tangent_reach`` spacings of its level, and the planes of
+    those samples: (k-d tree, (M, 3) points, (M, 3) unit normals turned outward, (M,) bool
+    where the field's gradient seeded the orientation), or None when there are none.
+    Samples off the field's level are not on its surface: their planes decide nothing."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+    from scipy.spatial import cKDTree
+
+    from recon.kernels.orientation_cpu import orient_along_tree
+
+    tree = cKDTree(p)
+    k = min(limits.plane_neighbors, len(p))
+    dist, nbr = tree.query(p, k=k, workers=-1)
+    spacing = float(np.median(dist[:, 1]))
+    on_level = np.abs(np.asarray(field.value(p), dtype=np.float64) - field.level) <= limits.tangent_reach * spacing
+    if not on_level.any():
+        return tree, spacing, on_level, None
+    local = p[nbr] - p[nbr].mean(axis=1, keepdims=True)
+    normals = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0].copy()
+    gradient = np.asarray(field.gradient(p), dtype=np.float64)
+    along = np.einsum("ij,ij->i", normals, gradient)
+    normals[along < 0] *= -1.0
+    length = np.linalg.norm(gradient, axis=1)
+    trusted = (length >= limits.seed_gradient) & (np.abs(along) >= limits.seed_alignment * np.maximum(length, 1e-300))
+    seeds = np.flatnonzero(trusted)
+    n = len(p)
+    if 0 < len(seeds) < n:
+        m = min(limits.tree_neighbors, k - 1)
+        rows, cols = np.repeat(np.arange(n), m), nbr[:, 1:m + 1].ravel()
+        step = p[cols] - p[rows]
+        off_plane = np.maximum(np.abs(np.einsum("ij,ij->i", step, normals[rows])),
+                               np.abs(np.einsum("ij,ij->i", step, normals[cols])))
+        off_plane /= np.maximum(np.linalg.norm(step, axis=1), 1e-300)
+        turn = 1.0 - np.abs(np.einsum("ij,ij->i", normals[rows], normals[cols]))
+        # node n is a root joined to every seed at no cost: the tree grows out of all seeds at once
+        cost = np.concatenate([turn + off_plane + 1e-3, np.full(len(seeds), 1e-9)])
+        graph = coo_matrix((cost, (np.concatenate([rows, np.full(len(seeds), n)]), np.concatenate([cols, seeds]))),
+                           shape=(n + 1, n + 1)).tocsr()
+        spanning = minimum_spanning_tree(graph.maximum(graph.T))
+        order, parent = breadth_first_order(spanning + spanning.T, n, directed=False)
+        orient_along_tree(normals, order.astype(np.int64), parent.astype(np.int64))
+    on = np.flatnonzero(on_level)
+    return tree, spacing, on_level, (cKDTree(p[on]), p[on], normals[on], trusted[on])
+
+
+def _tangent_side(planes, probe: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M,) signed distance of each probe to the tangent planes of its k nearest samples,
+    weighted by exp(-(d / d_nearest)^2), negative inside; and (M,) bool whether the nearest
+    sample seeded the orientation (its field gradient is trusted)."""
+    tree, points, normals, trusted = planes
+    k = min(k, len(points))
+    dist, nbr = tree.query(probe, k=k, workers=-1)
+    dist, nbr = dist.reshape(len(probe), k), nbr.reshape(len(probe), k)
+    offset = np.einsum("mkj,mkj->mk", probe[:, None, :] - points[nbr], normals[nbr])
+    weight = np.exp(-(dist / np.maximum(dist[:, :1], 1e-300)) ** 2)
+    return np.einsum("mk,mk->m", weight, offset) / weight.sum(axis=1), trusted[nbr[:, 0]]
