@@ -77,13 +77,15 @@ class Choice:
     "Mesh through the points (restricted Delaunay, labelled by the signed field) rather than from the field's grid."
     alternatives: tuple = ()
     "Other methods fitted too, each meshed through the points; the mesh that strays least from the data is kept."
+    height_direction: tuple | None = None
+    "One-sided clouds: the direction they are a height field along; with ``interpolate`` the mesh passes through the denoised points, triangulated across it (recon.meshing.height_field)."
 
     def line(self) -> str:
         """One line: ``auto: <kind>, noise ..., N points -> <method>[, surface]``."""
         ev = self.evidence
         target = self.method
         if self.overrides.get("surface") == "open":
-            target += ", open mesh"
+            target += ", open mesh" + (" through the points (a height field)" if self.interpolate else "")
         elif self.method == "gridpull":
             target += ", closed mesh" + (" through the points" if self.interpolate else "")
             if self.alternatives:
@@ -105,12 +107,13 @@ class Choice:
     def instead(self, method: str, why: str) -> "Choice":
         """This choice with ``method`` taken instead (its settings dropped), saying ``why``."""
         return Choice(method=method, overrides={}, reasons=[*self.reasons, why], evidence=dict(self.evidence),
-                      kind=self.kind, overruled=why, interpolate=False, alternatives=())
+                      kind=self.kind, overruled=why, interpolate=False, alternatives=(), height_direction=None)
 
     def as_dict(self) -> dict:
         return {"method": self.method, "overrides": dict(self.overrides), "kind": self.kind,
                 "reasons": list(self.reasons), "overruled": self.overruled, "interpolate": self.interpolate,
-                "alternatives": list(self.alternatives), "evidence": dict(self.evidence)}
+                "alternatives": list(self.alternatives), "evidence": dict(self.evidence),
+                "height_direction": None if self.height_direction is None else list(self.height_direction)}
 
 
 def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Choice:
@@ -131,6 +134,7 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     reasons = []
     overrides: dict[str, Any] = {}
     interpolate = False
+    height_direction = None
     alternatives: tuple = ()
     if sparse:
         method, interpolate = "gridpull", True
@@ -170,6 +174,8 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
                            f"{m.enclosure_cell_spacings:.0f} spacings)")
         if one_sided:
             reasons.append(f"one-sided ({m.single_layer_share:.0%} of the cells one layer deep)")
+            interpolate, height_direction = True, tuple(float(x) for x in m.layer_direction)
+            reasons.append("a height field along the scan's direction: the mesh passes through the denoised points")
         if scene:
             reasons.append(f"a scene ({m.components} pieces, spacing spread {m.spacing_spread:.1f})")
         if one_sided or scene:
@@ -195,4 +201,4 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
 
     evidence = {k: v for k, v in m.as_dict().items() if k not in ("layer_direction", "measured_points")}
     return Choice(method=method, overrides=overrides, reasons=reasons, evidence=evidence, kind=kind,
-                  interpolate=interpolate, alternatives=alternatives)
+                  interpolate=interpolate, alternatives=alternatives, height_direction=height_direction)

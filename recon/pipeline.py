@@ -225,14 +225,18 @@ def reconstruct(
 
     require_surface : raise EmptySurfaceError when the field has no surface to mesh
                     (default); False returns the Result with an empty mesh
-    interpolate   : mesh through the points (:mod:`recon.meshing.through_points`: the
-                    restricted Delaunay triangulation, vertices = the fitted points) instead
-                    of marching the field's grid; needs a signed or occupancy field. None
-                    (default): "auto" decides from the data (clean or sparse samples), a
-                    named method meshes as it is registered to (hrbf through the points,
-                    the others from the grid)
+    interpolate   : mesh through the points instead of marching the field's grid: with a
+                    signed or occupancy field the restricted Delaunay triangulation
+                    (:mod:`recon.meshing.through_points`, vertices = the fitted points);
+                    with an unsigned field, on a one-sided cloud (a height field along some
+                    direction), the denoised points triangulated across that direction
+                    (:mod:`recon.meshing.height_field`); refused otherwise. None
+                    (default): "auto" decides from the data (clean, sparse or one-sided
+                    samples), a named method meshes as it is registered to (hrbf through
+                    the points, the others from the grid)
 
-    Every option is checked before the cloud is read. Raises InputError on bad input.
+    Every option is checked before the cloud is read (whether an unsigned field's cloud is
+    one-sided, for ``interpolate``, only after). Raises InputError on bad input.
     """
     from recon.device import resolve_device
     from recon.fitters import fit
@@ -245,9 +249,6 @@ def reconstruct(
     candidates = auto_candidates(options) if method == AUTO else ()
     if method != AUTO:
         spec, config = prepare(method, config=config, seed=seed, device=device, **options)
-        if interpolate and spec.field_kind == "unsigned":
-            raise InputError(f"cannot interpolate: {method} fits an unsigned field, which has no sides to tell the "
-                             "Delaunay triangles apart; use a signed method (gridpull) or drop --interpolate")
     preprocessing = Preprocessing(sample=sample, voxel_size=voxel_size, remove_outliers=remove_outliers)
     preprocessing.check()
     if min_component is not None and not 0.0 <= min_component <= 1.0:
@@ -282,8 +283,9 @@ def reconstruct(
     t = time.perf_counter()
     if interpolate is None:
         interpolate = choice.interpolate if choice is not None else spec.interpolates
-    through = interpolate and _can_interpolate(field_, cloud, explicit=choice is None, decisions=decisions)
-    if through:
+    through = interpolate and _through_points(field_, cloud, choice=choice, explicit=choice is None,
+                                              decisions=decisions)
+    if through == "delaunay":
         from recon.meshing.through_points import mesh_through_points
 
         mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0)
@@ -293,6 +295,10 @@ def reconstruct(
                 seed=seed, device=device, min_component=min_component or 0.0, decisions=decisions,
                 timings=timings, log=log)
             field_.params["auto_choice"] = choice.as_dict()
+    elif through:
+        from recon.meshing.height_field import mesh_height_field
+
+        mesh = mesh_height_field(cloud.points, through)
     else:
         if min_component is None:
             min_component = fit_min_component_fraction(field_)
@@ -358,24 +364,41 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing
     return entries[best]
 
 
-def _can_interpolate(field_: Field, cloud: Cloud, *, explicit: bool, decisions: list) -> bool:
-    """Whether the mesh can pass through the points; says why in ``decisions``. An explicit
+def _through_points(field_: Field, cloud: Cloud, *, choice, explicit: bool, decisions: list):
+    """How the mesh passes through the points: "delaunay" (a field with sides: the
+    restricted Delaunay triangulation), a direction (3,) (a one-sided cloud: a height field
+    along it), or None (marching the field's grid); says why in ``decisions``. An explicit
     request that cannot be met is refused (InputError); auto's falls back to the grid."""
     from recon.meshing.through_points import LIMITS
 
-    if field_.kind not in ("signed", "occupancy"):
-        why = f"a mesh through the points needs a field with sides, and {field_.kind} fields have none"
-    elif len(cloud) > LIMITS.max_points:
+    if field_.kind in ("signed", "occupancy"):
+        if len(cloud) <= LIMITS.max_points:
+            decisions.append(Decision("mesh", "through the points",
+                                      "vertices are the fitted points, faces the Delaunay triangles the field's "
+                                      "surface crosses (restricted Delaunay)"))
+            return "delaunay"
         why = f"a mesh through the points takes at most {LIMITS.max_points:,} points, and {len(cloud):,} were fitted"
     else:
-        decisions.append(Decision("mesh", "through the points",
-                                  "vertices are the fitted points, faces the Delaunay triangles the field's surface "
-                                  "crosses (restricted Delaunay)"))
-        return True
+        direction = None if choice is None else choice.height_direction
+        if direction is None and explicit:
+            from recon.choice import RULES
+            from recon.points.measure import measure_cloud
+
+            m = measure_cloud(cloud.points)
+            if m.single_layer_share >= RULES.one_sided_share:
+                direction = m.layer_direction
+        if direction is not None:
+            decisions.append(Decision("mesh", "through the points (a height field)",
+                                      "vertices are the points moved onto their neighbours' planes, faces their "
+                                      "Delaunay triangles across the scan's direction "
+                                      f"({', '.join(f'{x:.3f}' for x in direction)})"))
+            return tuple(direction)
+        why = (f"a mesh through the points needs a field with sides ({field_.kind} fields have none) or a "
+               "one-sided cloud (a height field along some direction), and this one is neither")
     if explicit:
         raise InputError(f"cannot interpolate: {why}; mesh without --interpolate")
     decisions.append(Decision("mesh", "grid", why + ": marching the field's grid instead"))
-    return False
+    return None
 
 
 def auto_candidates(options: dict) -> tuple[str, ...]:

@@ -68,7 +68,8 @@ def test_clean_open_surfaces_get_csp_once_measured_against_the_closed_reading():
 def test_a_height_field_is_a_one_sided_scan_and_gets_an_open_mesh():
     c = choice_of(height_field(30_000))
     assert c.method == "csp" and c.overrides == {"surface": "open"}
-    assert "one-sided" in c.kind and c.line().endswith("-> csp, open mesh")
+    assert "one-sided" in c.kind and c.line().endswith("-> csp, open mesh through the points (a height field)")
+    assert c.interpolate and abs(c.height_direction[2]) > 0.95  # the terrain's up axis
 
 
 def test_a_sparse_closed_cloud_is_meshed_through_its_points_and_called_sparse():

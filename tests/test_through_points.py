@@ -160,5 +160,5 @@ def test_reconstruct_interpolates_when_asked_and_auto_does_on_a_sparse_cloud():
     radius = np.linalg.norm(result.mesh.vertices[result.mesh.faces].mean(axis=1) - [10.0, -3.0, 1.0], axis=1)
     assert np.abs(radius - 2.0).max() < 0.1
 
-    with pytest.raises(InputError, match="unsigned field"):
+    with pytest.raises(InputError, match="needs a field with sides .* or a one-sided cloud"):
         reconstruct(cloud, method="csp", interpolate=True)
