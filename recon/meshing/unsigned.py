@@ -174,6 +174,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
     from recon.meshing.surface_nets import grid_edges
 
     ea, eb, _ = grid_edges(nodes, index)  # edges between band nodes
+    del index  # n^3 int64: freed before the meshing passes below (and the coarse one) allocate theirs
     ecos = np.einsum("ij,ij->i", dirs[ea], dirs[eb])
     rel = (ecos < T.oppose_cos).astype(np.int8)
     # confidence: how clearly the directions agree or oppose, less where a node is so close
@@ -204,6 +205,7 @@ def extract_unsigned_mesh(field, *, resolution: int | None = None, bounds=None, 
                                       relations=(ea, eb, rel, conf))
         if global_sides is not None:
             side, inside_far = global_sides
+    del ea, eb, ecos, rel, near, conf, order  # held through a coarse pass's recursion, they doubled its peak
     if global_sides is None:
         # open (or closed without an inside to be found): a net of the crossed edges,
         # whose sides are not needed, and which no labelling conflict tears
