@@ -51,6 +51,8 @@ class ChoiceRules:
     noisy_spacings: float = 0.25
     "Noise above this many surface spacings is called noisy in the description (only words, no rule depends on it)."
     clean_spacings: float = 0.1
+    open_through_spacings: float = 0.5
+    "Open (not sealed, no inner surfaces) clouds with noise below this many spacings are meshed through their points denoised onto their neighbours' planes (a 16-point fit takes the noise to a fraction of a spacing); noisier ones keep csp's own mesh (on the bench: open scans 0.16 to 0.44 spacings, where the points' mesh was better, CAD scans 1.0 to 1.5, where csp's was)."
     "Noise below this many surface spacings is clean: the samples lie on the surface to a tenth of their spacing, closer than any smoothing field puts it, so a closed object's mesh passes through them."
 
 
@@ -84,8 +86,10 @@ class Choice:
         """One line: ``auto: <kind>, noise ..., N points -> <method>[, surface]``."""
         ev = self.evidence
         target = self.method
-        if self.overrides.get("surface") == "open":
-            target += ", open mesh" + (" through the points (a height field)" if self.interpolate else "")
+        if self.method == "csp" and self.interpolate:
+            target += ", open mesh through the points" + (" (a height field)" if self.height_direction else "")
+        elif self.overrides.get("surface") == "open":
+            target += ", open mesh"
         elif self.method == "gridpull":
             target += ", closed mesh" + (" through the points" if self.interpolate else "")
             if self.alternatives:
@@ -176,6 +180,10 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
             reasons.append(f"one-sided ({m.single_layer_share:.0%} of the cells one layer deep)")
             interpolate, height_direction = True, tuple(float(x) for x in m.layer_direction)
             reasons.append("a height field along the scan's direction: the mesh passes through the denoised points")
+        elif not (sealed or inner) and m.noise_spacings < rules.open_through_spacings:
+            interpolate = True
+            reasons.append(f"noise {m.noise_spacings:.2f} spacings: the mesh passes through the points denoised "
+                           "onto their neighbours' planes")
         if scene:
             reasons.append(f"a scene ({m.components} pieces, spacing spread {m.spacing_spread:.1f})")
         if one_sided or scene:

@@ -228,15 +228,16 @@ def reconstruct(
     interpolate   : mesh through the points instead of marching the field's grid: with a
                     signed or occupancy field the restricted Delaunay triangulation
                     (:mod:`recon.meshing.through_points`, vertices = the fitted points);
-                    with an unsigned field, on a one-sided cloud (a height field along some
-                    direction), the denoised points triangulated across that direction
-                    (:mod:`recon.meshing.height_field`); refused otherwise. None
-                    (default): "auto" decides from the data (clean, sparse or one-sided
-                    samples), a named method meshes as it is registered to (hrbf through
-                    the points, the others from the grid)
+                    with an unsigned field, the points denoised onto their neighbours'
+                    planes, triangulated across the scan's direction on a one-sided cloud
+                    (:mod:`recon.meshing.height_field`), else between the two sides of the
+                    planes (``mesh_open_through_points``, an open mesh); at most 600,000
+                    points. None (default): "auto" decides from the data (clean, sparse,
+                    one-sided or mildly noisy open samples), a named method meshes as it is
+                    registered to (hrbf through the points, the others from the grid)
 
-    Every option is checked before the cloud is read (whether an unsigned field's cloud is
-    one-sided, for ``interpolate``, only after). Raises InputError on bad input.
+    Every option is checked before the cloud is read (``interpolate``'s point limit only
+    after). Raises InputError on bad input.
     """
     from recon.device import resolve_device
     from recon.fitters import fit
@@ -295,6 +296,10 @@ def reconstruct(
                 seed=seed, device=device, min_component=min_component or 0.0, decisions=decisions,
                 timings=timings, log=log)
             field_.params["auto_choice"] = choice.as_dict()
+    elif through == "open":
+        from recon.meshing.through_points import mesh_open_through_points
+
+        mesh = mesh_open_through_points(cloud.points)
     elif through:
         from recon.meshing.height_field import mesh_height_field
 
@@ -366,18 +371,20 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing
 
 def _through_points(field_: Field, cloud: Cloud, *, choice, explicit: bool, decisions: list):
     """How the mesh passes through the points: "delaunay" (a field with sides: the
-    restricted Delaunay triangulation), a direction (3,) (a one-sided cloud: a height field
-    along it), or None (marching the field's grid); says why in ``decisions``. An explicit
-    request that cannot be met is refused (InputError); auto's falls back to the grid."""
+    restricted Delaunay triangulation), a direction (3,) (an unsigned field's one-sided
+    cloud: a height field along it), "open" (an unsigned field's other clouds: the denoised
+    points' open restricted Delaunay mesh), or None (marching the field's grid); says why in
+    ``decisions``. An explicit request that cannot be met is refused (InputError); auto's
+    falls back to the grid."""
     from recon.meshing.through_points import LIMITS
 
-    if field_.kind in ("signed", "occupancy"):
-        if len(cloud) <= LIMITS.max_points:
-            decisions.append(Decision("mesh", "through the points",
-                                      "vertices are the fitted points, faces the Delaunay triangles the field's "
-                                      "surface crosses (restricted Delaunay)"))
-            return "delaunay"
+    if len(cloud) > LIMITS.max_points:
         why = f"a mesh through the points takes at most {LIMITS.max_points:,} points, and {len(cloud):,} were fitted"
+    elif field_.kind in ("signed", "occupancy"):
+        decisions.append(Decision("mesh", "through the points",
+                                  "vertices are the fitted points, faces the Delaunay triangles the field's "
+                                  "surface crosses (restricted Delaunay)"))
+        return "delaunay"
     else:
         direction = None if choice is None else choice.height_direction
         if direction is None and explicit:
@@ -393,8 +400,10 @@ def _through_points(field_: Field, cloud: Cloud, *, choice, explicit: bool, deci
                                       "Delaunay triangles across the scan's direction "
                                       f"({', '.join(f'{x:.3f}' for x in direction)})"))
             return tuple(direction)
-        why = (f"a mesh through the points needs a field with sides ({field_.kind} fields have none) or a "
-               "one-sided cloud (a height field along some direction), and this one is neither")
+        decisions.append(Decision("mesh", "through the points (open)",
+                                  "vertices are the points moved onto their neighbours' planes, faces the Delaunay "
+                                  "triangles between the two sides of those planes"))
+        return "open"
     if explicit:
         raise InputError(f"cannot interpolate: {why}; mesh without --interpolate")
     decisions.append(Decision("mesh", "grid", why + ": marching the field's grid instead"))

@@ -10,7 +10,7 @@ import pytest
 
 from recon import InputError
 from recon.fields.analytic import Sphere, Torus
-from recon.meshing.through_points import LIMITS, mesh_through_points
+from recon.meshing.through_points import LIMITS, mesh_open_through_points, mesh_through_points
 from recon.triangles import face_edges
 from test_measure import fibonacci_sphere
 
@@ -143,7 +143,7 @@ def test_bad_input_is_refused_with_one_message():
         mesh_through_points(Sphere(), points, limits=dataclasses.replace(LIMITS, max_points=50))
 
 
-def test_reconstruct_interpolates_when_asked_and_auto_does_on_a_sparse_cloud():
+def test_reconstruct_interpolates_when_asked_and_auto_does_on_a_sparse_cloud(monkeypatch):
     from recon import Cloud, reconstruct
 
     points = fibonacci_sphere(600, radius=2.0) + [10.0, -3.0, 1.0]
@@ -160,5 +160,30 @@ def test_reconstruct_interpolates_when_asked_and_auto_does_on_a_sparse_cloud():
     radius = np.linalg.norm(result.mesh.vertices[result.mesh.faces].mean(axis=1) - [10.0, -3.0, 1.0], axis=1)
     assert np.abs(radius - 2.0).max() < 0.1
 
-    with pytest.raises(InputError, match="needs a field with sides .* or a one-sided cloud"):
-        reconstruct(cloud, method="csp", interpolate=True)
+    from recon.meshing import through_points
+
+    monkeypatch.setattr(through_points, "LIMITS", dataclasses.replace(LIMITS, max_points=500))
+    with pytest.raises(InputError, match="cannot interpolate: a mesh through the points takes at most 500 points"):
+        reconstruct(cloud, method="gridpull", interpolate=True)
+
+
+def test_an_open_noisy_sheet_is_meshed_through_its_denoised_points_with_its_border_and_hole():
+    gen = np.random.default_rng(3)
+    xy = gen.uniform(-1.0, 1.0, size=(12_000, 2))
+    xy = xy[np.linalg.norm(xy, axis=1) > 0.3]  # a hole of radius 0.3 (about 30 spacings)
+    z = 0.2 * np.sin(2.0 * xy[:, 0])  # a wave: curved, and not a plane
+    spacing = 2.0 / np.sqrt(len(xy))
+    noisy = np.column_stack([xy, z + gen.normal(0.0, 0.25 * spacing, len(xy))])
+    mesh = mesh_open_through_points(noisy + [1e5, 2e5, -3e5])
+    v = mesh.vertices - [1e5, 2e5, -3e5]
+    assert mesh.surface == "open" and mesh.n_vertices > 0.95 * len(noisy)
+    error = v[:, 2] - 0.2 * np.sin(2.0 * v[:, 0])
+    raw = noisy[:, 2] - 0.2 * np.sin(2.0 * noisy[:, 0])
+    assert np.sqrt(np.mean(error**2)) < 0.5 * np.sqrt(np.mean(raw**2))  # denoised: at least halved
+    counts = edge_counts(mesh.faces)
+    assert counts.max() == 2  # a 2-manifold with boundary
+    centres = v[mesh.faces].mean(axis=1)
+    assert not np.any(np.linalg.norm(centres[:, :2], axis=1) < 0.25)  # the hole stays open
+    # one consistent orientation: normals all up or all down
+    up = mesh.vertex_normals[:, 2]
+    assert np.all(up > 0) or np.all(up < 0)

@@ -38,8 +38,8 @@ from recon.triangles import TriangleMesh
 
 @dataclass(frozen=True)
 class HeightFieldLimits:
-    plane_neighbors: int = 12
-    "Points (the point included) in each denoising plane fit; more flattens curved parts, fewer leaves noise (8 to 24 tried on the two one-sided bench cases)."
+    plane_neighbors: int = 16
+    "Points (the point included) in each denoising plane fit, Gaussian-weighted by the distance to the 8th (recon.points.preprocess.onto_local_planes); more flattens curved parts, fewer leaves noise."
     max_edge_plane: float = 8.0
     "Triangles with a side longer than this many point spacings in the plane are gaps or a border's hull fill, and are cut."
     max_edge: float = 12.0
@@ -66,6 +66,7 @@ def mesh_height_field(points, direction, *, limits: HeightFieldLimits = LIMITS) 
     from scipy.spatial import Delaunay, QhullError, cKDTree
 
     from recon.meshing.cleanup import drop_unused, vertex_normals
+    from recon.points.preprocess import onto_local_planes
 
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3 or not np.isfinite(p).all():
@@ -79,13 +80,8 @@ def mesh_height_field(points, direction, *, limits: HeightFieldLimits = LIMITS) 
     origin = p.mean(axis=0)
     p = p - origin  # precision of georeferenced coordinates
     tree = cKDTree(p)
-    k = min(limits.plane_neighbors, len(p))
-    dist, nbr = tree.query(p, k=k, workers=-1)
-    spacing = float(np.median(dist[:, 1]))
-    centre = p[nbr].mean(axis=1)
-    local = p[nbr] - centre[:, None]
-    normal = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
-    moved = p - np.einsum("ij,ij->i", p - centre, normal)[:, None] * normal
+    spacing = float(np.median(tree.query(p, k=2, workers=-1)[0][:, 1]))
+    moved = onto_local_planes(p, neighbors=limits.plane_neighbors, tree=tree)
 
     across = np.linalg.svd(np.eye(3) - np.outer(d, d))[0][:, :2]  # two unit vectors across d
     uv = moved @ across

@@ -25,7 +25,16 @@ how far a neighbour lies off the plane, so orientation does not jump across a th
 its other face. On cow_clean (60,000 clean samples) this took Chamfer-L1 from 1.29e-4 to
 9.5e-5; the ground truth's own signs give 9.3e-5.
 
-``mesh_through_points(field, points) -> TriangleMesh``.
+Open surfaces have no inside, but a noisy open scan is still best meshed through its points
+once they are denoised: ``mesh_open_through_points(points)`` moves each point onto its
+neighbours' plane, orients the planes over the neighbour graph (one seed per piece: an
+open surface's two sides are both outside, so either orientation serves), labels every
+tetrahedron of the moved points by the side of the planes its circumcentre lies on, and keeps
+the faces between the two sides no longer than ``open_max_edge`` spacings (longer ones
+bridge a gap or run past where the data ends).
+
+``mesh_through_points(field, points) -> TriangleMesh``,
+``mesh_open_through_points(points) -> TriangleMesh``.
 """
 
 from __future__ import annotations
@@ -57,6 +66,10 @@ class ThroughPointsLimits:
     seed_alignment: float = 0.8
     "... and its direction within this cosine of the plane's normal."
     sliver_width: float = 0.02
+    open_plane_neighbors: int = 16
+    "Open surfaces: points (the point included) in each denoising plane fit, Gaussian-weighted by the distance to the 8th (recon.points.preprocess.onto_local_planes)."
+    open_max_edge: float = 8.0
+    "Open surfaces: faces with a side longer than this many point spacings bridge a gap or run past where the data ends, and are cut (3, 5 and 8 tried)."
     "Where the field is trusted, circumcentres within this many spacings of the tangent planes take the field's side (the planes' curvature error is larger than the field's there)."
 
 
@@ -85,12 +98,63 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
     occupancy, fewer than 4 points, points that span no volume, or more than
     ``limits.max_points`` points.
     """
-    from scipy.spatial import Delaunay, QhullError
-
     from recon.meshing.cleanup import drop_small_pieces, drop_unused, vertex_normals
 
     if field.kind not in ("signed", "occupancy"):
         raise InputError(f"a mesh through the points needs a signed or occupancy field (sides), got {field.kind!r}")
+    p, tri = _delaunay(points, limits)
+    tets = tri.simplices.astype(np.int64)
+    faces = _faces_between(p, tets, _inside(field, p, tets, limits), tri.neighbors, hull_outside=True)
+    if len(faces) == 0:
+        return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="closed")
+    verts, faces = drop_unused(p, faces)
+    verts, faces = drop_small_pieces(verts, faces, min_component_fraction)
+    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="closed")
+
+
+def mesh_open_through_points(points, *, limits: ThroughPointsLimits = LIMITS) -> TriangleMesh:
+    """An open mesh through ``points`` denoised onto their neighbours' planes (no field).
+
+    points : (N, 3) float, input units
+
+    Returns a TriangleMesh (vertices (V, 3) float64 input units: the points moved onto the
+    least-squares planes of their ``open_plane_neighbors`` nearest, those no face uses left
+    out; faces wound to agree with the planes' orientation, which is consistent over each
+    piece but not outward or inward in any sense an open surface lacks; area-weighted vertex
+    normals; surface "open"). Raises InputError for fewer than 4 points, non-finite input,
+    points that span no volume, or more than ``limits.max_points`` points.
+    """
+    from scipy.spatial import cKDTree
+
+    from recon.meshing.cleanup import drop_unused, vertex_normals
+
+    p, tri = _delaunay(points, limits, denoise=limits.open_plane_neighbors)
+    tets = tri.simplices.astype(np.int64)
+    _, nbr, spacing, normals = _plane_normals(p, limits)
+    _orient_over_tree(p, nbr, normals, None, limits)
+    probe, _ = _circumcentres(p[tets], limits)
+    planes = (cKDTree(p), p, normals, np.zeros(len(p), bool))
+    above = np.zeros(len(tets), dtype=bool)
+    step = 1 << 20  # circumcentres per query: bounded scratch memory
+    for start in range(0, len(tets), step):
+        above[start:start + step] = _tangent_side(planes, probe[start:start + step], limits.label_neighbors)[0] >= 0.0
+    faces = _faces_between(p, tets, ~above, tri.neighbors, hull_outside=False)  # wound along the planes' normals
+    if len(faces):
+        side = np.stack([np.linalg.norm(p[faces[:, i]] - p[faces[:, (i + 1) % 3]], axis=1) for i in range(3)])
+        faces = faces[side.max(axis=0) <= limits.open_max_edge * spacing]
+    if len(faces) == 0:
+        return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="open")
+    verts, faces = drop_unused(p, faces)
+    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="open")
+
+
+def _delaunay(points, limits: ThroughPointsLimits, *, denoise: int = 0):
+    """The checked points, (N, 3) float64 input units (moved onto their ``denoise`` nearest
+    neighbours' planes when that is 3 or more), and their Delaunay tetrahedra (scipy)."""
+    from scipy.spatial import Delaunay, QhullError
+
+    from recon.points.preprocess import onto_local_planes
+
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3 or not np.isfinite(p).all():
         raise InputError(f"points must be a finite (N, 3) array, got shape {p.shape}")
@@ -99,30 +163,34 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
     if len(p) > limits.max_points:
         raise InputError(f"{len(p):,} points: a mesh through the points is made for at most "
                          f"{limits.max_points:,}; mesh the field with marching cubes instead")
-    origin = p.mean(axis=0)  # circumcentres in float64 about the centre keep their precision
+    origin = p.mean(axis=0)  # the triangulation in float64 about the centre keeps its precision
     spread = np.linalg.eigvalsh((p - origin).T @ (p - origin))
     if spread[0] <= 1e-18 * max(spread[2], 1e-300):  # thinner than round-off (joggling would hide it)
         raise InputError("the points span no volume (all on a plane or a line): no tetrahedra to label")
+    if denoise >= 3:
+        p = onto_local_planes(p, neighbors=denoise)
     try:
         # QJ joggles the input by round-off amounts (deterministically): points in degenerate
         # position, all on one sphere or a lattice, otherwise cost Qhull minutes
         tri = Delaunay(p - origin, qhull_options="QJ Qbb Qc Q12")
     except QhullError:
         raise InputError("the points span no volume (all on a plane or a line): no tetrahedra to label") from None
-    tets = tri.simplices.astype(np.int64)
-    inside = _inside(field, p, tets, limits)
-    neighbour = tri.neighbors
-    outside_next = ~np.where(neighbour >= 0, inside[np.maximum(neighbour, 0)], False)
+    return p, tri
+
+
+def _faces_between(p: np.ndarray, tets: np.ndarray, inside: np.ndarray, neighbours: np.ndarray, *,
+                   hull_outside: bool) -> np.ndarray:
+    """(F, 3) int64 faces between an ``inside`` tetrahedron and one that is not, wound
+    facing away from the inside one; ``hull_outside``: faces on the convex hull of an inside
+    tetrahedron count too."""
+    beyond = inside[np.maximum(neighbours, 0)]
+    outside_next = np.where(neighbours >= 0, ~beyond, hull_outside)
     tet_i, face_i = np.nonzero(inside[:, None] & outside_next)
     faces = tets[tet_i[:, None], _OPPOSITE_FACES[face_i]]
     a, b, c = p[faces[:, 0]], p[faces[:, 1]], p[faces[:, 2]]
     towards_opposite = np.einsum("ij,ij->i", np.cross(b - a, c - a), p[tets[tet_i, face_i]] - a) > 0
     faces[towards_opposite] = faces[towards_opposite][:, [0, 2, 1]]
-    if len(faces) == 0:
-        return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="closed")
-    verts, faces = drop_unused(p, faces)
-    verts, faces = drop_small_pieces(verts, faces, min_component_fraction)
-    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="closed")
+    return faces
 
 
 def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits) -> np.ndarray:
@@ -173,45 +241,66 @@ def _oriented_tangent_planes(field, p: np.ndarray, limits: ThroughPointsLimits):
     those samples: (k-d tree, (M, 3) points, (M, 3) unit normals turned outward, (M,) bool
     where the field's gradient seeded the orientation), or None when there are none.
     Samples off the field's level are not on its surface: their planes decide nothing."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
     from scipy.spatial import cKDTree
 
-    from recon.kernels.orientation_cpu import orient_along_tree
-
-    tree = cKDTree(p)
-    k = min(limits.plane_neighbors, len(p))
-    dist, nbr = tree.query(p, k=k, workers=-1)
-    spacing = float(np.median(dist[:, 1]))
+    tree, nbr, spacing, normals = _plane_normals(p, limits)
     on_level = np.abs(np.asarray(field.value(p), dtype=np.float64) - field.level) <= limits.tangent_reach * spacing
     if not on_level.any():
         return tree, spacing, on_level, None
-    local = p[nbr] - p[nbr].mean(axis=1, keepdims=True)
-    normals = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0].copy()
     gradient = np.asarray(field.gradient(p), dtype=np.float64)
     along = np.einsum("ij,ij->i", normals, gradient)
     normals[along < 0] *= -1.0
     length = np.linalg.norm(gradient, axis=1)
     trusted = (length >= limits.seed_gradient) & (np.abs(along) >= limits.seed_alignment * np.maximum(length, 1e-300))
-    seeds = np.flatnonzero(trusted)
-    n = len(p)
-    if 0 < len(seeds) < n:
-        m = min(limits.tree_neighbors, k - 1)
-        rows, cols = np.repeat(np.arange(n), m), nbr[:, 1:m + 1].ravel()
-        step = p[cols] - p[rows]
-        off_plane = np.maximum(np.abs(np.einsum("ij,ij->i", step, normals[rows])),
-                               np.abs(np.einsum("ij,ij->i", step, normals[cols])))
-        off_plane /= np.maximum(np.linalg.norm(step, axis=1), 1e-300)
-        turn = 1.0 - np.abs(np.einsum("ij,ij->i", normals[rows], normals[cols]))
-        # node n is a root joined to every seed at no cost: the tree grows out of all seeds at once
-        cost = np.concatenate([turn + off_plane + 1e-3, np.full(len(seeds), 1e-9)])
-        graph = coo_matrix((cost, (np.concatenate([rows, np.full(len(seeds), n)]), np.concatenate([cols, seeds]))),
-                           shape=(n + 1, n + 1)).tocsr()
-        spanning = minimum_spanning_tree(graph.maximum(graph.T))
-        order, parent = breadth_first_order(spanning + spanning.T, n, directed=False)
-        orient_along_tree(normals, order.astype(np.int64), parent.astype(np.int64))
+    if 0 < trusted.sum() < len(p):
+        _orient_over_tree(p, nbr, normals, np.flatnonzero(trusted), limits)
     on = np.flatnonzero(on_level)
     return tree, spacing, on_level, (cKDTree(p[on]), p[on], normals[on], trusted[on])
+
+
+def _plane_normals(p: np.ndarray, limits: ThroughPointsLimits):
+    """The points' k-d tree, (N, k) neighbour indices (the point first), the median
+    nearest-neighbour spacing and (N, 3) unit normals of the neighbourhoods' planes
+    (unoriented)."""
+    from scipy.spatial import cKDTree
+
+    from recon.points.preprocess import local_planes
+
+    tree = cKDTree(p)
+    k = min(limits.plane_neighbors, len(p))
+    dist, nbr = tree.query(p, k=k, workers=-1)
+    return tree, nbr, float(np.median(dist[:, 1])), local_planes(p, nbr)[0]
+
+
+def _orient_over_tree(p: np.ndarray, nbr: np.ndarray, normals: np.ndarray, seeds, limits: ThroughPointsLimits):
+    """Turn ``normals`` (N, 3) in place to agree along a minimum spanning tree of the
+    neighbour graph ``nbr`` (N, k), grown out of ``seeds`` (indices whose normals are kept)
+    or, with None, out of one point of each connected piece. An edge costs the turn between
+    its normals plus how far either end lies off the other's plane, so the tree does not
+    jump across a thin part to its other face."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+
+    from recon.kernels.orientation_cpu import orient_along_tree
+
+    n = len(p)
+    m = min(limits.tree_neighbors, nbr.shape[1] - 1)
+    rows, cols = np.repeat(np.arange(n), m), nbr[:, 1:m + 1].ravel()
+    step = p[cols] - p[rows]
+    off_plane = np.maximum(np.abs(np.einsum("ij,ij->i", step, normals[rows])),
+                           np.abs(np.einsum("ij,ij->i", step, normals[cols])))
+    off_plane /= np.maximum(np.linalg.norm(step, axis=1), 1e-300)
+    cost = 1.0 - np.abs(np.einsum("ij,ij->i", normals[rows], normals[cols])) + off_plane + 1e-3
+    if seeds is None:  # one root per piece
+        pieces, label = connected_components(coo_matrix((cost, (rows, cols)), shape=(n, n)), directed=False)
+        seeds = np.unique(label, return_index=True)[1]
+    # node n is a root joined to every seed at no cost: the tree grows out of all seeds at once
+    graph = coo_matrix((np.concatenate([cost, np.full(len(seeds), 1e-9)]),
+                        (np.concatenate([rows, np.full(len(seeds), n)]), np.concatenate([cols, seeds]))),
+                       shape=(n + 1, n + 1)).tocsr()
+    spanning = minimum_spanning_tree(graph.maximum(graph.T))
+    order, parent = breadth_first_order(spanning + spanning.T, n, directed=False)
+    orient_along_tree(normals, order.astype(np.int64), parent.astype(np.int64))
 
 
 def _tangent_side(planes, probe: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -167,6 +167,38 @@ def local_planes(points: np.ndarray, neighbors: np.ndarray):
     return normals, centroids, spread
 
 
+def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor: int = 8, tree=None) -> np.ndarray:
+    """(N, 3) float64: each of the (N, 3) points moved, along the plane's normal, onto the
+    weighted least-squares plane of its ``neighbors`` nearest points (itself included),
+    weighted by exp(-(d / d_s)^2) with d_s the distance to its ``scale_neighbor``-th nearest.
+
+    Noise across a surface averages out over the neighbourhood; a curved surface flattens by
+    the plane fit's sagitta, which the Gaussian weights keep smaller than an unweighted fit
+    of as many points would (on the bench's open scans this beat unweighted fits of 8, 10,
+    12 and 24 points)."""
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(points, dtype=np.float64)
+    k = min(int(neighbors), len(p))
+    if k < 3:
+        return p.copy()
+    s = min(int(scale_neighbor), k - 1)
+    out = np.empty_like(p)
+    tree = tree or cKDTree(p)
+    step = max(1024, (1 << 20) // k)  # bounded scratch memory
+    for start in range(0, len(p), step):
+        q = p[start:start + step]
+        dist, nbr = tree.query(q, k=k, workers=-1)
+        weight = np.exp(-(dist / np.maximum(dist[:, s:s + 1], 1e-300)) ** 2)
+        weight /= weight.sum(axis=1, keepdims=True)
+        nb = p[nbr]
+        centre = np.einsum("nk,nki->ni", weight, nb)
+        centred = nb - centre[:, None]
+        normal = np.linalg.eigh(np.einsum("nk,nki,nkj->nij", weight, centred, centred))[1][:, :, 0]
+        out[start:start + step] = q - np.einsum("ij,ij->i", q - centre, normal)[:, None] * normal
+    return out
+
+
 def thick_noise_keep(points: np.ndarray, *, tree=None):
     """Which of (N, 3) unit-cube points to keep when the noise is thicker than the surface is flat.
 
