@@ -212,7 +212,7 @@ def run_fit(
         result = reconstruct(
             source, method=method, config=config, sample=sample, voxel_size=voxel_size,
             remove_outliers=remove_outliers, min_component=min_component, interpolate=interpolate, seed=seed,
-            device=device, progress=progress, log=lambda line: info(line, quiet=quiet or as_json),
+            device=device, progress=progress, fit_field=save_field is not None, log=lambda line: info(line, quiet=quiet or as_json),
             **options_given,
         )
     result.write_mesh(output, inputs=[source])  # atomic: a temporary file, then a rename

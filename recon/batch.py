@@ -84,7 +84,7 @@ def fit_one_task(source: str, output: str, method: str, options: dict, seed: int
 
     t = time.perf_counter()
     try:
-        result = reconstruct(source, method=method, seed=seed, **options)
+        result = reconstruct(source, method=method, seed=seed, fit_field=False, **options)
         result.write_mesh(output)
     except ReconError as exc:
         return asdict(BatchRow(source, output, False, time.perf_counter() - t, error=str(exc).splitlines()[0]))

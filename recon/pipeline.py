@@ -60,7 +60,8 @@ class Decision:
 class Result:
     """Everything one reconstruction produced.
 
-    field     : the fitted Field (input units)
+    field     : the fitted Field (input units); None where the mesh came from the points
+                alone (an unsigned field's mesh through the points) and ``fit_field`` was False
     mesh      : TriangleMesh of the field's surface, input units and frame, with vertex
                 attribute ``distance_to_data`` and the cloud's colours when it has them
     cloud     : the points that were fitted (after sampling and pre-processing)
@@ -102,7 +103,7 @@ class Result:
             "device": self.device,
             "points_in": int(self.points_in),
             "points_fitted": int(len(self.cloud)),
-            "points_merged": int(self.field.params.get("merged_points", 0) or 0),
+            "points_merged": 0 if self.field is None else int(self.field.params.get("merged_points", 0) or 0),
             "vertices": int(self.mesh.n_vertices),
             "faces": int(self.mesh.n_faces),
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
@@ -202,6 +203,7 @@ def reconstruct(
     log=None,
     require_surface: bool = True,
     interpolate: bool | None = None,
+    fit_field: bool = True,
     **options,
 ) -> Result:
     """Fit a surface to a point cloud and mesh it.
@@ -236,6 +238,11 @@ def reconstruct(
                     one-sided or mildly noisy open samples), a named method meshes as it is
                     registered to (hrbf through the points, the others from the grid)
 
+    fit_field     : fit the field even where the mesh does not need it (an unsigned field's
+                    mesh through the points is made from the points alone); False skips
+                    that fit (``Result.field`` is then None), as ``recon fit`` does unless
+                    ``--save-field`` is given
+
     Every option is checked before the cloud is read (``interpolate``'s point limit only
     after). Raises InputError on bad input.
     """
@@ -269,22 +276,32 @@ def reconstruct(
             log(choice.line())
         spec, config = prepare(choice.method, seed=seed, device=device, **{**choice.overrides, **options})
     used_device = resolve_device(_config_value(config, "device", device or "auto"))
-    if log is not None:
-        kept = "" if len(cloud) == points_in else f" ({len(cloud):,} after pre-processing)"
-        log(f"{cloud.source}: {points_in:,} points{kept}; fitting with {spec.name} on {used_device}")
-
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
-    field_ = fit(cloud, spec.name, config, progress=progress, timings=phases)
-    timings["fit_s"] = time.perf_counter() - t
-    timings.update({f"fit_{k}": v for k, v in phases.items()})
-    if choice is not None:
-        field_.params["auto_choice"] = choice.as_dict()
-
-    t = time.perf_counter()
     if interpolate is None:
         interpolate = choice.interpolate if choice is not None else spec.interpolates
-    through = interpolate and _through_points(field_, cloud, choice=choice, explicit=choice is None,
+    # an unsigned field's mesh through the points is made from the points alone
+    fitting = fit_field or not (interpolate and spec.field_kind == "unsigned")
+    if log is not None:
+        kept = "" if len(cloud) == points_in else f" ({len(cloud):,} after pre-processing)"
+        doing = (f"fitting with {spec.name} on {used_device}" if fitting else
+                 f"meshing through the points (no {spec.name} field fitted: --save-field fits one)")
+        log(f"{cloud.source}: {points_in:,} points{kept}; {doing}")
+
+    field_ = None
+    if fitting:
+        phases: dict[str, float] = {}
+        t = time.perf_counter()
+        field_ = fit(cloud, spec.name, config, progress=progress, timings=phases)
+        timings["fit_s"] = time.perf_counter() - t
+        timings.update({f"fit_{k}": v for k, v in phases.items()})
+        if choice is not None:
+            field_.params["auto_choice"] = choice.as_dict()
+    else:
+        timings["fit_s"] = 0.0
+        decisions.append(Decision("field", "not fitted", f"the mesh comes from the points alone, and no {spec.name} "
+                                  "field was asked for"))
+
+    t = time.perf_counter()
+    through = interpolate and _through_points(spec.field_kind, cloud, choice=choice, explicit=choice is None,
                                               decisions=decisions)
     if through == "delaunay":
         from recon.meshing.through_points import mesh_through_points
@@ -319,7 +336,8 @@ def reconstruct(
         )
     timings["total_s"] = time.perf_counter() - t_start
     return Result(field=field_, mesh=mesh, cloud=cloud, points_in=points_in, method=spec.name, config=config,
-                  device=used_device, timings=timings, decisions=decisions + fitter_decisions(field_),
+                  device=used_device, timings=timings,
+                  decisions=decisions + ([] if field_ is None else fitter_decisions(field_)),
                   choice=None if choice is None else choice.as_dict())
 
 
@@ -369,8 +387,8 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing
     return entries[best]
 
 
-def _through_points(field_: Field, cloud: Cloud, *, choice, explicit: bool, decisions: list):
-    """How the mesh passes through the points: "delaunay" (a field with sides: the
+def _through_points(kind: str, cloud: Cloud, *, choice, explicit: bool, decisions: list):
+    """How the mesh passes through the points, for a field of ``kind``: "delaunay" (a field with sides: the
     restricted Delaunay triangulation), a direction (3,) (an unsigned field's one-sided
     cloud: a height field along it), "open" (an unsigned field's other clouds: the denoised
     points' open restricted Delaunay mesh), or None (marching the field's grid); says why in
@@ -380,7 +398,7 @@ def _through_points(field_: Field, cloud: Cloud, *, choice, explicit: bool, deci
 
     if len(cloud) > LIMITS.max_points:
         why = f"a mesh through the points takes at most {LIMITS.max_points:,} points, and {len(cloud):,} were fitted"
-    elif field_.kind in ("signed", "occupancy"):
+    elif kind in ("signed", "occupancy"):
         decisions.append(Decision("mesh", "through the points",
                                   "vertices are the fitted points, faces the Delaunay triangles the field's "
                                   "surface crosses (restricted Delaunay)"))

@@ -630,3 +630,22 @@ def test_device_cuda_without_a_gpu_is_refused_in_one_line(recon, cloud):
         pytest.skip("a CUDA device is visible here")
     assert_one_line_error(recon("fit", cloud, "--method", "toy", "--device", "cuda"), "no CUDA GPU")
     assert CALLS == []
+
+
+def test_auto_on_a_one_sided_scan_fits_no_field_unless_one_is_saved(recon, tmp_path):
+    pytest.importorskip("torch")
+    from test_measure import height_field
+
+    from recon.fields.loading import load_field
+
+    scan = write_ply_cloud(tmp_path / "terrain.ply", (height_field(4000) * 10.0).astype(np.float32))
+    res = recon("fit", scan, "--json", "-o", tmp_path / "a.ply")
+    assert res.code == 0, res
+    quick = json.loads(res.out)
+    assert quick["fit_seconds"] == 0.0 and quick["field"] is None
+    assert any(d["name"] == "field" and d["value"] == "not fitted" for d in quick["decisions"])
+    res = recon("fit", scan, "--json", "-o", tmp_path / "b.ply", "--save-field", tmp_path / "b.npz", "--iterations", "60")
+    assert res.code == 0, res
+    full = json.loads(res.out)
+    assert full["fit_seconds"] > 0.0 and load_field(tmp_path / "b.npz").kind == "unsigned"
+    assert full["faces"] == quick["faces"]  # the mesh is the points', whether or not a field was fitted

@@ -85,7 +85,14 @@ def test_auto_meshes_a_one_sided_cloud_through_its_points_and_csp_can_be_told_to
     assert result.method == "csp" and result.choice["interpolate"] and result.mesh.surface == "open"
     assert any(d.name == "mesh" and d.value == "through the points (a height field)" for d in result.decisions)
     assert result.mesh.n_vertices == len(cloud)
+    assert result.field is not None and result.field.kind == "unsigned"
     named = reconstruct(cloud, method="csp", interpolate=True, seed=0, iterations=60)
     assert np.array_equal(named.mesh.faces, result.mesh.faces)
+    # the mesh comes from the points alone: without fit_field no csp field is fitted
+    fast = reconstruct(cloud, seed=0, fit_field=False)
+    assert fast.field is None and fast.timings["fit_s"] == 0.0
+    assert np.array_equal(fast.mesh.faces, result.mesh.faces) and np.array_equal(fast.mesh.vertices, result.mesh.vertices)
+    assert any(d.name == "field" and d.value == "not fitted" for d in fast.decisions)
+    assert fast.summary()["points_merged"] == 0
     grid = reconstruct(cloud, interpolate=False, seed=0, iterations=60)
     assert not any(d.value == "through the points (a height field)" for d in grid.decisions)

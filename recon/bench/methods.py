@@ -133,7 +133,7 @@ def run_auto(cloud, *, warmup: bool = False):
         meshes = [run_fitter(cloud, fitter=name, overrides=_fitter_method(get_fitter(name)).warmup_options["overrides"])
                   for name in AUTO_METHODS if installed(name)]
         return meshes[-1]
-    return reconstruct(cloud, method=AUTO, require_surface=False).mesh
+    return reconstruct(cloud, method=AUTO, require_surface=False, fit_field=False).mesh  # as recon fit without --save-field
 
 register_method(
     BenchMethod(
