@@ -29,7 +29,8 @@ Open surfaces have no inside, but a noisy open scan is still best meshed through
 once they are denoised: ``mesh_open_through_points(points)`` moves each point onto its
 neighbours' plane, orients the planes over the neighbour graph (one seed per piece: an
 open surface's two sides are both outside, so either orientation serves), labels every
-tetrahedron of the moved points by the side of the planes its circumcentre lies on, and keeps
+tetrahedron of the moved points by the side of its four corners' planes its circumcentre
+lies on, and keeps
 the faces between the two sides no longer than ``open_max_edge`` spacings (longer ones
 bridge a gap or run past where the data ends).
 
@@ -124,8 +125,6 @@ def mesh_open_through_points(points, *, limits: ThroughPointsLimits = LIMITS) ->
     normals; surface "open"). Raises InputError for fewer than 4 points, non-finite input,
     points that span no volume, or more than ``limits.max_points`` points.
     """
-    from scipy.spatial import cKDTree
-
     from recon.meshing.cleanup import drop_unused, vertex_normals
 
     p, tri = _delaunay(points, limits, denoise=limits.open_plane_neighbors)
@@ -133,11 +132,7 @@ def mesh_open_through_points(points, *, limits: ThroughPointsLimits = LIMITS) ->
     _, nbr, spacing, normals = _plane_normals(p, limits)
     _orient_over_tree(p, nbr, normals, None, limits)
     probe, _ = _circumcentres(p[tets], limits)
-    planes = (cKDTree(p), p, normals, np.zeros(len(p), bool))
-    above = np.zeros(len(tets), dtype=bool)
-    step = 1 << 20  # circumcentres per query: bounded scratch memory
-    for start in range(0, len(tets), step):
-        above[start:start + step] = _tangent_side(planes, probe[start:start + step], limits.label_neighbors)[0] >= 0.0
+    above = _corner_side(p, normals, tets, probe) >= 0.0
     faces = _faces_between(p, tets, ~above, tri.neighbors, hull_outside=False)  # wound along the planes' normals
     if len(faces):
         side = np.stack([np.linalg.norm(p[faces[:, i]] - p[faces[:, (i + 1) % 3]], axis=1) for i in range(3)])
@@ -314,3 +309,14 @@ def _tangent_side(planes, probe: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     offset = np.einsum("mkj,mkj->mk", probe[:, None, :] - points[nbr], normals[nbr])
     weight = np.exp(-(dist / np.maximum(dist[:, :1], 1e-300)) ** 2)
     return np.einsum("mk,mk->m", weight, offset) / weight.sum(axis=1), trusted[nbr[:, 0]]
+
+
+def _corner_side(p: np.ndarray, normals: np.ndarray, tets: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """(T,) the mean signed distance of each probe (T, 3) to the tangent planes of its
+    tetrahedron's four corners (T, 4): negative below. A circumcentre's nearest samples are
+    its tetrahedron's corners (a Delaunay circumsphere holds no sample), all four equally
+    near; on the open bench scans this labels as the 10 nearest samples' planes do, 40 times
+    faster (no k-d tree query). Closed clouds keep the 10 nearest: there the circumcentres
+    that matter lie up to ``tangent_reach`` spacings out, and on sparse noisy clouds the
+    corners alone labelled worse (kitten_sparse_noisy 1.1e-2 against 8.1e-3)."""
+    return np.einsum("tkj,tkj->t", probe[:, None, :] - p[tets], normals[tets]) / 4.0
