@@ -174,8 +174,11 @@ def benchmark_document(data: dict, *, source: str | None = None) -> str:
         "# recon benchmark",
         "",
         (
-            "Written by `recon bench --report` from one run; every figure was measured in that run. "
-            "Write it again from the run's results.json, without running anything: "
+            ("Written by `recon bench --report` from one run; every figure was measured in that run. "
+             if not data.get("merged") else
+             "Written by `recon bench --report` from one run with later runs' methods merged in "
+             "(`perf/merge_bench.py`; each merge is named below). ")
+            + "Write it again from the results.json, without running anything: "
             "`recon bench --from-results DIR/results.json --report PATH`."
         ),
         "",
