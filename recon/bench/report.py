@@ -220,8 +220,8 @@ def run_description(data: dict) -> list[str]:
         lines += [f"Command: `{data['command']}`", ""]
     for later in data.get("merged", []):
         lines += [f"Merged: **{', '.join(later['methods'])}** from a later run, `{later['command']}` "
-                  f"({later['date']}), replacing that method's figures of the run above; the anchors' figures "
-                  "are the run above's.", ""]
+                  f"({later['date']}), replacing those methods' figures of the run above; every other method's "
+                  "figures are the run above's.", ""]
     lines += [
         (
             f"Run: {data.get('date', '')}; machine: {mach.get('cpu')}, {mach.get('cores_usable')} of {mach.get('cores')} "
