@@ -1,4 +1,5 @@
-"""A closed mesh whose vertices are the input points: the restricted Delaunay triangulation.
+"""Meshes whose vertices are the input points: the restricted Delaunay triangulation, closed
+(sides from a field) or open (sides from the denoised points' own planes).
 
 The points' Delaunay tetrahedra are labelled inside or outside by a signed (or occupancy)
 field at their circumcentres, which are the vertices of the points' Voronoi diagram. The
@@ -23,16 +24,15 @@ distance gradient, well aligned with the plane's normal) and spread from there a
 minimum spanning tree of the neighbour graph whose edges cost the turn between normals and
 how far a neighbour lies off the plane, so orientation does not jump across a thin part to
 its other face. On cow_clean (60,000 clean samples) this took Chamfer-L1 from 1.29e-4 to
-9.5e-5; the ground truth's own signs give 9.3e-5.
+9.6e-5; the ground truth's own signs give 9.3e-5.
 
 Open surfaces have no inside, but a noisy open scan is still best meshed through its points
 once they are denoised: ``mesh_open_through_points(points)`` moves each point onto its
 neighbours' plane, orients the planes over the neighbour graph (one seed per piece: an
 open surface's two sides are both outside, so either orientation serves), labels every
 tetrahedron of the moved points by the side of its four corners' planes its circumcentre
-lies on, and keeps
-the faces between the two sides no longer than ``open_max_edge`` spacings (longer ones
-bridge a gap or run past where the data ends).
+lies on, and keeps the faces between the two sides no longer than ``open_max_edge``
+spacings (longer ones bridge a gap or run past where the data ends).
 
 ``mesh_through_points(field, points) -> TriangleMesh``,
 ``mesh_open_through_points(points) -> TriangleMesh``.
@@ -67,11 +67,11 @@ class ThroughPointsLimits:
     seed_alignment: float = 0.8
     "... and its direction within this cosine of the plane's normal."
     sliver_width: float = 0.02
+    "Where the field is trusted, circumcentres within this many spacings of the tangent planes take the field's side (the planes' curvature error is larger than the field's there)."
     open_plane_neighbors: int = 16
     "Open surfaces: points (the point included) in each denoising plane fit, Gaussian-weighted by the distance to the 8th (recon.points.preprocess.onto_local_planes)."
     open_max_edge: float = 8.0
     "Open surfaces: faces with a side longer than this many point spacings bridge a gap or run past where the data ends, and are cut (3, 5 and 8 tried)."
-    "Where the field is trusted, circumcentres within this many spacings of the tangent planes take the field's side (the planes' curvature error is larger than the field's there)."
 
 
 LIMITS = ThroughPointsLimits()
@@ -119,8 +119,8 @@ def mesh_open_through_points(points, *, limits: ThroughPointsLimits = LIMITS) ->
     points : (N, 3) float, input units
 
     Returns a TriangleMesh (vertices (V, 3) float64 input units: the points moved onto the
-    least-squares planes of their ``open_plane_neighbors`` nearest, those no face uses left
-    out; faces wound to agree with the planes' orientation, which is consistent over each
+    Gaussian-weighted least-squares planes of their ``open_plane_neighbors`` nearest, those
+    no face uses left out; faces wound to agree with the planes' orientation, which is consistent over each
     piece but not outward or inward in any sense an open surface lacks; area-weighted vertex
     normals; surface "open"). Raises InputError for fewer than 4 points, non-finite input,
     points that span no volume, or more than ``limits.max_points`` points.
