@@ -278,8 +278,11 @@ def reconstruct(
     used_device = resolve_device(_config_value(config, "device", device or "auto"))
     if interpolate is None:
         interpolate = choice.interpolate if choice is not None else spec.interpolates
-    # an unsigned field's mesh through the points is made from the points alone
-    fitting = fit_field or not (interpolate and spec.field_kind == "unsigned")
+    # how the mesh is made is known before the fit (a refusal costs no fit); an unsigned
+    # field's mesh through the points is made from the points alone
+    through = interpolate and _through_points(spec.field_kind, cloud, choice=choice, explicit=choice is None,
+                                              decisions=decisions)
+    fitting = fit_field or not (through and through != "delaunay")
     if log is not None:
         kept = "" if len(cloud) == points_in else f" ({len(cloud):,} after pre-processing)"
         doing = (f"fitting with {spec.name} on {used_device}" if fitting else
@@ -301,8 +304,6 @@ def reconstruct(
                                   "field was asked for"))
 
     t = time.perf_counter()
-    through = interpolate and _through_points(spec.field_kind, cloud, choice=choice, explicit=choice is None,
-                                              decisions=decisions)
     if through == "delaunay":
         from recon.meshing.through_points import mesh_through_points
 

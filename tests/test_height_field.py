@@ -96,3 +96,19 @@ def test_auto_meshes_a_one_sided_cloud_through_its_points_and_csp_can_be_told_to
     assert fast.summary()["points_merged"] == 0
     grid = reconstruct(cloud, interpolate=False, seed=0, iterations=60)
     assert not any(d.value == "through the points (a height field)" for d in grid.decisions)
+
+
+def test_an_open_cloud_over_the_point_limit_is_meshed_from_a_fitted_field(monkeypatch):
+    pytest.importorskip("torch")
+    import dataclasses
+
+    from recon import Cloud, reconstruct
+    from recon.meshing import through_points
+
+    monkeypatch.setattr(through_points, "LIMITS", dataclasses.replace(through_points.LIMITS, max_points=1000))
+    cloud = Cloud(height_field(4000).astype(np.float32) * 10.0, source="terrain")
+    result = reconstruct(cloud, seed=0, iterations=60, fit_field=False)  # auto would skip the fit
+    assert result.field is not None and result.mesh.n_faces > 0
+    assert any(d.name == "mesh" and d.value == "grid" and "at most 1,000" in d.reason for d in result.decisions)
+    with pytest.raises(InputError, match="cannot interpolate: a mesh through the points takes at most 1,000"):
+        reconstruct(cloud, method="csp", interpolate=True, iterations=60)
