@@ -80,6 +80,7 @@ LIMITS = ThroughPointsLimits()
 # oriented tetrahedron; windings are fixed per face below, so the tetrahedra's own
 # orientation does not matter.
 _OPPOSITE_FACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
+_CHUNK = 1 << 18  # tetrahedra per pass of the per-tetrahedron arithmetic: bounded scratch memory
 
 
 def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
@@ -131,7 +132,7 @@ def mesh_open_through_points(points, *, limits: ThroughPointsLimits = LIMITS) ->
     tets = tri.simplices.astype(np.int64)
     _, nbr, spacing, normals = _plane_normals(p, limits)
     _orient_over_tree(p, nbr, normals, None, limits)
-    probe, _ = _circumcentres(p[tets], limits)
+    probe, _ = _circumcentres(p, tets, limits)
     above = _corner_side(p, normals, tets, probe) >= 0.0
     faces = _faces_between(p, tets, ~above, tri.neighbors, hull_outside=False)  # wound along the planes' normals
     if len(faces):
@@ -193,7 +194,7 @@ def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits)
     (the centroid for flat ones) is inside. A signed field decides far from the samples and
     the samples' oriented tangent planes near them (see the module's notes); an occupancy
     field decides everywhere. A circumcentre the field decides outside its bounds is outside."""
-    probe, radius = _circumcentres(p[tets], limits)
+    probe, radius = _circumcentres(p, tets, limits)
     inside = np.zeros(len(tets), dtype=bool)
     by_field = np.ones(len(tets), dtype=bool)
     if field.kind == "signed" and len(p) > limits.plane_neighbors:
@@ -216,18 +217,25 @@ def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits)
     return inside
 
 
-def _circumcentres(corners: np.ndarray, limits: ThroughPointsLimits) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 4, 3) tetrahedron corners -> (T, 3) circumcentres (centroids for flat tetrahedra)
-    and (T,) their distance to the first corner (the circumradius)."""
-    a = corners[:, 0]
-    edges = corners[:, 1:] - a[:, None]  # (T, 3, 3)
-    det = np.linalg.det(edges)
-    longest = np.linalg.norm(edges, axis=2).max(axis=1)
-    solid = np.abs(det) > limits.flat_volume * longest ** 3
-    probe = corners.mean(axis=1)
-    rhs = 0.5 * np.einsum("tij,tij->ti", edges[solid], edges[solid])
-    probe[solid] = a[solid] + np.linalg.solve(edges[solid], rhs[..., None])[..., 0]
-    return probe, np.linalg.norm(probe - a, axis=1)
+def _circumcentres(p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) circumcentres of the tetrahedra ``tets`` (T, 4) of the points ``p`` (centroids
+    for flat tetrahedra) and (T,) their distance to the first corner (the circumradius);
+    in chunks, so the scratch arrays stay a fixed size."""
+    probe = np.empty((len(tets), 3))
+    radius = np.empty(len(tets))
+    for start in range(0, len(tets), _CHUNK):
+        corners = p[tets[start:start + _CHUNK]]
+        a = corners[:, 0]
+        edges = corners[:, 1:] - a[:, None]  # (t, 3, 3)
+        det = np.linalg.det(edges)
+        longest = np.linalg.norm(edges, axis=2).max(axis=1)
+        solid = np.abs(det) > limits.flat_volume * longest ** 3
+        centre = corners.mean(axis=1)
+        rhs = 0.5 * np.einsum("tij,tij->ti", edges[solid], edges[solid])
+        centre[solid] = a[solid] + np.linalg.solve(edges[solid], rhs[..., None])[..., 0]
+        probe[start:start + _CHUNK] = centre
+        radius[start:start + _CHUNK] = np.linalg.norm(centre - a, axis=1)
+    return probe, radius
 
 
 def _oriented_tangent_planes(field, p: np.ndarray, limits: ThroughPointsLimits):
@@ -319,4 +327,8 @@ def _corner_side(p: np.ndarray, normals: np.ndarray, tets: np.ndarray, probe: np
     faster (no k-d tree query). Closed clouds keep the 10 nearest: there the circumcentres
     that matter lie up to ``tangent_reach`` spacings out, and on sparse noisy clouds the
     corners alone labelled worse (kitten_sparse_noisy 1.1e-2 against 8.1e-3)."""
-    return np.einsum("tkj,tkj->t", probe[:, None, :] - p[tets], normals[tets]) / 4.0
+    out = np.empty(len(tets))
+    for start in range(0, len(tets), _CHUNK):
+        t = tets[start:start + _CHUNK]
+        out[start:start + _CHUNK] = np.einsum("tkj,tkj->t", probe[start:start + _CHUNK, None, :] - p[t], normals[t])
+    return out / 4.0
