@@ -196,3 +196,20 @@ def write_npz(fh, arrays: dict) -> None:
             info.external_attr = 0o644 << 16
             with archive.open(info, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def network_frame(arrays: dict, normalization, box, *, what: str, check) -> tuple[dict, object, np.ndarray]:
+    """What a network field's constructor keeps: its arrays as NumPy arrays, its
+    normalisation (input units <-> fitting cube) and its (2, 3) float64 box in input units
+    (by default its encoding box ``arrays["enc_box"]`` carried to input units). Refuses
+    (InputError, naming ``what``) a missing normalisation, then whatever ``check(arrays)``
+    refuses."""
+    from recon.errors import InputError
+
+    if normalization is None:
+        raise InputError(f"{what} needs its normalisation (input units <-> fitting cube)")
+    check(arrays)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    if box is None:
+        box = normalization.to_world(np.asarray(arrays["enc_box"], np.float64))
+    return arrays, normalization, np.asarray(box, np.float64).reshape(2, 3)

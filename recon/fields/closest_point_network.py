@@ -17,7 +17,7 @@ import numpy as np
 
 from recon.cloud import Normalization
 from recon.errors import InputError
-from recon.fields.base import save_field
+from recon.fields.base import network_frame, save_field
 from recon.fields.hashgrid_network import (
     to_torch,
     torch_forward,
@@ -30,6 +30,13 @@ SURFACE_TOLERANCE_SPACINGS = 0.5
 "A fitted surface's tolerance (see ClosestPointField.surface_tolerance), in point spacings."
 EVAL_BATCH = 1 << 17
 "Points per network evaluation batch (bounds the scratch memory)."
+
+
+def _check_required(arrays: dict) -> None:
+    required = ("tables", "resolutions", "dense", "enc_box", "n_layers", "out_scale")
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise InputError(f"closest-point field arrays lack {', '.join(missing)}")
 
 
 class ClosestPointField:
@@ -49,17 +56,8 @@ class ClosestPointField:
                  level: float = 0.0, params: dict | None = None, device: str = "auto"):
         if kind != "unsigned" or level != 0.0:
             raise InputError(f"a closest-point field is unsigned at level 0, got kind={kind!r} level={level}")
-        if normalization is None:
-            raise InputError("a closest-point field needs its normalisation (input units <-> fitting cube)")
-        required = ("tables", "resolutions", "dense", "enc_box", "n_layers", "out_scale")
-        missing = [k for k in required if k not in arrays]
-        if missing:
-            raise InputError(f"closest-point field arrays lack {', '.join(missing)}")
-        self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        self.normalization = normalization
-        if box is None:
-            box = normalization.to_world(np.asarray(self.arrays["enc_box"], np.float64))
-        self.box = np.asarray(box, np.float64).reshape(2, 3)
+        self.arrays, self.normalization, self.box = network_frame(
+            arrays, normalization, box, what="a closest-point field", check=_check_required)
         self.kind = "unsigned"
         self.level = 0.0
         self.params = dict(params or {})

@@ -25,7 +25,7 @@ import numpy as np
 
 from recon.cloud import Normalization
 from recon.errors import InputError
-from recon.fields.base import save_field
+from recon.fields.base import network_frame, save_field
 from recon.fields.grid import ScalarGrid
 from recon.geometry import check_points
 
@@ -39,6 +39,21 @@ BAKE_BAND = 0.3
 "Bake: a coarse cell is refined when a corner's |occupancy - 0.5| is below this (or its corners disagree)."
 
 
+def cell_corners(i0, w, R: int):
+    """The eight corners of each query's feature-grid cell, as (rows, weights) pairs: rows
+    (M,) index the (R^3, C) feature table (node (i, j, k) at row (i * R + j) * R + k),
+    weights (M,) are the trilinear weights. i0 (M, 3) integer lower corners and w (M, 3)
+    fractions in the cell, NumPy arrays or torch tensors alike (the NumPy decoder and the
+    torch one share it)."""
+    for cx in (0, 1):
+        wx = w[:, 0] if cx else 1.0 - w[:, 0]
+        for cy in (0, 1):
+            wy = w[:, 1] if cy else 1.0 - w[:, 1]
+            for cz in (0, 1):
+                wz = w[:, 2] if cz else 1.0 - w[:, 2]
+                yield ((i0[:, 0] + cx) * R + i0[:, 1] + cy) * R + i0[:, 2] + cz, wx * wy * wz
+
+
 def decode_numpy(arrays: dict, u: np.ndarray) -> np.ndarray:
     """(N, 3) cube-unit points -> (N,) float32 occupancy logits (the reference forward pass)."""
     feats = np.asarray(arrays["features"], np.float32)
@@ -50,14 +65,8 @@ def decode_numpy(arrays: dict, u: np.ndarray) -> np.ndarray:
     i0 = np.minimum(np.floor(pos).astype(np.int64), R - 2)
     w = (pos - i0).astype(np.float32)
     f = np.zeros((len(s), C), np.float32)
-    for cx in (0, 1):
-        wx = w[:, 0] if cx else 1.0 - w[:, 0]
-        for cy in (0, 1):
-            wy = w[:, 1] if cy else 1.0 - w[:, 1]
-            for cz in (0, 1):
-                wz = w[:, 2] if cz else 1.0 - w[:, 2]
-                rows = ((i0[:, 0] + cx) * R + i0[:, 1] + cy) * R + i0[:, 2] + cz
-                f += (wx * wy * wz)[:, None] * table[rows]
+    for rows, weight in cell_corners(i0, w, R):
+        f += weight[:, None] * table[rows]
     h = np.concatenate([f, (2.0 * s - 1.0).astype(np.float32)], axis=1)
     n_layers = int(arrays["n_layers"])
     for i in range(n_layers):
@@ -106,14 +115,8 @@ class OccupancyField:
                  level: float = 0.5, params: dict | None = None):
         if kind != "occupancy" or level != 0.5:
             raise InputError(f"an occupancy field has kind 'occupancy' at level 0.5, got kind={kind!r} level={level}")
-        if normalization is None:
-            raise InputError("an occupancy field needs its normalisation (input units <-> fitting cube)")
-        check_network_arrays(arrays)
-        self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        self.normalization = normalization
-        if box is None:
-            box = normalization.to_world(np.asarray(self.arrays["enc_box"], np.float64))
-        self.box = np.asarray(box, np.float64).reshape(2, 3)
+        self.arrays, self.normalization, self.box = network_frame(
+            arrays, normalization, box, what="an occupancy field", check=check_network_arrays)
         self.kind = "occupancy"
         self.level = 0.5
         self.params = dict(params or {})

@@ -122,6 +122,8 @@ def decode_table(table, R: int, layers, u, enc_box):
     (i * R + j) * R + k), which the refinement optimises in place of the grid."""
     import torch
 
+    from recon.fields.occupancy_network import cell_corners
+
     lo = torch.as_tensor(enc_box[0], dtype=u.dtype)
     ext = torch.as_tensor(enc_box[1] - enc_box[0], dtype=u.dtype)
     s = ((u - lo) / ext).clamp(0.0, 1.0)
@@ -130,15 +132,7 @@ def decode_table(table, R: int, layers, u, enc_box):
         i0 = torch.clamp(torch.floor(pos), max=R - 2)
         w = pos - i0
         i0 = i0.long()
-        rows, weights = [], []
-        for cx in (0, 1):
-            wx = w[:, 0] if cx else 1.0 - w[:, 0]
-            for cy in (0, 1):
-                wy = w[:, 1] if cy else 1.0 - w[:, 1]
-                for cz in (0, 1):
-                    wz = w[:, 2] if cz else 1.0 - w[:, 2]
-                    rows.append(((i0[:, 0] + cx) * R + i0[:, 1] + cy) * R + i0[:, 2] + cz)
-                    weights.append(wx * wy * wz)
+        rows, weights = zip(*cell_corners(i0, w, R))
         rows, weights = torch.stack(rows, 1), torch.stack(weights, 1)
     f = _gather()(table, rows, weights)
     h = torch.cat([f, 2.0 * s - 1.0], dim=1)

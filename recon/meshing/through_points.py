@@ -258,6 +258,8 @@ def _oriented_tangent_planes(field, p: np.ndarray, limits: ThroughPointsLimits):
     if 0 < trusted.sum() < len(p):
         _orient_over_tree(p, nbr, normals, np.flatnonzero(trusted), limits)
     on = np.flatnonzero(on_level)
+    if len(on) == len(p):  # every sample on the level (the usual case): the tree serves as it is
+        return tree, spacing, on_level, (tree, p, normals, trusted)
     return tree, spacing, on_level, (cKDTree(p[on]), p[on], normals[on], trusted[on])
 
 
@@ -282,7 +284,11 @@ def _orient_over_tree(p: np.ndarray, nbr: np.ndarray, normals: np.ndarray, seeds
     its normals plus how far either end lies off the other's plane, so the tree does not
     jump across a thin part to its other face."""
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+    from scipy.sparse.csgraph import (
+        breadth_first_order,
+        connected_components,
+        minimum_spanning_tree,
+    )
 
     from recon.kernels.orientation_cpu import orient_along_tree
 
@@ -295,7 +301,7 @@ def _orient_over_tree(p: np.ndarray, nbr: np.ndarray, normals: np.ndarray, seeds
     off_plane /= np.maximum(np.linalg.norm(step, axis=1), 1e-300)
     cost = 1.0 - np.abs(np.einsum("ij,ij->i", normals[rows], normals[cols])) + off_plane + 1e-3
     if seeds is None:  # one root per piece
-        pieces, label = connected_components(coo_matrix((cost, (rows, cols)), shape=(n, n)), directed=False)
+        _, label = connected_components(coo_matrix((cost, (rows, cols)), shape=(n, n)), directed=False)
         seeds = np.unique(label, return_index=True)[1]
     # node n is a root joined to every seed at no cost: the tree grows out of all seeds at once
     graph = coo_matrix((np.concatenate([cost, np.full(len(seeds), 1e-9)]),
