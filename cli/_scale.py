@@ -18,7 +18,7 @@ SCALE_NAMES = ("tile", "workers", "ray_address", "out_dir", "resume")
 
 
 SCALE_OPTIONS = [
-    keyword_param("tile", Optional[float], typer.Option(None, "--tile", help="Fit in square tiles of this side (input units), overlapping, stitched into one mesh; for scenes too large to fit in one piece. The per-tile method defaults to csp (open surfaces).", show_default=False, rich_help_panel=PANEL)),
+    keyword_param("tile", Optional[float], typer.Option(None, "--tile", help="Fit in square tiles of this side (input units), overlapping, stitched into one mesh; for scenes too large to fit in one piece. By default every tile is measured: a terrain or aerial scan (tiles one-sided along z) is meshed as a height field through its points, any other scene is fitted with csp (open surfaces).", show_default=False, rich_help_panel=PANEL)),
     keyword_param("workers", Optional[int], typer.Option(None, "--workers", min=0, help="Ray workers on this machine (default: one per core); 0 runs one task at a time in this process, without Ray.", show_default=False, rich_help_panel=PANEL)),
     keyword_param("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Run the tasks on a running Ray cluster: 'auto' or host:port.", show_default=False, rich_help_panel=PANEL)),
     keyword_param("out_dir", Optional[Path], typer.Option(None, "--out-dir", help="Many clouds (CLOUD a folder, a glob or a .list file): write <stem>.mesh.ply for each here.", show_default=False, rich_help_panel=PANEL)),
@@ -73,9 +73,7 @@ def run_scaled(*, input: Path, output, save_field, method: str, sample, voxel_si
             raise InputError(f"{flag} is not available with --tile")
     if remove_outliers:
         raise InputError("--remove-outliers is not available with --tile")
-    # every tile is an open piece of surface: until the automatic choice runs per tile,
-    # "auto" (or no --method) fits tiles with the tiling's default
-    per_tile = method if method_given and method != "auto" else None
+    per_tile = method if method_given else None
     return _tiled(input, output, tile, per_tile, options, seed or 0, workers,
                   ray_address, resume, quiet, as_json)
 
@@ -100,14 +98,18 @@ def _tiled(source, output, tile, method, options, seed, workers, ray_address, re
         print_json(summary)
     elif not quiet:
         t = summary["timings"]
-        for label, value in (("points in", f"{summary['points_in']:,}"),
-                             ("tiles", f"{summary['tiles_with_points']} with points of {summary['tiles']} "
-                                       f"({summary['fits_resumed']} fits kept from before)"),
-                             ("seconds", f"{t['total_s']:.1f} (ingest {t['ingest_s']:.1f}, fit {t['fit_s']:.1f}, "
-                                         f"mesh {t['mesh_s']:.1f}, stitch {t['stitch_s']:.1f})"),
-                             ("faces out", f"{summary['faces']:,} ({summary['vertices']:,} vertices)"),
-                             ("output", summary["output"]),
-                             ("work", f"{summary['workdir']} (tiles, fields and meshes, for --resume)")):
+        kept = summary.get("fits_resumed", summary.get("meshes_resumed", 0))
+        phases = ", ".join(f"{k[:-2]} {v:.1f}" for k, v in t.items() if k != "total_s")
+        rows = [("points in", f"{summary['points_in']:,}"),
+                ("tiles", f"{summary['tiles_with_points']} with points of {summary['tiles']} "
+                          f"({kept} kept from before)")]
+        if "auto" in summary:
+            rows.append(("auto", summary["auto"]))
+        rows += [("seconds", f"{t['total_s']:.1f} ({phases})"),
+                 ("faces out", f"{summary['faces']:,} ({summary['vertices']:,} vertices)"),
+                 ("output", summary["output"]),
+                 ("work", f"{summary['workdir']} (tiles, fields and meshes, for --resume)")]
+        for label, value in rows:
             typer.echo(f"{label:<10} {value}")
 
 

@@ -9,8 +9,10 @@ square metre with Gaussian noise of ``--noise`` metres in z, shifts them by the 
 of a UTM survey (+500000, +4000000, +100 m) and writes them as a binary PLY (float64),
 streamed in chunks. Then runs, each as its own ``recon fit`` process:
 
-1. the tiled fit of the whole scene (``--tile``, ``--workers`` Ray workers; csp);
-2. the untiled fit (csp, open surface) of a ``--crop`` square at the centre of the scene.
+1. the tiled fit of the whole scene (``--tile``, ``--workers`` Ray workers; ``--method``,
+   default auto: a terrain is meshed as a height field through its points);
+2. the untiled fit (the same method; csp with an open surface) of a ``--crop`` square at
+   the centre of the scene.
 
 For each: wall time, peak memory of all its processes together (RSS of the process and
 all its children, Ray's included, sampled every 0.2 s), and Chamfer-L1 (relative to the
@@ -127,6 +129,7 @@ def main(argv=None) -> None:
     ap.add_argument("--crop", type=float, default=50.0)
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--iterations", type=int, default=None, help="csp iterations (default: csp's)")
+    ap.add_argument("--method", default="auto", help="auto (default) or csp")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-untiled", action="store_true")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "large_scene")
@@ -138,10 +141,11 @@ def main(argv=None) -> None:
     n = int(args.points)
     side = math.sqrt(n / args.density)
     args.out.mkdir(parents=True, exist_ok=True)
-    scene = args.out / f"scene_{n}.ply"
+    scene = args.out / f"scene_{n}_noise{args.noise:g}_seed{args.seed}.ply"
     t = time.perf_counter()
-    write_scene(scene, n, side, args.noise, args.seed)
-    print(f"scene: {n:,} points over {side:.0f} m x {side:.0f} m, written in {time.perf_counter() - t:.1f} s")
+    if not scene.exists():  # the same arguments make the same scene: a second run reuses it
+        write_scene(scene, n, side, args.noise, args.seed)
+    print(f"scene: {n:,} points over {side:.0f} m x {side:.0f} m, ready in {time.perf_counter() - t:.1f} s")
     extra = ["--iterations", str(args.iterations)] if args.iterations else []
     base = [sys.executable, "-m", "recon.cli.main", "fit"]
 
@@ -150,11 +154,12 @@ def main(argv=None) -> None:
     glo, ghi = lo + OFFSET[:2], hi + OFFSET[:2]
     truth = truth_mesh(lo, hi, 0.25)
     report = {"points": n, "side_m": side, "tile": args.tile, "workers": args.workers, "crop_m": args.crop,
-              "noise_m": args.noise}
+              "noise_m": args.noise, "method": args.method}
 
-    tiled_out = args.out / f"scene_{n}_tiled.ply"
+    tiled_out = args.out / f"scene_{n}_tiled_{args.method}_{args.workers}w.ply"
+    method = ["--method", args.method]
     run = run_measured(base + [str(scene), "--tile", str(args.tile), "--workers", str(args.workers),
-                               "-o", str(tiled_out), "--json", *extra])
+                               "-o", str(tiled_out), "--json", *method, *extra])
     summary = json.loads(run.pop("stdout"))
     tiled = crop_mesh(read_mesh(tiled_out), glo, ghi)
     run["chamfer_l1_crop"] = compare_meshes(tiled, truth)["chamfer_l1"]
@@ -170,8 +175,8 @@ def main(argv=None) -> None:
         parts = [p[np.all((p[:, :2] >= glo) & (p[:, :2] <= ghi), axis=1)] for p in iter_chunks(scene)]
         crop_path = write_cloud(Cloud(np.concatenate(parts)), args.out / f"scene_{n}_crop.ply")
         crop_out = args.out / f"scene_{n}_crop.mesh.ply"
-        run = run_measured(base + [str(crop_path), "--method", "csp", "--surface", "open", "-o", str(crop_out),
-                                   "--json", *extra])
+        open_ = ["--surface", "open"] if args.method == "csp" else []
+        run = run_measured(base + [str(crop_path), *method, *open_, "-o", str(crop_out), "--json", *extra])
         run.pop("stdout")
         untiled = crop_mesh(read_mesh(crop_out), glo, ghi)
         run["chamfer_l1_crop"] = compare_meshes(untiled, truth)["chamfer_l1"]

@@ -38,3 +38,10 @@ def resolve_device(device: str = "auto") -> str:
             raise InputError("--device cuda: no CUDA GPU is visible to numba (use --device cpu or auto)")
         return "cuda"
     return "cuda" if cuda_available() and not cuda_simulated() else "cpu"
+
+
+def query_workers() -> int:
+    """Threads for scipy's k-d tree queries: ``RECON_TORCH_THREADS`` when set (a tile or
+    batch task on a Ray worker that owns one core), else -1 (every core)."""
+    env = os.environ.get("RECON_TORCH_THREADS")
+    return max(1, int(env)) if env else -1

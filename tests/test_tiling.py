@@ -247,7 +247,8 @@ def test_ingest_streams_the_points_into_padded_tiles(tmp_path, suffix):
 FAST = {"iterations": 20, "batch_size": 2048}
 
 
-def test_tiled_fit_resumes_and_gridpull_is_refused(tmp_path):
+@pytest.mark.parametrize("method, mesh_task", [("csp", "mesh_tile_task"), ("auto", "height_field_tile_task")])
+def test_tiled_fit_resumes_and_gridpull_is_refused(tmp_path, method, mesh_task):
     from recon.tiling.executor import LocalExecutor
     from recon.tiling.run import reconstruct_tiled
 
@@ -266,7 +267,7 @@ def test_tiled_fit_resumes_and_gridpull_is_refused(tmp_path):
     with pytest.raises(InputError, match="open-surface"):
         reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, method="gridpull", workers=0)
     first = Counting()
-    a = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, options=FAST, executor=first)
+    a = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, method=method, options=FAST, executor=first)
     assert len(first.jobs) == 8 and a.n_faces > 1000
     mesh_a = a.load_mesh()
     assert np.abs(mesh_a.vertices.min(axis=0)[:2] - [500000.0, 4000000.0]).max() < 1.0
@@ -282,14 +283,16 @@ def test_tiled_fit_resumes_and_gridpull_is_refused(tmp_path):
     assert close.mean() > 0.99 and np.allclose(got[close], want[close], atol=1e-5)
     assert (got >= want - 1e-5).all()
     again = Counting()
-    b = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, options=FAST, executor=again, resume=True)
+    b = reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, method=method, options=FAST, executor=again,
+                          resume=True)
     assert again.jobs == []
     assert np.array_equal(mesh_a.faces, b.load_mesh().faces)
     # a lost mesh is made again, and only that one
     os.unlink(a.workdir / "meshes" / "tile_0001_0001.npz")
     third = Counting()
-    reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, options=FAST, executor=third, resume=True)
-    assert third.jobs == [("mesh_tile_task", "tile_0001_0001")]
+    reconstruct_tiled(src, tmp_path / "out.ply", tile_size=TILE, method=method, options=FAST, executor=third,
+                      resume=True)
+    assert third.jobs == [(mesh_task, "tile_0001_0001")]
 
 
 def test_cli_tile_option_writes_one_float64_mesh(tmp_path):
@@ -308,8 +311,8 @@ def test_cli_tile_option_writes_one_float64_mesh(tmp_path):
 def _ray_mesh(src, tmp_path, name):
     from recon.tiling.run import reconstruct_tiled
 
-    options = {**FAST, "iterations": 5, "mesh_resolution": 64}
-    return reconstruct_tiled(src, tmp_path / f"{name}.ply", tile_size=TILE, options=options).load_mesh()
+    # auto: a terrain, meshed as a height field through its points
+    return reconstruct_tiled(src, tmp_path / f"{name}.ply", tile_size=TILE).load_mesh()
 
 
 def test_ray_runs_tiles_reports_failures_and_a_two_node_cluster_gives_the_local_mesh(tmp_path):
@@ -379,3 +382,75 @@ def test_a_tile_without_a_surface_is_left_empty_not_failed(tmp_path):
     out = fit_tile_task(str(tmp_path / "t.npy"), str(tmp_path / "t.npz"), "csp", {"surface": "open"}, 0, 1)
     assert out["empty"] and "identical" in out["empty"]
     assert not (tmp_path / "t.npz").exists()
+
+
+def _faces_by_position(mesh, reference):
+    """``mesh``'s faces as sorted triples of ``reference``'s vertex indices (vertices matched
+    by position within 1e-9 of the scene's size); -1 where a vertex has no match."""
+    from scipy.spatial import cKDTree
+
+    corner = reference.vertices.min(axis=0)
+    d, idx = cKDTree(reference.vertices - corner).query(mesh.vertices - corner)
+    idx[d > 1e-9 * SIDE] = -1
+    return {tuple(t) for t in np.sort(idx[mesh.faces], axis=1).tolist()}
+
+
+@pytest.mark.parametrize("gridded", [False, True])
+def test_height_field_tiles_give_the_untiled_mesh_face_for_face(tmp_path, gridded):
+    """A terrain meshed in 2 x 2 tiles is the one-tile mesh exactly: the same triangles
+    through the same denoised points, no crack, no double layer at the seams. Gridded
+    points (four on every circle, two ways to split each square) are split alike too."""
+    from recon.io import write_cloud
+    from recon.tiling.run import reconstruct_tiled
+
+    if gridded:
+        u = np.arange(0.05, SIDE, 0.125)
+        xy = np.stack(np.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)
+        cloud = Cloud(np.column_stack([xy, curved(xy)]) + [500000.0, 4000000.0, 100.0])
+    else:
+        cloud = terrain_cloud(6000)
+    src = write_cloud(cloud, tmp_path / "terrain.ply")
+    tiled = reconstruct_tiled(src, tmp_path / "tiled.ply", tile_size=TILE, overlap=2.0, workers=0)
+    whole = reconstruct_tiled(src, tmp_path / "whole.ply", tile_size=2 * SIDE, overlap=2.0, workers=0)
+    assert tiled.grid.shape == (2, 2) and whole.grid.shape == (1, 1)
+    assert "height field" in tiled.counts["auto"] and "height field" in whole.counts["auto"]
+    a, b = tiled.load_mesh(), whole.load_mesh()
+    assert a.n_vertices == b.n_vertices and a.n_faces == b.n_faces > 1.5 * len(cloud)
+    assert _faces_by_position(a, b) == _faces_by_position(b, b)
+    # one layer over the inside of the square, seams included; every face faces up
+    probe = np.random.default_rng(1).uniform(0.5, SIDE - 0.5, (300, 2)) + [500000.0, 4000000.0]
+    assert (layers_at(a, probe) == 1).all()
+    v = a.vertices[a.faces]
+    assert (np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])[:, 2] > 0).all()
+    # interior edges are shared by two faces: only the data's own border is open
+    edges, count = edge_counts(a.faces)
+    assert count.max() == 2
+    border = edges[count == 1]
+    mid = 0.5 * (a.vertices[border[:, 0]] + a.vertices[border[:, 1]])[:, :2] - [500000.0, 4000000.0]
+    assert (np.minimum(mid, SIDE - mid).min(axis=1) < 0.6).all()
+
+
+def test_scene_mode_meshes_height_fields_and_fits_other_scenes():
+    from recon.tiling.run import measure_tile_task, scene_mode
+
+    up = {"points": 1000, "spacing": 0.1, "kind": "clean open one-sided scan", "direction": [0.0, 0.1, -0.99]}
+    side = {"points": 1000, "spacing": 0.1, "kind": "clean open one-sided scan", "direction": [1.0, 0.0, 0.0]}
+    closed = {"points": 1000, "spacing": 0.1, "kind": "closed object", "direction": None}
+    few = {"points": 60, "spacing": 0.5, "kind": "sparse cloud", "direction": None}
+    mode = scene_mode({f"t{i}": up for i in range(9)} | {"corner": few})
+    assert mode["mode"] == "height_field" and mode["spacing"] == 0.1
+    assert scene_mode({"a": up, "b": side})["mode"] == "fit"
+    mode = scene_mode({"a": up, "b": closed})
+    assert mode["mode"] == "fit" and "closed object" in mode["reason"] and "csp" in mode["reason"]
+
+
+def test_a_tile_of_a_closed_object_is_not_a_height_field(tmp_path):
+    from recon.tiling.run import measure_tile_task
+
+    p = np.random.default_rng(0).normal(size=(4000, 3))
+    np.save(tmp_path / "ball.npy", p / np.linalg.norm(p, axis=1, keepdims=True) + [5.0e5, 4.0e6, 100.0])
+    out = measure_tile_task(str(tmp_path / "ball.npy"), 0, 1)
+    assert out["direction"] is None and "closed" in out["kind"] and out["points"] == 4000
+    np.save(tmp_path / "sheet.npy", terrain_cloud(3000).points)
+    out = measure_tile_task(str(tmp_path / "sheet.npy"), 0, 1)
+    assert abs(out["direction"][2]) > 0.9 and 0 < out["spacing"] < 0.2

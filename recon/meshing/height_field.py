@@ -15,7 +15,8 @@ samples. Three steps:
 - **Triangulate** the moved points' projections onto the plane across the direction
   (scipy's Qhull).
 - **Cut** the triangles the data does not support: the convex hull's fill of a ragged
-  border or a gap (a side longer than ``max_edge_plane`` spacings in the plane), and the
+  border or a gap (a side longer than ``max_edge_plane`` spacings in the plane, or a
+  circumradius over ``max_circumradius``: flat slivers along a border's row), and the
   curtains across a depth jump, where the scan's surface steps back behind itself (a side
   longer than ``max_edge`` spacings in space).
 
@@ -42,6 +43,8 @@ class HeightFieldLimits:
     "Points (the point included) in each denoising plane fit, Gaussian-weighted by the distance to the 8th (recon.points.preprocess.onto_local_planes); more flattens curved parts, fewer leaves noise."
     max_edge_plane: float = 8.0
     "Triangles with a side longer than this many point spacings in the plane are gaps or a border's hull fill, and are cut."
+    max_circumradius: float = 16.0
+    "Triangles whose circumcircle in the plane is wider than this many point spacings are flat slivers along a border's row of points, and are cut (and a tiled scene's tiles agree on every triangle whose circle lies in both)."
     max_edge: float = 12.0
     "Triangles with a side longer than this many point spacings in space are curtains across a depth jump, and are cut."
 
@@ -63,26 +66,41 @@ def mesh_height_field(points, direction, *, limits: HeightFieldLimits = LIMITS) 
     surface "open"). Raises InputError for fewer than 4 points, non-finite input, a zero
     direction, or points that span no area across it.
     """
+    from recon.meshing.cleanup import drop_unused, vertex_normals
+
+    p = _checked(points)
+    d = _unit(direction)
+    origin = p.mean(axis=0)
+    moved, faces, uv = height_field_faces(p - origin, d, limits=limits)  # precision of georeferenced coordinates
+    if len(faces) == 0:
+        return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="open")
+    if _bulges_against(moved, d, uv):
+        faces = faces[:, [0, 2, 1]]
+    verts, faces = drop_unused(moved + origin, faces)
+    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="open")
+
+
+def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = None,
+                       limits: HeightFieldLimits = LIMITS):
+    """Denoise, triangulate across ``d`` and cut: the steps of :func:`mesh_height_field`.
+
+    p       : (N, 3) float64 points, N >= 4, near the origin (subtract a georeferenced offset first)
+    d       : (3,) unit direction
+    spacing : the length the cuts are counted in; default the points' median
+              nearest-neighbour distance (a tiled scene passes one spacing for all its tiles)
+    Returns (moved (N, 3) float64, faces (F, 3) int64 into ``moved``, wound to face +d,
+    uv (N, 2) float64: the moved points in the plane across d). Raises InputError when the
+    points span no area across d.
+    """
     from scipy.spatial import Delaunay, QhullError, cKDTree
 
-    from recon.meshing.cleanup import drop_unused, vertex_normals
+    from recon.device import query_workers
     from recon.points.preprocess import onto_local_planes
 
-    p = np.asarray(points, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 3 or not np.isfinite(p).all():
-        raise InputError(f"points must be a finite (N, 3) array, got shape {p.shape}")
-    if len(p) < 4:
-        raise InputError(f"a height-field mesh needs at least 4 points, got {len(p)}")
-    d = np.asarray(direction, dtype=np.float64).reshape(-1)
-    if d.shape != (3,) or not np.isfinite(d).all() or np.linalg.norm(d) == 0:
-        raise InputError(f"direction must be a finite non-zero 3-vector, got {direction!r}")
-    d = d / np.linalg.norm(d)
-    origin = p.mean(axis=0)
-    p = p - origin  # precision of georeferenced coordinates
     tree = cKDTree(p)
-    spacing = float(np.median(tree.query(p, k=2, workers=-1)[0][:, 1]))
+    if spacing is None:
+        spacing = float(np.median(tree.query(p, k=2, workers=query_workers())[0][:, 1]))
     moved = onto_local_planes(p, neighbors=limits.plane_neighbors, tree=tree)
-
     across = np.linalg.svd(np.eye(3) - np.outer(d, d))[0][:, :2]  # two unit vectors across d
     uv = moved @ across
     spread = np.linalg.eigvalsh((uv - uv.mean(axis=0)).T @ (uv - uv.mean(axis=0)))
@@ -95,16 +113,42 @@ def mesh_height_field(points, direction, *, limits: HeightFieldLimits = LIMITS) 
     corners = [(0, 1), (1, 2), (2, 0)]
     side_plane = np.max([np.linalg.norm(uv[tri[:, i]] - uv[tri[:, j]], axis=1) for i, j in corners], axis=0)
     side = np.max([np.linalg.norm(moved[tri[:, i]] - moved[tri[:, j]], axis=1) for i, j in corners], axis=0)
-    faces = tri[(side_plane <= limits.max_edge_plane * spacing) & (side <= limits.max_edge * spacing)]
-    if len(faces) == 0:
-        return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="open")
+    radius = circumcircles(uv, tri)[1]
+    faces = tri[(side_plane <= limits.max_edge_plane * spacing) & (side <= limits.max_edge * spacing)
+                & (radius <= limits.max_circumradius * spacing)]
     a, b, c = moved[faces[:, 0]], moved[faces[:, 1]], moved[faces[:, 2]]
     facing = np.cross(b - a, c - a) @ d
     faces[facing < 0] = faces[facing < 0][:, [0, 2, 1]]  # all face +d
-    if _bulges_against(moved, d, uv):
-        faces = faces[:, [0, 2, 1]]
-    verts, faces = drop_unused(moved + origin, faces)
-    return TriangleMesh(verts, faces, vertex_normals(verts, faces), surface="open")
+    return moved, faces, uv
+
+
+def circumcircles(xy: np.ndarray, faces: np.ndarray):
+    """Circumcentres (F, 2) and radii (F,) of triangles ``faces`` over the points ``xy`` (N, 2)."""
+    a, b, c = xy[faces[:, 0]], xy[faces[:, 1]], xy[faces[:, 2]]
+    ab, ac = b - a, c - a
+    det = 2.0 * (ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0])
+    ab2, ac2 = (ab * ab).sum(axis=1), (ac * ac).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.column_stack([ac[:, 1] * ab2 - ab[:, 1] * ac2, ab[:, 0] * ac2 - ac[:, 0] * ab2]) / det[:, None]
+    radius = np.linalg.norm(off, axis=1)
+    radius[~np.isfinite(radius)] = np.inf
+    return a + np.nan_to_num(off), radius
+
+
+def _checked(points) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3 or not np.isfinite(p).all():
+        raise InputError(f"points must be a finite (N, 3) array, got shape {p.shape}")
+    if len(p) < 4:
+        raise InputError(f"a height-field mesh needs at least 4 points, got {len(p)}")
+    return p
+
+
+def _unit(direction) -> np.ndarray:
+    d = np.asarray(direction, dtype=np.float64).reshape(-1)
+    if d.shape != (3,) or not np.isfinite(d).all() or np.linalg.norm(d) == 0:
+        raise InputError(f"direction must be a finite non-zero 3-vector, got {direction!r}")
+    return d / np.linalg.norm(d)
 
 
 def _bulges_against(p: np.ndarray, d: np.ndarray, uv: np.ndarray) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recon.cloud import Cloud
+from recon.device import query_workers
 from recon.triangles import TriangleMesh
 
 DISTANCE_TO_DATA = "distance_to_data"
@@ -57,7 +58,7 @@ def _nearest(vertices: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarr
 
     # the tree works relative to a corner, so georeferenced coordinates keep their digits
     corner = points.min(axis=0)
-    dist, idx = cKDTree(points - corner).query(vertices - corner, k=k, workers=-1)
+    dist, idx = cKDTree(points - corner).query(vertices - corner, k=k, workers=query_workers())
     return dist.reshape(len(vertices), k), idx.reshape(len(vertices), k)
 
 

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from recon.device import query_workers
 from recon.errors import InputError
 from recon.geometry import check_points
 
@@ -170,7 +171,7 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
     n = len(p)
 
     k_area = min(cfg.area_neighbors, n - 1)
-    dist, _ = tree.query(p[:: max(1, n // cfg.spacing_probe_points)], k=k_area + 1, workers=-1)
+    dist, _ = tree.query(p[:: max(1, n // cfg.spacing_probe_points)], k=k_area + 1, workers=query_workers())
     nearest = dist[:, 1]
     spacing = float(np.median(nearest))
     positive = nearest[nearest > 0]
@@ -208,7 +209,7 @@ def _noise(p: np.ndarray, tree, cfg: MeasureConfig) -> float:
         k = min(k, len(p))
         if k - 6 < 2:
             break
-        dist, nb = tree.query(probe, k=k, workers=-1)
+        dist, nb = tree.query(probe, k=k, workers=query_workers())
         noise = _quadric_noise(p, probe, nb)
         if noise <= cfg.noise_radius_ratio * float(np.median(dist[:, -1])) or k == len(p):
             break

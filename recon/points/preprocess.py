@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from recon.cloud import Cloud
+from recon.device import query_workers
 from recon.errors import InputError
 
 
@@ -123,7 +124,7 @@ def remove_statistical_outliers(cloud: Cloud, *, neighbors: int = 20, std_ratio:
         return cloud
     from scipy.spatial import cKDTree
 
-    dist, _ = cKDTree(cloud.points).query(cloud.points, k=int(neighbors) + 1, workers=-1)
+    dist, _ = cKDTree(cloud.points).query(cloud.points, k=int(neighbors) + 1, workers=query_workers())
     mean_d = dist[:, 1:].mean(axis=1)  # column 0 is the point itself
     limit = mean_d.mean() + std_ratio * mean_d.std()
     return cloud.subset(mean_d <= limit)
@@ -188,7 +189,7 @@ def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor
     step = max(1024, (1 << 20) // k)  # bounded scratch memory
     for start in range(0, len(p), step):
         q = p[start:start + step]
-        dist, nbr = tree.query(q, k=k, workers=-1)
+        dist, nbr = tree.query(q, k=k, workers=query_workers())
         weight = np.exp(-(dist / np.maximum(dist[:, s:s + 1], 1e-300)) ** 2)
         weight /= weight.sum(axis=1, keepdims=True)
         nb = p[nbr]
@@ -226,16 +227,16 @@ def thick_noise_keep(points: np.ndarray, *, tree=None):
         tree = cKDTree(points) if tree is None else tree
     m = len(sample)
     probe = sample[:: max(1, m // 2000)]
-    _, nb = tree.query(probe, k=THICKNESS_NEIGHBORS, workers=-1)
+    _, nb = tree.query(probe, k=THICKNESS_NEIGHBORS, workers=query_workers())
     patch = sample[nb] - sample[nb].mean(axis=1, keepdims=True)
     ev = np.linalg.eigvalsh(np.einsum("nki,nkj->nij", patch, patch))
     thickness = float(np.median(np.sqrt(np.maximum(ev[:, 0], 0.0) / np.maximum(ev[:, 2], 1e-30))))
     if thickness <= THICK_NOISE:
         return None
-    _, nb = tree.query(sample, k=TRIM_NEIGHBORS, workers=-1)
+    _, nb = tree.query(sample, k=TRIM_NEIGHBORS, workers=query_workers())
     normals, centroids, _ = local_planes(sample, nb)
     if m < n:  # each point against the plane of its nearest drawn point
-        _, nearest = tree.query(points, k=1, workers=-1)
+        _, nearest = tree.query(points, k=1, workers=query_workers())
         normals, centroids = normals[nearest], centroids[nearest]
     residual = np.einsum("ij,ij->i", points - centroids, normals)
     sigma = 1.4826 * float(np.median(np.abs(residual)))
@@ -261,7 +262,7 @@ def roughness(points: np.ndarray, spacing: float, *, tree=None) -> float:
         return 0.0
     tree = tree or cKDTree(points)
     probe = points[:: max(1, len(points) // ROUGHNESS_SAMPLE)]
-    _, nb = tree.query(probe, k=k, workers=-1)
+    _, nb = tree.query(probe, k=k, workers=query_workers())
     rel = points[nb] - probe[:, None, :]
     cen = rel - rel.mean(axis=1, keepdims=True)
     _, axes = np.linalg.eigh(np.einsum("nki,nkj->nij", cen, cen))

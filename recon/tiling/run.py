@@ -10,6 +10,7 @@ same input and tiling) and does only the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,8 +24,14 @@ from recon.errors import InputError, ReconError
 from recon.tiling.executor import make_executor
 from recon.tiling.tiles import TileGrid
 
-DEFAULT_TILE_METHOD = "csp"
-"Fits each tile when no --method is given: a tile of a scene is an open piece of surface (an automatic choice per tile may replace it)."
+DEFAULT_TILE_METHOD = "auto"
+"Meshes the tiles when no --method is given: every tile is measured (recon.choice); a scene whose tiles are one-sided along z is meshed as a height field through its points, any other is fitted with FALLBACK_METHOD."
+FALLBACK_METHOD = "csp"
+"Fits the tiles of a scene that is not a height field (a tile of a scene is an open piece of surface)."
+HEIGHT_FIELD_SHARE = 0.9
+"A scene is meshed as a height field when tiles holding at least this share of its points are one-sided within HEIGHT_FIELD_DEGREES of z (the rest, buildings' walls or a sparse corner, go with them)."
+HEIGHT_FIELD_DEGREES = 30.0
+"How far from z a tile's one-sided direction may lean."
 MIN_TILE_POINTS = 50
 "Tiles with fewer points are left empty."
 MESH_SPACINGS_CLEAN = 0.5
@@ -100,13 +107,60 @@ def fit_tile_task(points_path: str, field_path: str, method: str, options: dict,
             "clean": bool(field_.params.get("clean", False))}
 
 
+def measure_tile_task(points_path: str, seed: int, threads: int | None) -> dict:
+    """Measure one tile's points and choose as ``recon fit`` would (recon.choice); returns
+    the choice's kind and one-sided direction, the spacing and the point count."""
+    if threads:
+        os.environ["RECON_TORCH_THREADS"] = str(threads)
+    from recon.choice import choose_method
+    from recon.points.measure import measure_cloud
+
+    pts = np.load(points_path)
+    if len(pts) < 10:
+        return {"points": int(len(pts)), "spacing": 0.0, "kind": "too few points", "direction": None}
+    m = measure_cloud(pts, seed=seed)
+    choice = choose_method(m)
+    return {"points": int(len(pts)), "spacing": float(m.spacing), "kind": choice.kind,
+            "noise_spacings": float(m.noise_spacings),
+            "direction": None if choice.height_direction is None else list(choice.height_direction)}
+
+
+def height_field_tile_task(workdir: str, tile: tuple, spacing: float, origin: list, max_circumradius: float,
+                           threads: int | None) -> int:
+    """Mesh one tile's core as a height field through its denoised points (triangles whose
+    circumradius is at most ``max_circumradius`` spacings); returns its face count."""
+    if threads:
+        os.environ["RECON_TORCH_THREADS"] = str(threads)
+    from recon.meshing.height_field import LIMITS
+    from recon.tiling.tilemesh import mesh_tile_height_field
+
+    work = Path(workdir)
+    grid = TileGrid.from_json(json.dumps(json.loads((work / "manifest.json").read_text())["grid"]))
+    tile = tuple(tile)
+    points = np.load(work / "tiles" / f"{TileGrid.name(tile)}.npy")
+    limits = dataclasses.replace(LIMITS, max_circumradius=max_circumradius)
+    mesh = mesh_tile_height_field(points, grid, tile, spacing=spacing, origin=origin, limits=limits)
+    _save_tile_mesh(work, tile, mesh, points)
+    return int(mesh.n_faces)
+
+
+def _save_tile_mesh(work: Path, tile: tuple, mesh, points: np.ndarray) -> None:
+    from recon.meshing.vertex_attributes import DISTANCE_TO_DATA, distance_to_points
+
+    # the tile's points reach the overlap past its core: distances up to the overlap are exact
+    out = work / "meshes" / f"{TileGrid.name(tile)}.npz"
+    tmp = out.with_suffix(".part.npz")
+    np.savez(tmp, vertices=mesh.vertices, faces=mesh.faces,
+             **{DISTANCE_TO_DATA: distance_to_points(mesh.vertices, points)})
+    os.replace(tmp, out)
+
+
 def mesh_tile_task(workdir: str, tile: tuple, h: float, z_origin: float, z_range: list,
                    threads: int | None) -> int:
     """Mesh one tile's core with its own and its neighbours' fields; returns its face count."""
     if threads:
         os.environ["RECON_TORCH_THREADS"] = str(threads)
     from recon.fields.loading import load_field
-    from recon.meshing.vertex_attributes import DISTANCE_TO_DATA, distance_to_points
     from recon.tiling.tilemesh import mesh_tile
 
     work = Path(workdir)
@@ -118,13 +172,7 @@ def mesh_tile_task(workdir: str, tile: tuple, h: float, z_origin: float, z_range
         if path.exists():
             fields[t] = load_field(path)
     mesh = mesh_tile(grid, fields, tile, h=h, z_origin=z_origin, z_range=z_range)
-    # the tile's points reach the overlap past its core: distances up to the overlap are exact
-    points = np.load(work / "tiles" / f"{TileGrid.name(tile)}.npy", mmap_mode="r")
-    out = work / "meshes" / f"{TileGrid.name(tile)}.npz"
-    tmp = out.with_suffix(".part.npz")
-    np.savez(tmp, vertices=mesh.vertices, faces=mesh.faces,
-             **{DISTANCE_TO_DATA: distance_to_points(mesh.vertices, points)})
-    os.replace(tmp, out)
+    _save_tile_mesh(work, tile, mesh, np.load(work / "tiles" / f"{TileGrid.name(tile)}.npy", mmap_mode="r"))
     return int(mesh.n_faces)
 
 
@@ -135,17 +183,20 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
                       workers: int | None = None, ray_address: str | None = None, workdir=None,
                       resume: bool = False, mesh_spacing: float | None = None, chunk_points: int | None = None,
                       progress=None, executor=None) -> TiledResult:
-    """Fit the cloud at ``source`` tile by tile and stitch one mesh (input units and frame).
+    """Mesh the cloud at ``source`` tile by tile and stitch one mesh (input units and frame).
 
     tile_size, overlap : tile core side and overlap, input units (see ``recon.tiling.tiles``)
-    method, options    : the fitter of every tile (an unsigned, open-surface method) and
-                         its config fields
+    method, options    : "auto" (default): every tile is measured; a scene of one-sided
+                         tiles (a terrain, an aerial scan) is meshed as a height field
+                         through its denoised points, any other is fitted with
+                         FALLBACK_METHOD. Or the fitter of every tile (an unsigned,
+                         open-surface method) and its config fields
     workers, ray_address : Ray workers on this machine (default one per core; 0: no Ray,
                          one tile at a time here), or a running cluster's address
     workdir            : where tiles, fields and meshes go (default ``<output>.tiles``)
     resume             : keep what an earlier run in ``workdir`` finished
-    mesh_spacing       : lattice spacing, input units (default MESH_SPACINGS_CLEAN or
-                         _NOISY x the tiles' median point spacing)
+    mesh_spacing       : lattice spacing of fitted tiles, input units (default
+                         MESH_SPACINGS_CLEAN or _NOISY x the tiles' median point spacing)
     progress           : ``progress(phase, done, total)`` after every tile of a phase
     executor           : run tasks on this (tests); default from workers / ray_address
 
@@ -153,14 +204,13 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
     and the result then holds no mesh: see TiledResult.load_mesh). Raises TilesFailedError (listing them) when
     tiles still fail after their retries; finished tiles stay for a rerun with resume.
     """
-    from recon.io import write_mesh
     from recon.pipeline import prepare
     from recon.tiling.ingest import CHUNK_POINTS, ingest
-    from recon.tiling.stitch import stitch, stitch_to_ply
 
     source = Path(source)
     options = dict(options or {})
-    spec, config = prepare(method, seed=seed, **options)  # bad options fail before any work
+    auto = method == "auto"
+    spec, config = prepare(FALLBACK_METHOD if auto else method, seed=seed, **options)  # bad options fail first
     if spec.name == "gridpull":
         raise InputError("tiles need an open-surface method such as csp: gridpull closes every tile into a blob")
     if "surface" in getattr(config, "__dataclass_fields__", {}):
@@ -171,6 +221,7 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
         workdir = Path(output).with_name(Path(output).name + ".tiles")
     work = Path(workdir)
     timings: dict[str, float] = {}
+    counts: dict = {}
     own_executor = executor is None
     executor = executor or make_executor(workers=workers, address=ray_address)
     threads = 1 if executor.name == "ray" else None
@@ -181,6 +232,7 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
             for sub in ("tiles", "fields", "meshes"):
                 if (work / sub).is_dir():
                     shutil.rmtree(work / sub)
+            (work / "measures.json").unlink(missing_ok=True)
             work.mkdir(parents=True, exist_ok=True)
             manifest = ingest(source, work, tile_size=tile_size, overlap=overlap,
                               chunk_points=chunk_points or CHUNK_POINTS)
@@ -189,67 +241,156 @@ def reconstruct_tiled(source, output=None, *, tile_size: float, overlap: float |
         tiles = {name: info for name, info in manifest["tiles"].items() if info["points"] >= MIN_TILE_POINTS}
         for sub in ("fields", "meshes"):
             (work / sub).mkdir(exist_ok=True)
-
-        t = time.perf_counter()
-        fit_key = json.dumps({"method": spec.name, "options": options, "seed": seed}, sort_keys=True, default=str)
-        if not (resume and _same_text(work / "fields" / "job.json", fit_key)):
-            _clear(work / "fields")
-            _clear(work / "meshes")
-        (work / "fields" / "job.json").write_text(fit_key)
-        stats = _read_json(work / "fields" / "stats.json")
-        jobs = [(name, (str(work / "tiles" / f"{name}.npy"), str(work / "fields" / f"{name}.npz"), spec.name,
-                        options, seed, threads))
-                for name in tiles if not (name in stats and (stats[name].get("empty")
-                                                             or (work / "fields" / f"{name}.npz").exists()))]
-        done = _progress(progress, "fit", len(tiles), len(tiles) - len(jobs))
-        fitted = executor.run(fit_tile_task, jobs, on_done=done)
-        stats.update(fitted.results)
-        (work / "fields" / "stats.json").write_text(json.dumps(stats))
-        timings["fit_s"] = time.perf_counter() - t
-        counts = {"tiles_with_points": len(tiles), "fitted": len(fitted.results),
-                  "fits_resumed": len(tiles) - len(jobs)}
-        if fitted.failures:
-            raise TilesFailedError(_failed_message("fit", fitted.failures, work))
-
-        t = time.perf_counter()
-        tiles = {name: info for name, info in tiles.items() if not stats[name].get("empty")}
-        counts["tiles_left_empty"] = counts["tiles_with_points"] - len(tiles)
-        spacings = [stats[name]["spacing"] for name in tiles if stats[name]["spacing"] > 0]
-        share = MESH_SPACINGS_CLEAN if all(stats[name].get("clean") for name in tiles) else MESH_SPACINGS_NOISY
-        h = float(mesh_spacing) if mesh_spacing else share * float(np.median(spacings)) if spacings else 0.0
-        if not h > 0:
-            raise InputError("no tile could be fitted: the tiles hold too few points (make --tile larger)")
-        mesh_key = json.dumps({"h": h})
-        if not _same_text(work / "meshes" / "job.json", mesh_key):
-            _clear(work / "meshes")
-        (work / "meshes" / "job.json").write_text(mesh_key)
-        z_origin = float(manifest["bounds"][0][2])
-        jobs = [(name, (str(work), _tile_of(name), h, z_origin, tiles[name]["z"], threads))
-                for name in tiles if not (work / "meshes" / f"{name}.npz").exists()]
-        done = _progress(progress, "mesh", len(tiles), len(tiles) - len(jobs))
-        meshed = executor.run(mesh_tile_task, jobs, on_done=done)
-        timings["mesh_s"] = time.perf_counter() - t
-        counts.update(meshed=len(meshed.results), meshes_resumed=len(tiles) - len(jobs))
-        if meshed.failures:
-            raise TilesFailedError(_failed_message("mesh", meshed.failures, work))
+        counts["tiles_with_points"] = len(tiles)
+        mode = {"mode": "fit"}
+        if auto:
+            mode = _measure_tiles(work, tiles, seed, threads, executor, progress, timings)
+            counts["auto"] = mode["reason"]
+        if mode["mode"] == "height_field":
+            seam = _height_field_tiles(work, tiles, manifest, mode, threads, executor, progress, timings, counts)
+        else:
+            seam = _fit_and_mesh_tiles(work, tiles, manifest, spec.name, options, seed, mesh_spacing, threads,
+                                       executor, progress, timings, counts)
     finally:
         if own_executor:
             executor.close()
+    return _stitched(source, output, work, grid, tiles, manifest, seam, timings, counts)
+
+
+def _measure_tiles(work, tiles, seed, threads, executor, progress, timings) -> dict:
+    """Measure every tile; decide whether the scene is a height field over x, y. Returns
+    {"mode": "height_field" or "fit", "reason": ..., "spacing": ...}."""
+    t = time.perf_counter()
+    stats = _read_json(work / "measures.json")
+    jobs = [(name, (str(work / "tiles" / f"{name}.npy"), seed, threads)) for name in tiles if name not in stats]
+    done = _progress(progress, "measure", len(tiles), len(tiles) - len(jobs))
+    measured = executor.run(measure_tile_task, jobs, on_done=done)
+    stats.update(measured.results)
+    _write_json(work / "measures.json", stats)
+    timings["measure_s"] = time.perf_counter() - t
+    if measured.failures:
+        raise TilesFailedError(_failed_message("measure", measured.failures, work))
+    return scene_mode({name: stats[name] for name in tiles})
+
+
+def scene_mode(measures: dict) -> dict:
+    """Whether a scene is meshed as a height field over x, y, from its tiles' measures
+    ({name: measure_tile_task's dict}): {"mode": "height_field" (with "spacing", the
+    one-sided tiles' median, input units) or "fit", "reason": a line}."""
+    cos = np.cos(np.radians(HEIGHT_FIELD_DEGREES))
+    points = sum(m["points"] for m in measures.values())
+    upright = {n for n, m in measures.items() if m["direction"] is not None and abs(m["direction"][2]) >= cos}
+    share = sum(measures[n]["points"] for n in upright) / max(points, 1)
+    spacings = [measures[n]["spacing"] for n in upright if measures[n]["spacing"] > 0]
+    if share >= HEIGHT_FIELD_SHARE and spacings:
+        return {"mode": "height_field", "spacing": float(np.median(spacings)),
+                "reason": f"{share:.0%} of the points in tiles one-sided along z: a height field through the "
+                          "denoised points"}
+    kinds = sorted({m["kind"] for n, m in measures.items() if n not in upright})
+    return {"mode": "fit", "reason": f"{share:.0%} of the points in tiles one-sided along z (the others: "
+                                     f"{', '.join(kinds[:3])}): {FALLBACK_METHOD} fits every tile"}
+
+
+def _height_field_tiles(work, tiles, manifest, mode, threads, executor, progress, timings, counts) -> dict:
+    """Mesh every tile as a height field; returns the stitch's weld settings."""
+    from recon.meshing.height_field import LIMITS
+
+    grid = TileGrid.from_json(json.dumps(manifest["grid"]))
+    spacing = mode["spacing"]
+    # a kept triangle's circumcircle, and its corners' neighbourhoods, must lie in the padded
+    # box of the tile that keeps it: narrower overlaps keep only narrower circles
+    neighbourhood = 4.0
+    radius = min(LIMITS.max_circumradius, grid.overlap / spacing - neighbourhood)
+    if radius < LIMITS.max_edge_plane:
+        raise InputError(f"the tiles' overlap ({grid.overlap:g}) is under {LIMITS.max_edge_plane + neighbourhood:g} "
+                         f"point spacings ({(LIMITS.max_edge_plane + neighbourhood) * spacing:g}): make --tile larger")
+    t = time.perf_counter()
+    origin = [grid.origin[0], grid.origin[1], float(manifest["bounds"][0][2])]
+    key = json.dumps({"mode": "height_field", "spacing": spacing, "origin": origin, "radius": radius})
+    if not _same_text(work / "meshes" / "job.json", key):
+        _clear(work / "meshes")
+    (work / "meshes" / "job.json").write_text(key)
+    jobs = [(name, (str(work), _tile_of(name), spacing, origin, radius, threads))
+            for name in tiles if not (work / "meshes" / f"{name}.npz").exists()]
+    done = _progress(progress, "mesh", len(tiles), len(tiles) - len(jobs))
+    meshed = executor.run(height_field_tile_task, jobs, on_done=done)
+    timings["mesh_s"] = time.perf_counter() - t
+    counts.update(meshed=len(meshed.results), meshes_resumed=len(tiles) - len(jobs))
+    if meshed.failures:
+        raise TilesFailedError(_failed_message("mesh", meshed.failures, work))
+    # a kept triangle's corners lie within its circumradius of its circumcentre, in the core
+    return {"h": spacing, "seam_reach": (radius + 1.0) * spacing}
+
+
+def _fit_and_mesh_tiles(work, tiles, manifest, method, options, seed, mesh_spacing, threads, executor,
+                        progress, timings, counts) -> dict:
+    """Fit every tile with ``method``, then mesh each core on the scene's shared lattice;
+    returns the stitch's weld settings."""
+    t = time.perf_counter()
+    fit_key = json.dumps({"method": method, "options": options, "seed": seed}, sort_keys=True, default=str)
+    if not _same_text(work / "fields" / "job.json", fit_key):
+        _clear(work / "fields")
+        _clear(work / "meshes")
+    (work / "fields" / "job.json").write_text(fit_key)
+    stats = _read_json(work / "fields" / "stats.json")
+    jobs = [(name, (str(work / "tiles" / f"{name}.npy"), str(work / "fields" / f"{name}.npz"), method,
+                    options, seed, threads))
+            for name in tiles if not (name in stats and (stats[name].get("empty")
+                                                         or (work / "fields" / f"{name}.npz").exists()))]
+    done = _progress(progress, "fit", len(tiles), len(tiles) - len(jobs))
+    fitted = executor.run(fit_tile_task, jobs, on_done=done)
+    stats.update(fitted.results)
+    _write_json(work / "fields" / "stats.json", stats)
+    timings["fit_s"] = time.perf_counter() - t
+    counts.update(fitted=len(fitted.results), fits_resumed=len(tiles) - len(jobs))
+    if fitted.failures:
+        raise TilesFailedError(_failed_message("fit", fitted.failures, work))
+
+    t = time.perf_counter()
+    empty = [name for name in tiles if stats[name].get("empty")]
+    for name in empty:
+        del tiles[name]  # the caller's dict: the stitch takes the tiles left
+    counts["tiles_left_empty"] = len(empty)
+    spacings = [stats[name]["spacing"] for name in tiles if stats[name]["spacing"] > 0]
+    share = MESH_SPACINGS_CLEAN if all(stats[name].get("clean") for name in tiles) else MESH_SPACINGS_NOISY
+    h = float(mesh_spacing) if mesh_spacing else share * float(np.median(spacings)) if spacings else 0.0
+    if not h > 0:
+        raise InputError("no tile could be fitted: the tiles hold too few points (make --tile larger)")
+    mesh_key = json.dumps({"h": h})
+    if not _same_text(work / "meshes" / "job.json", mesh_key):
+        _clear(work / "meshes")
+    (work / "meshes" / "job.json").write_text(mesh_key)
+    z_origin = float(manifest["bounds"][0][2])
+    jobs = [(name, (str(work), _tile_of(name), h, z_origin, tiles[name]["z"], threads))
+            for name in tiles if not (work / "meshes" / f"{name}.npz").exists()]
+    done = _progress(progress, "mesh", len(tiles), len(tiles) - len(jobs))
+    meshed = executor.run(mesh_tile_task, jobs, on_done=done)
+    timings["mesh_s"] = time.perf_counter() - t
+    counts.update(meshed=len(meshed.results), meshes_resumed=len(tiles) - len(jobs))
+    if meshed.failures:
+        raise TilesFailedError(_failed_message("mesh", meshed.failures, work))
+    return {"h": h}
+
+
+def _stitched(source, output, work, grid, tiles, manifest, seam, timings, counts) -> TiledResult:
+    from recon.io import write_mesh
+    from recon.tiling.stitch import stitch, stitch_to_ply
 
     t = time.perf_counter()
     mesh = None
+    h, reach = seam["h"], seam.get("seam_reach")
     if output is not None and Path(output).suffix.lower() == ".ply":
         # the scene's mesh may be larger than memory: a tile at a time into the file
         paths = [work / "meshes" / f"{name}.npz" for name in tiles]
-        n_vertices, n_faces = stitch_to_ply(paths, output, h=h, grid=grid, inputs=[source])
+        n_vertices, n_faces = stitch_to_ply(paths, output, h=h, grid=grid, inputs=[source], seam_reach=reach)
     else:
-        mesh = stitch(_load_meshes(work, tiles), h=h, grid=grid)
+        mesh = stitch(_load_meshes(work, tiles), h=h, grid=grid, seam_reach=reach)
         n_vertices, n_faces = mesh.n_vertices, mesh.n_faces
         if n_faces and output is not None:
             write_mesh(mesh, output, inputs=[source])
     timings["stitch_s"] = time.perf_counter() - t
     if n_faces == 0:
-        raise InputError(f"{source}: the tiles' fields have no surface; nothing written")
+        raise InputError(f"{source}: the tiles hold no surface; nothing written")
     timings["total_s"] = sum(timings.values())
     return TiledResult(mesh, grid, work, int(manifest["points"]), h, n_vertices, n_faces,
                        None if output is None else Path(output), counts, {}, timings)
@@ -290,6 +431,12 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".part.json")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def _same_text(path: Path, text: str) -> bool:

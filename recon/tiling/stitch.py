@@ -17,14 +17,16 @@ SEAM_SPACINGS = 3.0
 "A face cut at a tile border has its vertices within this many lattice spacings of it."
 
 
-def stitch(meshes, *, h: float, grid=None, weld_spacings: float = WELD_SPACINGS) -> TriangleMesh:
+def stitch(meshes, *, h: float, grid=None, weld_spacings: float = WELD_SPACINGS,
+           seam_reach: float | None = None) -> TriangleMesh:
     """One mesh from the tiles' meshes: vertices within ``weld_spacings`` x ``h`` (input
     units) of each other welded into one (at their mean), faces that collapse or repeat
     dropped, and each connected piece wound alike (the way most of its faces were).
 
     meshes : TriangleMesh per tile, input units (float64), each cut to its tile's core
-    grid   : the TileGrid, when given only vertices within SEAM_SPACINGS x ``h`` of its
-             tile borders are candidates for welding (the others are a tile's own)
+    grid   : the TileGrid, when given only vertices within ``seam_reach`` (input units;
+             default SEAM_SPACINGS x ``h``) of its tile borders are candidates for welding
+             (the others are a tile's own)
     Returns a TriangleMesh, float64, input units and frame.
     """
     from scipy.sparse import coo_matrix
@@ -43,7 +45,8 @@ def stitch(meshes, *, h: float, grid=None, weld_spacings: float = WELD_SPACINGS)
     faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets[:-1])])
     # the tree works relative to a corner: georeferenced coordinates keep their digits
     corner = verts.min(axis=0)
-    candidates = np.arange(len(verts)) if grid is None else np.flatnonzero(_near_borders(verts, grid, SEAM_SPACINGS * h))
+    reach = SEAM_SPACINGS * h if seam_reach is None else float(seam_reach)
+    candidates = np.arange(len(verts)) if grid is None else np.flatnonzero(_near_borders(verts, grid, reach))
     pairs = cKDTree(verts[candidates] - corner).query_pairs(weld_spacings * h, output_type="ndarray")
     pairs = candidates[pairs] if len(pairs) else np.zeros((0, 2), np.int64)
     n = len(verts)
@@ -84,7 +87,7 @@ def _near_borders(verts: np.ndarray, grid, reach: float) -> np.ndarray:
 
 
 def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = WELD_SPACINGS,
-                  inputs=()) -> tuple[int, int]:
+                  inputs=(), seam_reach: float | None = None) -> tuple[int, int]:
     """Weld the tiles' meshes as :func:`stitch` does, straight into a binary PLY at
     ``output``, holding one tile's mesh at a time (and the vertices near tile borders).
 
@@ -102,6 +105,7 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
 
     if not (np.isfinite(h) and h > 0):
         raise InputError(f"h must be a positive length, got {h!r}")
+    reach = SEAM_SPACINGS * h if seam_reach is None else float(seam_reach)
     # pass 1: the vertices near borders, by global index (tiles' vertices in order)
     sizes, seam_ids, seam_pos, seam_edges, seam_dist = [], [], [], [], []
     base = 0
@@ -110,7 +114,7 @@ def stitch_to_ply(mesh_paths, output, *, h: float, grid, weld_spacings: float = 
         with np.load(path) as data:
             v, f = data["vertices"], data["faces"]
             d = data[DISTANCE] if DISTANCE in data else None
-        near = _near_borders(v, grid, SEAM_SPACINGS * h)
+        near = _near_borders(v, grid, reach)
         seam_ids.append(base + np.flatnonzero(near))
         seam_pos.append(v[near])
         with_distance = with_distance and d is not None

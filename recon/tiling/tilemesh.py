@@ -140,14 +140,54 @@ def crop_to_core(mesh: TriangleMesh, grid: TileGrid, tile: tuple[int, int]) -> T
     of the grid does not cut. Unused vertices are dropped."""
     if mesh.n_faces == 0:
         return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
-    cen = mesh.vertices[mesh.faces].mean(axis=1)[:, :2]
+    return _keep_faces(mesh, in_core(mesh.vertices[mesh.faces].mean(axis=1)[:, :2], grid, tile))
+
+
+def in_core(xy: np.ndarray, grid: TileGrid, tile: tuple[int, int]) -> np.ndarray:
+    """(N,) bool: which of the (N, 2) points lie in the tile's core, [min, max) per axis,
+    a border of the grid reaching out to infinity."""
     core = grid.core(tile)
-    keep = np.ones(len(cen), bool)
+    keep = np.ones(len(xy), bool)
     for axis in (0, 1):
         if tile[axis] > 0:
-            keep &= cen[:, axis] >= core[0, axis]
+            keep &= xy[:, axis] >= core[0, axis]
         if tile[axis] < grid.shape[axis] - 1:
-            keep &= cen[:, axis] < core[1, axis]
+            keep &= xy[:, axis] < core[1, axis]
+    return keep
+
+
+def mesh_tile_height_field(points: np.ndarray, grid: TileGrid, tile: tuple[int, int], *, spacing: float,
+                           origin, limits=None) -> TriangleMesh:
+    """The open mesh of tile ``tile``'s core through the denoised points, a height field
+    over x, y (``recon.meshing.height_field``), input units (float64), faces facing +z.
+
+    points  : (N, 3) the tile's padded points, input units
+    spacing : the scene's point spacing, input units (the cuts are counted in it, alike in every tile)
+    origin  : (3,) the scene's origin (the same for every tile: a point's denoised position
+              comes out the same, to the last bits, in every tile holding its neighbours)
+
+    Which tile keeps a triangle: the one whose core holds its circumcentre. A triangle of
+    the whole scene's Delaunay triangulation is one of any tile's whose padded box holds its
+    circumcircle, so neighbouring tiles agree on the triangles near their common border,
+    and points on a circle (gridded data) give all their triangles to one tile, whichever
+    way each tile split them. (Every triangle kept has a circumradius of at most
+    ``limits.max_circumradius`` spacings, so its circle lies in the keeping tile's padded box
+    when the overlap exceeds that.)
+    """
+    from recon.meshing.height_field import LIMITS, circumcircles, height_field_faces
+
+    limits = limits or LIMITS
+    origin = np.asarray(origin, np.float64)
+    moved, faces, _ = height_field_faces(np.asarray(points, np.float64) - origin, np.array([0.0, 0.0, 1.0]),
+                                         spacing=spacing, limits=limits)
+    mesh = TriangleMesh(moved + origin, faces)
+    if len(faces) == 0:
+        return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
+    centre, _ = circumcircles(moved[:, :2], faces)
+    return _keep_faces(mesh, in_core(centre + origin[:2], grid, tile))
+
+
+def _keep_faces(mesh: TriangleMesh, keep: np.ndarray) -> TriangleMesh:
     faces = mesh.faces[keep]
     used = np.unique(faces)
     remap = np.full(mesh.n_vertices, -1, np.int64)
