@@ -204,6 +204,7 @@ def reconstruct(
     require_surface: bool = True,
     interpolate: bool | None = None,
     fit_field: bool = True,
+    subdivide: bool = True,
     **options,
 ) -> Result:
     """Fit a surface to a point cloud and mesh it.
@@ -242,6 +243,9 @@ def reconstruct(
                     mesh through the points is made from the points alone); False skips
                     that fit (``Result.field`` is then None), as ``recon fit`` does unless
                     ``--save-field`` is given
+    subdivide     : a mesh through the points gets one interpolating subdivision step
+                    (:mod:`recon.meshing.subdivide`: four faces for one, the new vertices on
+                    Hermite curves between the samples; the samples stay vertices)
 
     Every option is checked before the cloud is read (``interpolate``'s point limit only
     after). Raises InputError on bad input.
@@ -326,6 +330,13 @@ def reconstruct(
         if min_component is None:
             min_component = fit_min_component_fraction(field_)
         mesh = extract_mesh(field_, min_component_fraction=min_component)
+    if through and subdivide and mesh.n_faces:
+        from recon.meshing.subdivide import subdivide_hermite
+
+        # chords sag inside a curved surface by c^2 / 8R: the Hermite midpoints do not
+        mesh = subdivide_hermite(mesh)
+        decisions.append(Decision("subdivide", "hermite", "one interpolating subdivision step: 4 faces for each "
+                                  "face through the points, new vertices on Hermite curves between the samples"))
     timings["mesh_s"] = time.perf_counter() - t
     t = time.perf_counter()
     mesh = attach_vertex_attributes(mesh, cloud)  # colours and distance_to_data from the fitted points

@@ -155,8 +155,14 @@ def test_reconstruct_interpolates_when_asked_and_auto_does_on_a_sparse_cloud(mon
     kept = [d for d in result.decisions if d.name == "method" and d.reason.startswith("the candidates' meshes stray")]
     assert len(kept) == 1 and kept[0].value == result.method and "gridpull" in kept[0].reason
     fitted = {tuple(p) for p in np.asarray(result.cloud.points, np.float64)}
-    assert all(tuple(v) in fitted for v in result.mesh.vertices)
+    # the samples come first, then one Hermite midpoint per edge (closed: E = 3F / 2 of the faces before)
+    assert any(d.name == "subdivide" for d in result.decisions)
+    samples = result.mesh.n_vertices - 3 * result.mesh.n_faces // 8
+    assert all(tuple(v) in fitted for v in result.mesh.vertices[:samples])
+    assert not any(tuple(v) in fitted for v in result.mesh.vertices[samples:])
     assert np.all(edge_counts(result.mesh.faces) == 2)
+    plain = reconstruct(cloud, method=result.method, interpolate=True, subdivide=False, seed=0).mesh
+    assert all(tuple(v) in fitted for v in plain.vertices) and 4 * plain.n_faces == result.mesh.n_faces
     radius = np.linalg.norm(result.mesh.vertices[result.mesh.faces].mean(axis=1) - [10.0, -3.0, 1.0], axis=1)
     assert np.abs(radius - 2.0).max() < 0.1
 

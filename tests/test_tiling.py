@@ -433,12 +433,12 @@ def test_height_field_tiles_give_the_untiled_mesh_face_for_face(tmp_path, gridde
 def test_scene_mode_meshes_height_fields_and_fits_other_scenes():
     from recon.tiling.run import measure_tile_task, scene_mode
 
-    up = {"points": 1000, "spacing": 0.1, "kind": "clean open one-sided scan", "direction": [0.0, 0.1, -0.99]}
-    side = {"points": 1000, "spacing": 0.1, "kind": "clean open one-sided scan", "direction": [1.0, 0.0, 0.0]}
-    closed = {"points": 1000, "spacing": 0.1, "kind": "closed object", "direction": None}
-    few = {"points": 60, "spacing": 0.5, "kind": "sparse cloud", "direction": None}
+    up = {"points": 1000, "spacing": 0.1, "surface_spacing": 0.2, "kind": "clean open one-sided scan", "direction": [0.0, 0.1, -0.99]}
+    side = {"points": 1000, "spacing": 0.1, "surface_spacing": 0.2, "kind": "clean open one-sided scan", "direction": [1.0, 0.0, 0.0]}
+    closed = {"points": 1000, "spacing": 0.1, "surface_spacing": 0.2, "kind": "closed object", "direction": None}
+    few = {"points": 60, "spacing": 0.5, "surface_spacing": 1.0, "kind": "sparse cloud", "direction": None}
     mode = scene_mode({f"t{i}": up for i in range(9)} | {"corner": few})
-    assert mode["mode"] == "height_field" and mode["spacing"] == 0.1
+    assert mode["mode"] == "height_field" and mode["spacing"] == 0.1 and mode["surface_spacing"] == 0.2
     assert scene_mode({"a": up, "b": side})["mode"] == "fit"
     mode = scene_mode({"a": up, "b": closed})
     assert mode["mode"] == "fit" and "closed object" in mode["reason"] and "csp" in mode["reason"]

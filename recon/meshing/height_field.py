@@ -43,6 +43,8 @@ class HeightFieldLimits:
     "Points (the point included) in each denoising plane fit, Gaussian-weighted by the distance to the 8th (recon.points.preprocess.onto_local_planes); more flattens curved parts, fewer leaves noise."
     max_edge_plane: float = 8.0
     "Triangles with a side longer than this many point spacings in the plane are gaps or a border's hull fill, and are cut."
+    gap_margin: float = 1.1
+    "Cuts are never shorter than this many times the widest gap expected between the points at random (:func:`cut_spacing`): a large cloud sampled at random has gaps wider than a small one's, at the same density."
     max_circumradius: float = 16.0
     "Triangles whose circumcircle in the plane is wider than this many point spacings are flat slivers along a border's row of points, and are cut (and a tiled scene's tiles agree on every triangle whose circle lies in both)."
     max_edge: float = 12.0
@@ -86,8 +88,8 @@ def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = 
 
     p       : (N, 3) float64 points, N >= 4, near the origin (subtract a georeferenced offset first)
     d       : (3,) unit direction
-    spacing : the length the cuts are counted in; default the points' median
-              nearest-neighbour distance (a tiled scene passes one spacing for all its tiles)
+    spacing : the length the cuts are counted in (:func:`cut_spacing`); default from the
+              points themselves (a tiled scene passes one for all its tiles)
     Returns (moved (N, 3) float64, faces (F, 3) int64 into ``moved``, wound to face +d,
     uv (N, 2) float64: the moved points in the plane across d). Raises InputError when the
     points span no area across d.
@@ -99,7 +101,7 @@ def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = 
 
     tree = cKDTree(p)
     if spacing is None:
-        spacing = float(np.median(tree.query(p, k=2, workers=query_workers())[0][:, 1]))
+        spacing = cut_spacing(*sample_spacings(p, tree), len(p), limits=limits)
     moved = onto_local_planes(p, neighbors=limits.plane_neighbors, tree=tree)
     across = np.linalg.svd(np.eye(3) - np.outer(d, d))[0][:, :2]  # two unit vectors across d
     uv = moved @ across
@@ -120,6 +122,27 @@ def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = 
     facing = np.cross(b - a, c - a) @ d
     faces[facing < 0] = faces[facing < 0][:, [0, 2, 1]]  # all face +d
     return moved, faces, uv
+
+
+def sample_spacings(p: np.ndarray, tree, *, probes: int = 20_000, k: int = 16) -> tuple[float, float]:
+    """(median nearest-neighbour distance, surface spacing: the side of the area per point,
+    from the k-th neighbour's distance), input units, measured at about ``probes`` points."""
+    from recon.device import query_workers
+
+    k = min(k, len(p) - 1)
+    dist = tree.query(p[:: max(1, len(p) // probes)], k=k + 1, workers=query_workers())[0]
+    return float(np.median(dist[:, 1])), float(np.median(dist[:, k]) * np.sqrt(np.pi / k))
+
+
+def cut_spacing(spacing: float, surface_spacing: float, n_points: int, *, limits: HeightFieldLimits = LIMITS) -> float:
+    """The length the cuts are counted in, input units: the median nearest-neighbour
+    ``spacing``, or more where ``n_points`` drawn at random (area per point
+    ``surface_spacing`` squared) leave wider gaps than ``limits.max_edge_plane`` spacings.
+    The widest empty disc of n random points has area about (ln n + ln ln n) points' worth;
+    triangles over it have sides up to its diameter, and are kept (times ``gap_margin``)."""
+    n = max(int(n_points), 3)
+    gap = 2.0 * surface_spacing * np.sqrt((np.log(n) + np.log(np.log(n))) / np.pi)
+    return float(max(spacing, limits.gap_margin * gap / limits.max_edge_plane))
 
 
 def circumcircles(xy: np.ndarray, faces: np.ndarray):

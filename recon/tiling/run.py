@@ -117,10 +117,12 @@ def measure_tile_task(points_path: str, seed: int, threads: int | None) -> dict:
 
     pts = np.load(points_path)
     if len(pts) < 10:
-        return {"points": int(len(pts)), "spacing": 0.0, "kind": "too few points", "direction": None}
+        return {"points": int(len(pts)), "spacing": 0.0, "surface_spacing": 0.0, "kind": "too few points",
+                "direction": None}
     m = measure_cloud(pts, seed=seed)
     choice = choose_method(m)
-    return {"points": int(len(pts)), "spacing": float(m.spacing), "kind": choice.kind,
+    return {"points": int(len(pts)), "spacing": float(m.spacing), "surface_spacing": float(m.surface_spacing),
+            "kind": choice.kind,
             "noise_spacings": float(m.noise_spacings),
             "direction": None if choice.height_direction is None else list(choice.height_direction)}
 
@@ -275,15 +277,16 @@ def _measure_tiles(work, tiles, seed, threads, executor, progress, timings) -> d
 
 def scene_mode(measures: dict) -> dict:
     """Whether a scene is meshed as a height field over x, y, from its tiles' measures
-    ({name: measure_tile_task's dict}): {"mode": "height_field" (with "spacing", the
-    one-sided tiles' median, input units) or "fit", "reason": a line}."""
+    ({name: measure_tile_task's dict}): {"mode": "height_field" (with "spacing" and
+    "surface_spacing", the one-sided tiles' medians, input units) or "fit", "reason": a line}."""
     cos = np.cos(np.radians(HEIGHT_FIELD_DEGREES))
     points = sum(m["points"] for m in measures.values())
     upright = {n for n, m in measures.items() if m["direction"] is not None and abs(m["direction"][2]) >= cos}
     share = sum(measures[n]["points"] for n in upright) / max(points, 1)
-    spacings = [measures[n]["spacing"] for n in upright if measures[n]["spacing"] > 0]
+    spacings = [(measures[n]["spacing"], measures[n]["surface_spacing"]) for n in upright if measures[n]["spacing"] > 0]
     if share >= HEIGHT_FIELD_SHARE and spacings:
-        return {"mode": "height_field", "spacing": float(np.median(spacings)),
+        spacing, surface = np.median(spacings, axis=0)
+        return {"mode": "height_field", "spacing": float(spacing), "surface_spacing": float(surface),
                 "reason": f"{share:.0%} of the points in tiles one-sided along z: a height field through the "
                           "denoised points"}
     kinds = sorted({m["kind"] for n, m in measures.items() if n not in upright})
@@ -293,17 +296,19 @@ def scene_mode(measures: dict) -> dict:
 
 def _height_field_tiles(work, tiles, manifest, mode, threads, executor, progress, timings, counts) -> dict:
     """Mesh every tile as a height field; returns the stitch's weld settings."""
-    from recon.meshing.height_field import LIMITS
+    from recon.meshing.height_field import LIMITS, cut_spacing
 
     grid = TileGrid.from_json(json.dumps(manifest["grid"]))
-    spacing = mode["spacing"]
-    # a kept triangle's circumcircle, and its corners' neighbourhoods, must lie in the padded
-    # box of the tile that keeps it: narrower overlaps keep only narrower circles
-    neighbourhood = 4.0
-    radius = min(LIMITS.max_circumradius, grid.overlap / spacing - neighbourhood)
-    if radius < LIMITS.max_edge_plane:
-        raise InputError(f"the tiles' overlap ({grid.overlap:g}) is under {LIMITS.max_edge_plane + neighbourhood:g} "
-                         f"point spacings ({(LIMITS.max_edge_plane + neighbourhood) * spacing:g}): make --tile larger")
+    # the cuts in the whole scene's terms: its spacing, and the gaps its number of points leaves
+    spacing = cut_spacing(mode["spacing"], mode["surface_spacing"], int(manifest["points"]))
+    # a kept triangle's circumcircle, and its corners' neighbourhoods (16 points: about 4
+    # nearest-neighbour spacings), must lie in the padded box of the tile that keeps it:
+    # narrower overlaps keep only narrower circles
+    radius = min(LIMITS.max_circumradius, (grid.overlap - 4.0 * mode["spacing"]) / spacing)
+    if radius < LIMITS.max_edge_plane / 2:
+        need = 4.0 * mode["spacing"] + LIMITS.max_edge_plane / 2 * spacing
+        raise InputError(f"the tiles' overlap ({grid.overlap:g}) is under {need:g}, too narrow for the points' "
+                         "spacing: make --tile larger")
     t = time.perf_counter()
     origin = [grid.origin[0], grid.origin[1], float(manifest["bounds"][0][2])]
     key = json.dumps({"mode": "height_field", "spacing": spacing, "origin": origin, "radius": radius})
