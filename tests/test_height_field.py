@@ -84,7 +84,13 @@ def test_auto_meshes_a_one_sided_cloud_through_its_points_and_csp_can_be_told_to
     result = reconstruct(cloud, seed=0, iterations=60)
     assert result.method == "csp" and result.choice["interpolate"] and result.mesh.surface == "open"
     assert any(d.name == "mesh" and d.value == "through the points (a height field)" for d in result.decisions)
-    assert result.mesh.n_vertices == len(cloud)
+    # the (denoised) points are vertices, then one Hermite midpoint per edge of the mesh
+    # before subdividing (E edges and F faces became 2E + 3F and 4F)
+    edges = np.unique(np.sort(np.concatenate([result.mesh.faces[:, [0, 1]], result.mesh.faces[:, [1, 2]],
+                                              result.mesh.faces[:, [2, 0]]]), axis=1), axis=0)
+    assert any(d.name == "subdivide" for d in result.decisions) and result.mesh.n_faces % 4 == 0
+    samples = result.mesh.n_vertices - (len(edges) - 3 * result.mesh.n_faces // 4) // 2
+    assert 0.95 * len(cloud) < samples <= len(cloud)
     assert result.field is not None and result.field.kind == "unsigned"
     named = reconstruct(cloud, method="csp", interpolate=True, seed=0, iterations=60)
     assert np.array_equal(named.mesh.faces, result.mesh.faces)

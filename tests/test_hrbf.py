@@ -95,5 +95,7 @@ def test_named_it_meshes_through_the_points():
 
     points = fibonacci_sphere(300, radius=2.0) + CENTRE
     through = reconstruct(Cloud(points, source="sphere"), method="hrbf")
-    assert through.mesh.n_vertices == len(points)
+    # the samples, then a Hermite midpoint on each edge of the closed mesh (3F / 8 of the 4F faces)
+    assert through.mesh.n_vertices == len(points) + 3 * through.mesh.n_faces // 8
+    assert np.allclose(through.mesh.vertices[: len(points)], points)
     assert any(d.name == "mesh" and d.value == "through the points" for d in through.decisions)
