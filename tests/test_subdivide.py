@@ -32,10 +32,10 @@ def hull_mesh(p):
     return TriangleMesh(p, faces, surface="closed")
 
 
-@pytest.mark.parametrize("seed, gain", [(None, 4.0), (0, 1.8)])
+@pytest.mark.parametrize("seed, gain", [(None, 100.0), (0, 100.0)])
 def test_midpoints_land_on_the_sphere_and_samples_stay(seed, gain):
-    # a mesh through samples of a sphere: its chords sag inside, the Hermite midpoints much
-    # less (the mesh's own normals are as good as its faces are even)
+    # a mesh through samples of a sphere, even or random: its chords sag inside; the Hermite
+    # midpoints, from normals exact on a sphere, lie on it to the curve's third-order error
     mesh = hull_mesh(3.0 * sphere_points(seed=seed) + [5.0, -2.0, 1.0])
     out = subdivide_hermite(mesh)
     assert out.n_faces == 4 * mesh.n_faces and out.surface == "closed"
@@ -76,3 +76,14 @@ def test_a_crease_bends_no_more_than_the_cap():
     share = np.linalg.norm(out.vertices[4:] - plain, axis=1) / np.linalg.norm(p[edges[:, 0]] - p[edges[:, 1]], axis=1)
     assert share[0] < 1e-12  # both ends of the crease have the same normal: it stays straight
     assert share.max() > 0.05 and share.max() <= 0.25 + 1e-12
+
+
+def test_sphere_exact_normals_are_exact_on_an_uneven_sphere_where_area_weights_are_not():
+    from recon.meshing.cleanup import vertex_normals
+    from recon.meshing.subdivide import sphere_exact_normals
+
+    mesh = hull_mesh(sphere_points(seed=1))
+    exact = sphere_exact_normals(mesh.vertices, mesh.faces)
+    assert np.abs(exact - mesh.vertices).max() < 1e-9
+    area = vertex_normals(mesh.vertices, mesh.faces)
+    assert np.abs(area - mesh.vertices).max() > 1e-3
