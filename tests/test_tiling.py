@@ -431,7 +431,7 @@ def test_height_field_tiles_give_the_untiled_mesh_face_for_face(tmp_path, gridde
 
 
 def test_scene_mode_meshes_height_fields_and_fits_other_scenes():
-    from recon.tiling.run import measure_tile_task, scene_mode
+    from recon.tiling.run import scene_mode
 
     up = {"points": 1000, "spacing": 0.1, "surface_spacing": 0.2, "kind": "clean open one-sided scan", "direction": [0.0, 0.1, -0.99]}
     side = {"points": 1000, "spacing": 0.1, "surface_spacing": 0.2, "kind": "clean open one-sided scan", "direction": [1.0, 0.0, 0.0]}

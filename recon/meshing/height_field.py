@@ -96,7 +96,6 @@ def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = 
     """
     from scipy.spatial import Delaunay, QhullError, cKDTree
 
-    from recon.device import query_workers
     from recon.points.preprocess import onto_local_planes
 
     tree = cKDTree(p)

@@ -312,17 +312,9 @@ def _height_field_tiles(work, tiles, manifest, mode, threads, executor, progress
     t = time.perf_counter()
     origin = [grid.origin[0], grid.origin[1], float(manifest["bounds"][0][2])]
     key = json.dumps({"mode": "height_field", "spacing": spacing, "origin": origin, "radius": radius})
-    if not _same_text(work / "meshes" / "job.json", key):
-        _clear(work / "meshes")
-    (work / "meshes" / "job.json").write_text(key)
-    jobs = [(name, (str(work), _tile_of(name), spacing, origin, radius, threads))
-            for name in tiles if not (work / "meshes" / f"{name}.npz").exists()]
-    done = _progress(progress, "mesh", len(tiles), len(tiles) - len(jobs))
-    meshed = executor.run(height_field_tile_task, jobs, on_done=done)
-    timings["mesh_s"] = time.perf_counter() - t
-    counts.update(meshed=len(meshed.results), meshes_resumed=len(tiles) - len(jobs))
-    if meshed.failures:
-        raise TilesFailedError(_failed_message("mesh", meshed.failures, work))
+    _mesh_tiles(work, tiles, key, height_field_tile_task,
+                lambda name: (str(work), _tile_of(name), spacing, origin, radius, threads),
+                executor, progress, timings, counts, started=t)
     # a kept triangle's corners lie within its circumradius of its circumcentre, in the core
     return {"h": spacing, "seam_reach": (radius + 1.0) * spacing}
 
@@ -361,20 +353,26 @@ def _fit_and_mesh_tiles(work, tiles, manifest, method, options, seed, mesh_spaci
     h = float(mesh_spacing) if mesh_spacing else share * float(np.median(spacings)) if spacings else 0.0
     if not h > 0:
         raise InputError("no tile could be fitted: the tiles hold too few points (make --tile larger)")
-    mesh_key = json.dumps({"h": h})
-    if not _same_text(work / "meshes" / "job.json", mesh_key):
-        _clear(work / "meshes")
-    (work / "meshes" / "job.json").write_text(mesh_key)
     z_origin = float(manifest["bounds"][0][2])
-    jobs = [(name, (str(work), _tile_of(name), h, z_origin, tiles[name]["z"], threads))
-            for name in tiles if not (work / "meshes" / f"{name}.npz").exists()]
+    _mesh_tiles(work, tiles, json.dumps({"h": h}), mesh_tile_task,
+                lambda name: (str(work), _tile_of(name), h, z_origin, tiles[name]["z"], threads),
+                executor, progress, timings, counts, started=t)
+    return {"h": h}
+
+
+def _mesh_tiles(work, tiles, key: str, task, arguments, executor, progress, timings, counts, *, started) -> None:
+    """Run ``task(*arguments(name))`` for every tile without a mesh on disk from a run of the
+    same ``key`` (the meshing settings); raises TilesFailedError when some still fail."""
+    if not _same_text(work / "meshes" / "job.json", key):
+        _clear(work / "meshes")
+    (work / "meshes" / "job.json").write_text(key)
+    jobs = [(name, arguments(name)) for name in tiles if not (work / "meshes" / f"{name}.npz").exists()]
     done = _progress(progress, "mesh", len(tiles), len(tiles) - len(jobs))
-    meshed = executor.run(mesh_tile_task, jobs, on_done=done)
-    timings["mesh_s"] = time.perf_counter() - t
+    meshed = executor.run(task, jobs, on_done=done)
+    timings["mesh_s"] = time.perf_counter() - started
     counts.update(meshed=len(meshed.results), meshes_resumed=len(tiles) - len(jobs))
     if meshed.failures:
         raise TilesFailedError(_failed_message("mesh", meshed.failures, work))
-    return {"h": h}
 
 
 def _stitched(source, output, work, grid, tiles, manifest, seam, timings, counts) -> TiledResult:
