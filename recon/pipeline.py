@@ -245,7 +245,9 @@ def reconstruct(
                     ``--save-field`` is given
     subdivide     : a mesh through the points gets one interpolating subdivision step
                     (:mod:`recon.meshing.subdivide`: four faces for one, the new vertices on
-                    Hermite curves between the samples; the samples stay vertices)
+                    Hermite curves between the samples; the samples stay vertices) when it
+                    predicts held-out points better (:func:`_subdivided_if_it_helps`);
+                    False: never
 
     Every option is checked before the cloud is read (``interpolate``'s point limit only
     after). Raises InputError on bad input.
@@ -331,12 +333,15 @@ def reconstruct(
             min_component = fit_min_component_fraction(field_)
         mesh = extract_mesh(field_, min_component_fraction=min_component)
     if through and subdivide and mesh.n_faces:
-        from recon.meshing.subdivide import subdivide_hermite
-
-        # chords sag inside a curved surface by c^2 / 8R: the Hermite midpoints do not
-        mesh = subdivide_hermite(mesh)
-        decisions.append(Decision("subdivide", "hermite", "one interpolating subdivision step: 4 faces for each "
-                                  "face through the points, new vertices on Hermite curves between the samples"))
+        if through == "delaunay":
+            def remesh(p):
+                return mesh_through_points(field_, p, min_component_fraction=min_component or 0.0)
+        elif through == "open":
+            remesh = mesh_open_through_points
+        else:
+            def remesh(p):
+                return mesh_height_field(p, through)
+        mesh = _subdivided_if_it_helps(mesh, remesh, cloud.points, seed=seed, decisions=decisions)
     timings["mesh_s"] = time.perf_counter() - t
     t = time.perf_counter()
     mesh = attach_vertex_attributes(mesh, cloud)  # colours and distance_to_data from the fitted points
@@ -351,6 +356,67 @@ def reconstruct(
                   device=used_device, timings=timings,
                   decisions=decisions + ([] if field_ is None else fitter_decisions(field_)),
                   choice=None if choice is None else choice.as_dict())
+
+
+HELD_OUT_SHARE = 0.1
+"Share of the points held out to tell whether subdividing a mesh through the points predicts the surface between samples."
+HELD_OUT_T = 2.0
+"Subdivide when the held-out points lie nearer the subdivided mesh by at least this many standard errors (a paired t statistic)."
+
+
+def _subdivided_if_it_helps(mesh: TriangleMesh, remesh, points: np.ndarray, *, seed, decisions: list) -> TriangleMesh:
+    """``mesh`` subdivided onto Hermite curves (:mod:`recon.meshing.subdivide`) when that
+    predicts the surface between the samples: HELD_OUT_SHARE of the points (seeded) are
+    held out, ``remesh(rest)`` meshes the others the same way, and the held-out points'
+    distances to it and to its subdivision are compared, point by point. On clean or sparse
+    samples of a curved surface the subdivision is nearer (chords sag); through noisy ones
+    the Hermite curves follow the noise, and there is no significant gain."""
+    from recon.meshing.subdivide import subdivide_hermite
+    from recon.seeding import rng
+
+    n = len(points)
+    held = np.zeros(n, bool)
+    held[rng(0 if seed is None else int(seed)).choice(n, max(int(HELD_OUT_SHARE * n), 2), replace=False)] = True
+    try:
+        rest = remesh(points[~held])
+    except InputError:
+        rest = None
+    if rest is None or rest.n_faces == 0:
+        decisions.append(Decision("subdivide", False, "the mesh of the points left after holding some out was "
+                                  "empty: not subdivided"))
+        return mesh
+    plain = distance_to_mesh(points[held], rest)
+    gain = plain - distance_to_mesh(points[held], subdivide_hermite(rest))
+    spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
+    t = float(gain.mean() / spread) if spread > 0 else 0.0
+    helps = t >= HELD_OUT_T
+    decisions.append(Decision(
+        "subdivide", helps,
+        f"{held.sum():,} held-out points lie {gain.mean() / max(plain.mean(), 1e-300):.1%} nearer a Hermite "
+        f"subdivision of the others' mesh (paired t {t:.1f}; {HELD_OUT_T:g} needed): "
+        + ("subdivided, 4 faces for each" if helps else "not subdivided")))
+    return subdivide_hermite(mesh) if helps else mesh
+
+
+def distance_to_mesh(points: np.ndarray, mesh: TriangleMesh, *, candidates: int = 12) -> np.ndarray:
+    """(N,) float64: each of the (N, 3) points' distance to the nearest of the ``candidates``
+    faces whose centres lie nearest it (exact for meshes of even faces), input units."""
+    from scipy.spatial import cKDTree
+
+    from recon.metrics import closest_point_on_triangles
+
+    v, f = mesh.vertices, mesh.faces
+    corner = v.min(axis=0)  # georeferenced coordinates keep their digits
+    p = np.asarray(points, np.float64) - corner
+    k = min(candidates, len(f))
+    _, idx = cKDTree(v[f].mean(axis=1) - corner).query(p, k=k)
+    idx = idx.reshape(len(p), k)
+    best = np.full(len(p), np.inf)
+    for j in range(k):
+        tri = f[idx[:, j]]
+        q = closest_point_on_triangles(p, v[tri[:, 0]] - corner, v[tri[:, 1]] - corner, v[tri[:, 2]] - corner)
+        best = np.minimum(best, np.linalg.norm(q - p, axis=1))
+    return best
 
 
 def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing: float, seed, device,

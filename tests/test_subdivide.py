@@ -87,3 +87,32 @@ def test_sphere_exact_normals_are_exact_on_an_uneven_sphere_where_area_weights_a
     assert np.abs(exact - mesh.vertices).max() < 1e-9
     area = vertex_normals(mesh.vertices, mesh.faces)
     assert np.abs(area - mesh.vertices).max() > 1e-3
+
+
+def test_the_pipeline_subdivides_where_held_out_points_say_it_helps():
+    from scipy.spatial import Delaunay
+
+    from recon.pipeline import _subdivided_if_it_helps, distance_to_mesh
+
+    # distance_to_mesh is exact on a flat square
+    square = TriangleMesh(np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]), np.array([[0, 1, 2], [0, 2, 3]]))
+    assert np.allclose(distance_to_mesh(np.array([[0.5, 0.5, 2.0], [2.0, 0.5, 0.0]]), square), [2.0, 1.0])
+
+    # clean samples of a sphere: the chords sag, the subdivision predicts the held-out samples
+    sphere = sphere_points(3000, seed=2)
+    decisions = []
+    out = _subdivided_if_it_helps(hull_mesh(sphere), lambda p: hull_mesh(p), sphere, seed=0, decisions=decisions)
+    assert out.n_faces == 4 * hull_mesh(sphere).n_faces and decisions[-1].value is True
+
+    # noisy samples of a plane: nothing to gain but the noise; left as it is
+    gen = np.random.default_rng(3)
+    xy = gen.uniform(0, 1, (3000, 2))
+    plane = np.column_stack([xy, gen.normal(0, 0.005, len(xy))])
+
+    def sheet(p):
+        return TriangleMesh(p, Delaunay(p[:, :2]).simplices)
+
+    decisions = []
+    out = _subdivided_if_it_helps(sheet(plane), sheet, plane, seed=0, decisions=decisions)
+    assert out.n_faces == sheet(plane).n_faces and decisions[-1].value is False
+    assert "held-out points" in decisions[-1].reason
