@@ -360,33 +360,49 @@ def reconstruct(
 
 HELD_OUT_SHARE = 0.1
 "Share of the points held out to tell whether subdividing a mesh through the points predicts the surface between samples."
+HELD_OUT_PATCH = 20_000
+"Larger clouds are judged on one patch of this many points (the nearest to a random one), so that the test costs a mesh of at most this many."
 HELD_OUT_T = 2.0
 "Subdivide when the held-out points lie nearer the subdivided mesh by at least this many standard errors (a paired t statistic)."
 
 
 def _subdivided_if_it_helps(mesh: TriangleMesh, remesh, points: np.ndarray, *, seed, decisions: list) -> TriangleMesh:
     """``mesh`` subdivided onto Hermite curves (:mod:`recon.meshing.subdivide`) when that
-    predicts the surface between the samples: HELD_OUT_SHARE of the points (seeded) are
-    held out, ``remesh(rest)`` meshes the others the same way, and the held-out points'
-    distances to it and to its subdivision are compared, point by point. On clean or sparse
+    predicts the surface between the samples: HELD_OUT_SHARE of the points (seeded; of one
+    patch of HELD_OUT_PATCH points on larger clouds) are held out, ``remesh(rest)`` meshes
+    the others the same way, and the held-out points' distances to it and to its
+    subdivision are compared, point by point. On clean or sparse
     samples of a curved surface the subdivision is nearer (chords sag); through noisy ones
     the Hermite curves follow the noise, and there is no significant gain."""
     from recon.meshing.subdivide import subdivide_hermite
     from recon.seeding import rng
 
-    n = len(points)
+    gen = rng(0 if seed is None else int(seed))
+    sample = np.asarray(points, np.float64)
+    inner = np.ones(len(sample), bool)
+    if len(sample) > HELD_OUT_PATCH:
+        # one patch at the cloud's own density (a thinner sample would sag more): the
+        # points nearest a random one, judged on its inner half, away from the patch's rim
+        from scipy.spatial import cKDTree
+
+        centre = sample[gen.integers(len(sample))]
+        _, near = cKDTree(sample - centre).query(np.zeros(3), k=HELD_OUT_PATCH)
+        sample = sample[near]  # nearest first
+        inner = np.arange(len(sample)) < len(sample) // 2
+    n = len(sample)
     held = np.zeros(n, bool)
-    held[rng(0 if seed is None else int(seed)).choice(n, max(int(HELD_OUT_SHARE * n), 2), replace=False)] = True
+    held[gen.choice(n, max(int(HELD_OUT_SHARE * n), 2), replace=False)] = True
     try:
-        rest = remesh(points[~held])
+        rest = remesh(sample[~held])
     except InputError:
         rest = None
     if rest is None or rest.n_faces == 0:
         decisions.append(Decision("subdivide", False, "the mesh of the points left after holding some out was "
                                   "empty: not subdivided"))
         return mesh
-    plain = distance_to_mesh(points[held], rest)
-    gain = plain - distance_to_mesh(points[held], subdivide_hermite(rest))
+    held &= inner
+    plain = distance_to_mesh(sample[held], rest)
+    gain = plain - distance_to_mesh(sample[held], subdivide_hermite(rest))
     spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
     t = float(gain.mean() / spread) if spread > 0 else 0.0
     helps = t >= HELD_OUT_T
