@@ -116,3 +116,21 @@ def test_the_pipeline_subdivides_where_held_out_points_say_it_helps():
     out = _subdivided_if_it_helps(sheet(plane), sheet, plane, seed=0, decisions=decisions)
     assert out.n_faces == sheet(plane).n_faces and decisions[-1].value is False
     assert "held-out points" in decisions[-1].reason
+
+
+def test_a_large_cloud_is_judged_on_one_patch(monkeypatch):
+    from recon import pipeline
+
+    sphere = sphere_points(3000, seed=4)
+    seen = []
+
+    def remesh(p):
+        seen.append(len(p))
+        return hull_mesh(p)
+
+    monkeypatch.setattr(pipeline, "HELD_OUT_PATCH", 1000)
+    decisions = []
+    out = pipeline._subdivided_if_it_helps(hull_mesh(sphere), remesh, sphere, seed=0, decisions=decisions)
+    assert seen == [900] and decisions[-1].value is True and out.n_faces == 4 * hull_mesh(sphere).n_faces
+    # judged on the held-out points (100 of the patch's 1000) in the patch's inner half
+    assert 25 <= int(decisions[-1].reason.split(" held-out")[0]) <= 75
