@@ -183,6 +183,26 @@ def closest_point_on_triangles(p, a, b, c) -> np.ndarray:
     return out
 
 
+def distance_to_faces(points: np.ndarray, mesh: TriangleMesh, *, candidates: int = 12) -> np.ndarray:
+    """(N,) float64: each of the (N, 3) points' distance to the nearest of the ``candidates``
+    faces whose centres lie nearest it, input units: exact where the nearest face is among
+    them (meshes of even faces). Needs no Open3D, unlike :class:`SurfaceIndex`."""
+    from scipy.spatial import cKDTree
+
+    v, f = mesh.vertices, mesh.faces
+    corner = v.min(axis=0)  # georeferenced coordinates keep their digits
+    p = np.asarray(points, np.float64) - corner
+    k = min(candidates, len(f))
+    _, idx = cKDTree(v[f].mean(axis=1) - corner).query(p, k=k)
+    idx = idx.reshape(len(p), k)
+    best = np.full(len(p), np.inf)
+    for j in range(k):
+        tri = f[idx[:, j]]
+        q = closest_point_on_triangles(p, v[tri[:, 0]] - corner, v[tri[:, 1]] - corner, v[tri[:, 2]] - corner)
+        best = np.minimum(best, np.linalg.norm(q - p, axis=1))
+    return best
+
+
 class SurfaceIndex:
     """Exact closest-point queries against one mesh's triangles (Open3D BVH + float64 refinement)."""
 

@@ -375,6 +375,7 @@ def _subdivided_if_it_helps(mesh: TriangleMesh, remesh, points: np.ndarray, *, s
     samples of a curved surface the subdivision is nearer (chords sag); through noisy ones
     the Hermite curves follow the noise, and there is no significant gain."""
     from recon.meshing.subdivide import subdivide_hermite
+    from recon.metrics import distance_to_faces
     from recon.seeding import rng
 
     gen = rng(0 if seed is None else int(seed))
@@ -401,8 +402,8 @@ def _subdivided_if_it_helps(mesh: TriangleMesh, remesh, points: np.ndarray, *, s
                                   "empty: not subdivided"))
         return mesh
     held &= inner
-    plain = distance_to_mesh(sample[held], rest)
-    gain = plain - distance_to_mesh(sample[held], subdivide_hermite(rest))
+    plain = distance_to_faces(sample[held], rest)
+    gain = plain - distance_to_faces(sample[held], subdivide_hermite(rest))
     spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
     t = float(gain.mean() / spread) if spread > 0 else 0.0
     helps = t >= HELD_OUT_T
@@ -412,27 +413,6 @@ def _subdivided_if_it_helps(mesh: TriangleMesh, remesh, points: np.ndarray, *, s
         f"subdivision of the others' mesh (paired t {t:.1f}; {HELD_OUT_T:g} needed): "
         + ("subdivided, 4 faces for each" if helps else "not subdivided")))
     return subdivide_hermite(mesh) if helps else mesh
-
-
-def distance_to_mesh(points: np.ndarray, mesh: TriangleMesh, *, candidates: int = 12) -> np.ndarray:
-    """(N,) float64: each of the (N, 3) points' distance to the nearest of the ``candidates``
-    faces whose centres lie nearest it (exact for meshes of even faces), input units."""
-    from scipy.spatial import cKDTree
-
-    from recon.metrics import closest_point_on_triangles
-
-    v, f = mesh.vertices, mesh.faces
-    corner = v.min(axis=0)  # georeferenced coordinates keep their digits
-    p = np.asarray(points, np.float64) - corner
-    k = min(candidates, len(f))
-    _, idx = cKDTree(v[f].mean(axis=1) - corner).query(p, k=k)
-    idx = idx.reshape(len(p), k)
-    best = np.full(len(p), np.inf)
-    for j in range(k):
-        tri = f[idx[:, j]]
-        q = closest_point_on_triangles(p, v[tri[:, 0]] - corner, v[tri[:, 1]] - corner, v[tri[:, 2]] - corner)
-        best = np.minimum(best, np.linalg.norm(q - p, axis=1))
-    return best
 
 
 def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing: float, seed, device,

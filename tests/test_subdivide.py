@@ -92,11 +92,12 @@ def test_sphere_exact_normals_are_exact_on_an_uneven_sphere_where_area_weights_a
 def test_the_pipeline_subdivides_where_held_out_points_say_it_helps():
     from scipy.spatial import Delaunay
 
-    from recon.pipeline import _subdivided_if_it_helps, distance_to_mesh
+    from recon.metrics import distance_to_faces
+    from recon.pipeline import _subdivided_if_it_helps
 
-    # distance_to_mesh is exact on a flat square
+    # distance_to_faces is exact on a flat square
     square = TriangleMesh(np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]), np.array([[0, 1, 2], [0, 2, 3]]))
-    assert np.allclose(distance_to_mesh(np.array([[0.5, 0.5, 2.0], [2.0, 0.5, 0.0]]), square), [2.0, 1.0])
+    assert np.allclose(distance_to_faces(np.array([[0.5, 0.5, 2.0], [2.0, 0.5, 0.0]]), square), [2.0, 1.0])
 
     # clean samples of a sphere: the chords sag, the subdivision predicts the held-out samples
     sphere = sphere_points(3000, seed=2)

@@ -96,11 +96,12 @@ def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = 
     """
     from scipy.spatial import Delaunay, QhullError, cKDTree
 
+    from recon.points.measure import sample_spacings
     from recon.points.preprocess import onto_local_planes
 
     tree = cKDTree(p)
     if spacing is None:
-        spacing = cut_spacing(*sample_spacings(p, tree), len(p), limits=limits)
+        spacing = cut_spacing(*sample_spacings(p, tree)[1:], len(p), limits=limits)
     moved = onto_local_planes(p, neighbors=limits.plane_neighbors, tree=tree)
     across = np.linalg.svd(np.eye(3) - np.outer(d, d))[0][:, :2]  # two unit vectors across d
     uv = moved @ across
@@ -121,16 +122,6 @@ def height_field_faces(p: np.ndarray, d: np.ndarray, *, spacing: float | None = 
     facing = np.cross(b - a, c - a) @ d
     faces[facing < 0] = faces[facing < 0][:, [0, 2, 1]]  # all face +d
     return moved, faces, uv
-
-
-def sample_spacings(p: np.ndarray, tree, *, probes: int = 20_000, k: int = 16) -> tuple[float, float]:
-    """(median nearest-neighbour distance, surface spacing: the side of the area per point,
-    from the k-th neighbour's distance), input units, measured at about ``probes`` points."""
-    from recon.device import query_workers
-
-    k = min(k, len(p) - 1)
-    dist = tree.query(p[:: max(1, len(p) // probes)], k=k + 1, workers=query_workers())[0]
-    return float(np.median(dist[:, 1])), float(np.median(dist[:, k]) * np.sqrt(np.pi / k))
 
 
 def cut_spacing(spacing: float, surface_spacing: float, n_points: int, *, limits: HeightFieldLimits = LIMITS) -> float:

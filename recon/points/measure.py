@@ -170,14 +170,10 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
     tree = cKDTree(p)
     n = len(p)
 
-    k_area = min(cfg.area_neighbors, n - 1)
-    dist, _ = tree.query(p[:: max(1, n // cfg.spacing_probe_points)], k=k_area + 1, workers=query_workers())
-    nearest = dist[:, 1]
-    spacing = float(np.median(nearest))
+    nearest, spacing, surface_spacing = sample_spacings(p, tree, probes=cfg.spacing_probe_points,
+                                                        k=cfg.area_neighbors)
     positive = nearest[nearest > 0]
     p10, p90 = np.percentile(positive, [10, 90]) if len(positive) else (1.0, 1.0)
-    # k points on a disc of radius r_k: area per point = pi r_k^2 / k (the point itself excluded)
-    surface_spacing = float(np.median(dist[:, k_area]) * np.sqrt(np.pi / k_area))
     surface_spacing = max(surface_spacing, spacing, 1e-12 * max(diagonal, 1e-300))
 
     noise = _noise(p, tree, cfg)
@@ -198,6 +194,18 @@ def _measure(p: np.ndarray, cfg: MeasureConfig, seed: int, t0: float) -> CloudMe
         components=components, largest_component_share=largest, inner_share=inner,
         measured_points=int(n), seconds=time.perf_counter() - t0,
     )
+
+
+def sample_spacings(p: np.ndarray, tree, *, probes: int = CONFIG.spacing_probe_points,
+                    k: int = CONFIG.area_neighbors) -> tuple[np.ndarray, float, float]:
+    """Spacings of (N, 3) points (N >= 2) with their cKDTree, measured at about ``probes``
+    points taken at a fixed stride: (their nearest-neighbour distances (M,), the median of
+    those, the surface spacing: the side of the area per point, from the k-th neighbour's
+    distance), input units."""
+    k = min(k, len(p) - 1)
+    dist, _ = tree.query(p[:: max(1, len(p) // probes)], k=k + 1, workers=query_workers())
+    # k points on a disc of radius r_k: area per point = pi r_k^2 / k (the point itself excluded)
+    return dist[:, 1], float(np.median(dist[:, 1])), float(np.median(dist[:, k]) * np.sqrt(np.pi / k))
 
 
 def _noise(p: np.ndarray, tree, cfg: MeasureConfig) -> float:
