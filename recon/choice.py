@@ -51,9 +51,9 @@ class ChoiceRules:
     noisy_spacings: float = 0.25
     "Noise above this many surface spacings is called noisy in the description (only words, no rule depends on it)."
     clean_spacings: float = 0.1
-    open_through_spacings: float = 0.5
-    "Open (not sealed, no inner surfaces) clouds with noise below this many spacings are meshed through their points denoised onto their neighbours' planes (a 16-point fit takes the noise to a fraction of a spacing); noisier ones keep csp's own mesh (on the bench: open scans 0.16 to 0.44 spacings, where the points' mesh was better, CAD scans 1.0 to 1.5, where csp's was)."
     "Noise below this many surface spacings is clean: the samples lie on the surface to a tenth of their spacing, closer than any smoothing field puts it, so a closed object's mesh passes through them."
+    open_through_spacings: float = 0.5
+    "Open (not sealed, no inner surfaces) clouds with noise below this many spacings are meshed through their points denoised onto their neighbours' planes (a 16-point fit takes the noise to a fraction of a spacing); noisier ones keep csp's own mesh (on the bench: open scans 0.16 to 0.44 spacings, where the points' mesh was better, CAD scans 1.0 to 1.5, where csp's was). Occupancy fields of dense clouds follow the same line (:func:`occupancy_meshing`)."
 
 
 RULES = ChoiceRules()
@@ -210,3 +210,61 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
     evidence = {k: v for k, v in m.as_dict().items() if k not in ("layer_direction", "measured_points")}
     return Choice(method=method, overrides=overrides, reasons=reasons, evidence=evidence, kind=kind,
                   interpolate=interpolate, alternatives=alternatives, height_direction=height_direction)
+
+
+
+@dataclass(frozen=True)
+class MeshPlan:
+    """How a field of a given cloud is meshed (see :func:`occupancy_meshing`)."""
+
+    through: bool
+    "Through the points (restricted Delaunay), not marching the field's grid."
+    denoise: bool = False
+    "Through the points moved onto their neighbours' planes first."
+    snap_neighbors: int = 0
+    "Marched: the vertices then moved onto the weighted planes of this many nearest points (0: left where the field put them)."
+    why: str = ""
+    settings: dict = field(default_factory=dict)
+    "Fields of the fitter's config the plan sets (options the caller gives win)."
+
+
+SNAP_NOISE_LEFT = 0.125
+"A snapped vertex's plane is fitted to enough points that the noise left in it, sigma / sqrt(k), is this many spacings: the residual a 16-point fit leaves at the ``open_through_spacings`` line of half a spacing, so both sides of that line end equally near the data."
+SNAP_MAX_NEIGHBORS = 128
+"Past this many points a plane spans enough of a curved part that its sagitta outweighs the noise it averages."
+
+
+def occupancy_meshing(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> MeshPlan:
+    """How an occupancy field of a cloud with these measures is meshed when the caller does
+    not say.
+
+    The occupancy network's features sit on a coarse grid (48 nodes across at most), so its
+    0.5 level is smoother than the data wherever the samples are clean or sparse, and it is
+    then better used only to tell the sides of the points' restricted Delaunay triangulation
+    (recon.meshing.through_points): sparse or clean samples are its vertices as they are;
+    mildly noisy dense ones (below ``open_through_spacings``) are first moved onto their
+    neighbours' planes, which takes the noise to a fraction of a spacing. Noisier clouds are
+    meshed from the field's 0.5 level (marching cubes; through points that far off the
+    surface the triangles' normals scatter), and the vertices then snapped onto the planes of
+    their nearest points, as many as average the noise down to ``SNAP_NOISE_LEFT`` spacings:
+    the field gives the shape's topology and rough place, the data its exact place."""
+    m = measures
+    # sparse samples' own planes label the circumcentres within tangent_reach spacings of
+    # them, most of the volume: the field only labels the rest and seeds the planes'
+    # orientation, for which the prior's node grid and a short refinement serve (on the
+    # bench's five sparse clouds 50 steps on the prior's grid met 100 on the finer one, at
+    # half the time; on dense clouds the labelled places lie near the surface, and there
+    # the coarse field cost cow_clean and scorpion_noisy twice the error)
+    coarse = {"upsample": 1, "iterations": 50}
+    if m.samples_across < rules.sparse_samples_across:
+        return MeshPlan(True, settings=coarse, why=f"sparse ({m.samples_across:.0f} samples across): the mesh "
+                        "passes through the samples, the field telling its sides")
+    if m.noise_spacings < rules.clean_spacings:
+        return MeshPlan(True, why=f"clean (noise {m.noise_spacings:.2f} spacings): the mesh passes "
+                        "through the samples, the field telling its sides")
+    if m.noise_spacings < rules.open_through_spacings:
+        return MeshPlan(True, denoise=True, why=f"noise {m.noise_spacings:.2f} spacings: the mesh "
+                        "passes through the points denoised onto their neighbours' planes, the field telling its sides")
+    k = int(min(SNAP_MAX_NEIGHBORS, max(16, round((m.noise_spacings / SNAP_NOISE_LEFT) ** 2))))
+    return MeshPlan(False, snap_neighbors=k, why=f"noise {m.noise_spacings:.2f} spacings: the field's 0.5 level, "
+                    f"marched, its vertices snapped onto the planes of their {k} nearest points")

@@ -258,6 +258,7 @@ def reconstruct(
     from recon.meshing.vertex_attributes import attach_vertex_attributes
 
     t_start = time.perf_counter()
+    given_config = config
     if method == AUTO and config is not None:
         method = _method_of_config(config)
     candidates = auto_candidates(options) if method == AUTO else ()
@@ -282,12 +283,18 @@ def reconstruct(
             log(choice.line())
         spec, config = prepare(choice.method, seed=seed, device=device, **{**choice.overrides, **options})
     used_device = resolve_device(_config_value(config, "device", device or "auto"))
+    denoise, snap = False, 0
     if interpolate is None:
-        interpolate = choice.interpolate if choice is not None else spec.interpolates
+        interpolate, denoise, snap, settings = _default_meshing(spec, cloud, choice, decisions)
+        explicit = False
+        if given_config is None and settings:  # the plan's settings, where the caller set none
+            config = dataclasses.replace(config, **{k: v for k, v in settings.items() if k not in options})
+    else:
+        explicit = choice is None
     # how the mesh is made is known before the fit (a refusal costs no fit); an unsigned
     # field's mesh through the points is made from the points alone
-    through = interpolate and _through_points(spec.field_kind, cloud, choice=choice, explicit=choice is None,
-                                              decisions=decisions)
+    through = interpolate and _through_points(spec.field_kind, cloud, choice=choice, explicit=explicit,
+                                              denoise=denoise, decisions=decisions)
     fitting = fit_field or not (through and through != "delaunay")
     if log is not None:
         kept = "" if len(cloud) == points_in else f" ({len(cloud):,} after pre-processing)"
@@ -313,7 +320,7 @@ def reconstruct(
     if through == "delaunay":
         from recon.meshing.through_points import mesh_through_points
 
-        mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0)
+        mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0, denoise=denoise)
         if choice is not None and choice.alternatives:
             spec, config, field_, mesh = _nearest_to_data(
                 cloud, (spec, config, field_, mesh), choice.alternatives, spacing=choice.evidence["spacing"],
@@ -332,10 +339,12 @@ def reconstruct(
         if min_component is None:
             min_component = fit_min_component_fraction(field_)
         mesh = extract_mesh(field_, min_component_fraction=min_component)
+        if snap and mesh.n_faces:
+            mesh = _snapped(mesh, cloud.points, snap)
     if through and subdivide and mesh.n_faces:
         if through == "delaunay":
             def remesh(p):
-                return mesh_through_points(field_, p, min_component_fraction=min_component or 0.0)
+                return mesh_through_points(field_, p, min_component_fraction=min_component or 0.0, denoise=denoise)
         elif through == "open":
             remesh = mesh_open_through_points
         else:
@@ -461,7 +470,33 @@ def _nearest_to_data(cloud: Cloud, first: tuple, alternatives: tuple, *, spacing
     return entries[best]
 
 
-def _through_points(kind: str, cloud: Cloud, *, choice, explicit: bool, decisions: list):
+def _snapped(mesh: TriangleMesh, points: np.ndarray, neighbors: int) -> TriangleMesh:
+    """``mesh`` with its vertices moved onto the weighted planes of their ``neighbors``
+    nearest ``points`` (recon.points.preprocess.onto_local_planes); faces unchanged."""
+    from recon.meshing.cleanup import vertex_normals
+    from recon.points.preprocess import onto_local_planes
+
+    v = onto_local_planes(points, neighbors=neighbors, scale_neighbor=neighbors // 2, queries=mesh.vertices)
+    return dataclasses.replace(mesh, vertices=v, vertex_normals=vertex_normals(v, mesh.faces))
+
+
+def _default_meshing(spec, cloud: Cloud, choice, decisions: list) -> tuple[bool, bool, int, dict]:
+    """(through the points, denoised first, neighbours a marched mesh's vertices are snapped
+    onto the planes of, config fields the plan sets) when the caller did not say: auto's
+    choice, else the fitter's ``mesh_rule`` on the cloud's measures (a
+    :class:`recon.choice.MeshPlan`), else its ``interpolates``."""
+    if choice is not None:
+        return choice.interpolate, False, 0, {}
+    if spec.mesh_rule is None or len(cloud) < MIN_AUTO_POINTS:
+        return spec.interpolates, False, 0, {}
+    from recon.points.measure import measure_cloud
+
+    plan = spec.mesh_rule(measure_cloud(cloud.points))
+    decisions.append(Decision("mesh rule", "through the points" if plan.through else "grid", plan.why))
+    return plan.through, plan.denoise, plan.snap_neighbors, dict(plan.settings)
+
+
+def _through_points(kind: str, cloud: Cloud, *, choice, explicit: bool, decisions: list, denoise: bool = False):
     """How the mesh passes through the points, for a field of ``kind``: "delaunay" (a field with sides: the
     restricted Delaunay triangulation), a direction (3,) (an unsigned field's one-sided
     cloud: a height field along it), "open" (an unsigned field's other clouds: the denoised
@@ -474,8 +509,9 @@ def _through_points(kind: str, cloud: Cloud, *, choice, explicit: bool, decision
         why = f"a mesh through the points takes at most {LIMITS.max_points:,} points, and {len(cloud):,} were fitted"
     elif kind in ("signed", "occupancy"):
         decisions.append(Decision("mesh", "through the points",
-                                  "vertices are the fitted points, faces the Delaunay triangles the field's "
-                                  "surface crosses (restricted Delaunay)"))
+                                  ("vertices are the fitted points moved onto their neighbours' planes"
+                                   if denoise else "vertices are the fitted points") +
+                                  ", faces the Delaunay triangles the field's surface crosses (restricted Delaunay)"))
         return "delaunay"
     else:
         direction = None if choice is None else choice.height_direction

@@ -185,3 +185,25 @@ def test_clean_samples_enclosing_nothing_try_both_readings():
     assert "unevenly sampled" in " ".join(c.reasons) and c.line().endswith("whichever strays less from the data)")
     noisy = choose_method(dataclasses.replace(m, noise_spacings=0.5))
     assert noisy.method == "csp" and noisy.alternatives == ()
+
+
+def test_occupancy_meshes_sparse_and_clean_clouds_through_the_points_and_noisy_ones_snapped():
+    from recon.choice import RULES, SNAP_MAX_NEIGHBORS, SNAP_NOISE_LEFT, occupancy_meshing
+
+    sparse = occupancy_meshing(measure_cloud(random_sphere(300)))
+    assert sparse.through and not sparse.denoise and sparse.settings == {"upsample": 1, "iterations": 50}
+    assert sparse.why.startswith("sparse")
+    clean = occupancy_meshing(measure_cloud(random_sphere(20_000) * 3.0))
+    assert clean.through and not clean.denoise and clean.settings == {} and clean.why.startswith("clean")
+    rng = np.random.default_rng(5)
+    p = random_sphere(20_000)
+    mild = measure_cloud(p + rng.normal(scale=0.006, size=p.shape))  # about a quarter of a spacing
+    assert RULES.clean_spacings <= mild.noise_spacings < RULES.open_through_spacings
+    plan = occupancy_meshing(mild)
+    assert plan.through and plan.denoise and plan.snap_neighbors == 0
+    heavy = measure_cloud(p + rng.normal(scale=0.03, size=p.shape))  # about a spacing
+    plan = occupancy_meshing(heavy)
+    assert not plan.through and not plan.denoise
+    expected = min(SNAP_MAX_NEIGHBORS, max(16, round((heavy.noise_spacings / SNAP_NOISE_LEFT) ** 2)))
+    assert plan.snap_neighbors == expected and 16 < expected
+    assert f"{expected} nearest points" in plan.why

@@ -122,3 +122,40 @@ def test_without_torch_the_method_is_listed_and_refused_with_one_clear_message()
                          check=False)
     assert out.returncode == 0, out.stderr
     assert "ERR" in out.stdout and "pip install" in out.stdout and "torch" in out.stdout
+
+
+def test_recon_fit_meshes_a_sparse_cloud_through_its_points_with_the_short_refinement():
+    from recon.pipeline import reconstruct
+
+    pts = sphere_points(400, seed=4)
+    r = reconstruct(Cloud(pts), method="occupancy", seed=0, subdivide=False)
+    rule = next(d for d in r.decisions if d.name == "mesh rule")
+    assert rule.value == "through the points" and rule.reason.startswith("sparse")
+    assert r.field.params["upsample"] == 1 and r.field.params["iterations_used"] == 50
+    check_mesh(r.mesh, watertight=True)
+    # every vertex is a sample: the mesh passes through the points
+    assert np.isin(r.mesh.vertices.view("f8,f8,f8"), pts.view("f8,f8,f8")).all()
+    assert r.mesh.n_vertices > 0.95 * len(pts)
+    mine = reconstruct(Cloud(pts), method="occupancy", seed=0, subdivide=False, iterations=7)
+    assert mine.field.params["iterations_used"] == 7  # an option the caller gives wins over the plan's
+
+
+def test_recon_fit_snaps_a_noisy_clouds_marched_vertices_onto_the_data():
+    from recon.pipeline import reconstruct
+
+    pts = sphere_points(6000, seed=6)
+    noisy = pts + np.random.default_rng(1).normal(scale=0.04, size=pts.shape)  # about 1.5 spacings
+    r = reconstruct(Cloud(noisy), method="occupancy", seed=0, iterations=40)
+    rule = next(d for d in r.decisions if d.name == "mesh rule")
+    assert rule.value == "grid" and "snapped onto the planes" in rule.reason
+    check_mesh(r.mesh, watertight=True)
+    snapped = np.abs(np.linalg.norm(r.mesh.vertices, axis=1) - 1.0).mean()
+    marched = reconstruct(Cloud(noisy), method="occupancy", seed=0, iterations=40, interpolate=False)
+    assert not any(d.name == "mesh rule" for d in marched.decisions)
+    assert snapped < 0.01 < 0.04 and snapped < np.abs(np.linalg.norm(marched.mesh.vertices, axis=1) - 1.0).mean()
+
+
+def test_a_negative_label_noise_is_refused_with_one_clear_message():
+    with pytest.raises(InputError) as err:
+        fit(Cloud(sphere_points(600)), "occupancy", label_noise=-1.0)
+    assert "label_noise" in str(err.value) and "\n" not in str(err.value)

@@ -131,3 +131,21 @@ def test_thick_noise_is_judged_at_a_fixed_density():
     assert keep is not None and keep.shape == (n,)
     assert 0.85 < keep.mean() < 0.99
     assert np.median(np.abs(plate[~keep, 2])) > 0.04 > 2 * np.median(np.abs(plate[keep, 2]))
+
+
+def test_queries_are_moved_onto_the_planes_of_their_nearest_points():
+    from recon.points.preprocess import onto_local_planes
+
+    g = np.linspace(-1.0, 1.0, 41)
+    x, y = np.meshgrid(g, g)
+    plane = np.stack([x.ravel(), y.ravel(), 0.3 * x.ravel() - 0.2 * y.ravel() + 0.1], axis=1)  # z = 0.3x - 0.2y + 0.1
+    rng = np.random.default_rng(0)
+    q = np.c_[rng.uniform(-0.7, 0.7, (200, 2)), np.zeros(200)]
+    q[:, 2] = 0.3 * q[:, 0] - 0.2 * q[:, 1] + 0.1 + rng.uniform(-0.2, 0.2, 200)
+    moved = onto_local_planes(plane, neighbors=32, scale_neighbor=16, queries=q)
+    assert moved.shape == q.shape
+    np.testing.assert_allclose(moved[:, 2], 0.3 * moved[:, 0] - 0.2 * moved[:, 1] + 0.1, atol=1e-9)
+    normal = np.array([0.3, -0.2, -1.0]) / np.linalg.norm([0.3, -0.2, -1.0])
+    step = moved - q
+    np.testing.assert_allclose(np.abs(step @ normal), np.linalg.norm(step, axis=1), atol=1e-9)  # along the normal
+    assert np.array_equal(onto_local_planes(plane, neighbors=2, queries=q), q)  # too few to fit: unmoved

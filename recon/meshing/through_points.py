@@ -83,7 +83,7 @@ _OPPOSITE_FACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
 _CHUNK = 1 << 18  # tetrahedra per pass of the per-tetrahedron arithmetic: bounded scratch memory
 
 
-def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
+def mesh_through_points(field, points, *, min_component_fraction: float = 0.0, denoise: bool = False,
                         limits: ThroughPointsLimits = LIMITS) -> TriangleMesh:
     """The restricted Delaunay triangulation of ``points`` to ``field``'s level set.
 
@@ -93,6 +93,9 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
              no face uses, duplicates and points the field puts off the surface, are left out)
     min_component_fraction : drop connected pieces with fewer faces than this fraction of
              the largest one (0 keeps all)
+    denoise : first move the points onto the Gaussian-weighted planes of their
+             ``open_plane_neighbors`` nearest (noisy samples: the vertices are then the
+             moved points)
 
     Returns a TriangleMesh (vertices (V, 3) float64 input units, faces counter-clockwise seen
     from outside, area-weighted vertex normals, surface "closed"); no faces when the field
@@ -104,7 +107,7 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0,
 
     if field.kind not in ("signed", "occupancy"):
         raise InputError(f"a mesh through the points needs a signed or occupancy field (sides), got {field.kind!r}")
-    p, tri = _delaunay(points, limits)
+    p, tri = _delaunay(points, limits, denoise=limits.open_plane_neighbors if denoise else 0)
     tets = tri.simplices.astype(np.int64)
     faces = _faces_between(p, tets, _inside(field, p, tets, limits), tri.neighbors, hull_outside=True)
     if len(faces) == 0:
@@ -197,7 +200,7 @@ def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits)
     probe, radius = _circumcentres(p, tets, limits)
     inside = np.zeros(len(tets), dtype=bool)
     by_field = np.ones(len(tets), dtype=bool)
-    if field.kind == "signed" and len(p) > limits.plane_neighbors:
+    if len(p) > limits.plane_neighbors:
         tree, spacing, on_level, planes = _oriented_tangent_planes(field, p, limits)
         near = np.flatnonzero(radius <= limits.tangent_reach * spacing)
         _, nearest = tree.query(probe[near], k=1, workers=-1)
@@ -247,14 +250,23 @@ def _oriented_tangent_planes(field, p: np.ndarray, limits: ThroughPointsLimits):
     from scipy.spatial import cKDTree
 
     tree, nbr, spacing, normals = _plane_normals(p, limits)
-    on_level = np.abs(np.asarray(field.value(p), dtype=np.float64) - field.level) <= limits.tangent_reach * spacing
+    gradient = np.asarray(field.gradient(p), dtype=np.float64)
+    length = np.linalg.norm(gradient, axis=1)
+    if field.kind == "occupancy":
+        # a probability has no distance to compare with the spacing: its fit passes the 0.5
+        # level through the samples, so all are on it; it rises inward, and only its
+        # direction is compared with the planes
+        on_level = np.ones(len(p), dtype=bool)
+        gradient = -gradient
+        strong = length > 0.0
+    else:
+        on_level = np.abs(np.asarray(field.value(p), dtype=np.float64) - field.level) <= limits.tangent_reach * spacing
+        strong = length >= limits.seed_gradient
     if not on_level.any():
         return tree, spacing, on_level, None
-    gradient = np.asarray(field.gradient(p), dtype=np.float64)
     along = np.einsum("ij,ij->i", normals, gradient)
     normals[along < 0] *= -1.0
-    length = np.linalg.norm(gradient, axis=1)
-    trusted = (length >= limits.seed_gradient) & (np.abs(along) >= limits.seed_alignment * np.maximum(length, 1e-300))
+    trusted = strong & (np.abs(along) >= limits.seed_alignment * np.maximum(length, 1e-300))
     if 0 < trusted.sum() < len(p):
         _orient_over_tree(p, nbr, normals, np.flatnonzero(trusted), limits)
     on = np.flatnonzero(on_level)

@@ -168,10 +168,13 @@ def local_planes(points: np.ndarray, neighbors: np.ndarray):
     return normals, centroids, spread
 
 
-def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor: int = 8, tree=None) -> np.ndarray:
+def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor: int = 8, tree=None,
+                      queries: np.ndarray | None = None) -> np.ndarray:
     """(N, 3) float64: each of the (N, 3) points moved, along the plane's normal, onto the
     weighted least-squares plane of its ``neighbors`` nearest points (itself included),
     weighted by exp(-(d / d_s)^2) with d_s the distance to its ``scale_neighbor``-th nearest.
+    With ``queries`` (M, 3), those are moved instead, onto the planes of their nearest
+    ``points``: (M, 3) float64 (a mesh's vertices snapped onto the data).
 
     Noise across a surface averages out over the neighbourhood; a curved surface flattens by
     the plane fit's sagitta, which the Gaussian weights keep smaller than an unweighted fit
@@ -182,13 +185,14 @@ def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor
     p = np.asarray(points, dtype=np.float64)
     k = min(int(neighbors), len(p))
     if k < 3:
-        return p.copy()
+        return (p if queries is None else np.asarray(queries, dtype=np.float64).reshape(-1, 3)).copy()
     s = min(int(scale_neighbor), k - 1)
-    out = np.empty_like(p)
     tree = tree or cKDTree(p)
     step = max(1024, (1 << 20) // k)  # bounded scratch memory
-    for start in range(0, len(p), step):
-        q = p[start:start + step]
+    moved = p if queries is None else np.asarray(queries, dtype=np.float64).reshape(-1, 3)
+    out = np.empty_like(moved)
+    for start in range(0, len(moved), step):
+        q = moved[start:start + step]
         dist, nbr = tree.query(q, k=k, workers=query_workers())
         weight = np.exp(-(dist / np.maximum(dist[:, s:s + 1], 1e-300)) ** 2)
         weight /= weight.sum(axis=1, keepdims=True)
