@@ -224,3 +224,24 @@ def test_an_open_noisy_sheet_is_meshed_through_its_denoised_points_with_its_bord
     # one consistent orientation: normals all up or all down
     up = mesh.vertex_normals[:, 2]
     assert np.all(up > 0) or np.all(up < 0)
+
+
+def test_labels_that_would_pinch_the_surface_at_an_edge_are_evened_out_to_a_manifold():
+    from scipy.spatial import Delaunay
+
+    from recon.meshing.through_points import _faces_between, _without_pinched_edges
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(-1.0, 1.0, (3000, 3))
+    tri = Delaunay(p)
+    tets = tri.simplices.astype(np.int64)
+    centre = p[tets].mean(axis=1)
+    # a ball whose boundary is ragged by a tetrahedron or so: inside parts meet along edges
+    inside = np.linalg.norm(centre, axis=1) + rng.normal(scale=0.05, size=len(tets)) < 0.6
+    before = edge_counts(_faces_between(p, tets, inside, tri.neighbors, hull_outside=True))
+    assert np.any(before > 2)
+    fixed = _without_pinched_edges(p, tets, inside, tri.neighbors)
+    faces = _faces_between(p, tets, fixed, tri.neighbors, hull_outside=True)
+    assert np.all(edge_counts(faces) == 2)
+    assert np.mean(fixed != inside) < 0.05  # a few tetrahedra change side, not the ball
+    assert np.array_equal(_without_pinched_edges(p, tets, fixed, tri.neighbors), fixed)  # nothing left to do

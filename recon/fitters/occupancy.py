@@ -21,13 +21,17 @@ What is changed, and why:
   upsampled to a finer node grid (exactly: trilinear interpolation of trilinear
   interpolation at the midpoints) and optimised with Adam, the decoder fixed, on labels
   the cloud itself gives: probability 0.5 at the points, inside and outside at points
-  moved a fraction of the point spacing against and along their oriented normals
+  moved against and along their oriented normals by a spacing or a few noise deviations
   (``recon.points.normals.estimate_normals``, flipped where the prior clearly disagrees),
   and the prior's own probabilities, lightly weighted, at random places in the box, so
   regions with no data keep the prior's guess (holes are closed by the prior).
 - The field keeps the refined feature volume and the decoder as plain arrays
   (:class:`~recon.fields.occupancy_network.OccupancyField`); meshing and rendering bake it
   onto a grid (coarse to fine near the 0.5 level).
+- ``recon fit`` meshes it by a plan from the cloud's measures
+  (:func:`recon.choice.occupancy_meshing`): through the points where they are sparse or
+  clean (or denoised first where mildly noisy), the field telling the sides; else marched,
+  the vertices then snapped onto the data's local planes.
 """
 
 from __future__ import annotations

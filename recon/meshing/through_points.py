@@ -109,7 +109,8 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0, d
         raise InputError(f"a mesh through the points needs a signed or occupancy field (sides), got {field.kind!r}")
     p, tri = _delaunay(points, limits, denoise=limits.open_plane_neighbors if denoise else 0)
     tets = tri.simplices.astype(np.int64)
-    faces = _faces_between(p, tets, _inside(field, p, tets, limits), tri.neighbors, hull_outside=True)
+    inside = _without_pinched_edges(p, tets, _inside(field, p, tets, limits), tri.neighbors)
+    faces = _faces_between(p, tets, inside, tri.neighbors, hull_outside=True)
     if len(faces) == 0:
         return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="closed")
     verts, faces = drop_unused(p, faces)
@@ -190,6 +191,43 @@ def _faces_between(p: np.ndarray, tets: np.ndarray, inside: np.ndarray, neighbou
     towards_opposite = np.einsum("ij,ij->i", np.cross(b - a, c - a), p[tets[tet_i, face_i]] - a) > 0
     faces[towards_opposite] = faces[towards_opposite][:, [0, 2, 1]]
     return faces
+
+
+def _without_pinched_edges(p: np.ndarray, tets: np.ndarray, inside: np.ndarray, neighbours: np.ndarray, *,
+                           rounds: int = 16) -> np.ndarray:
+    """``inside`` (T,) bool with the labels changed where the surface between inside and
+    outside tetrahedra would pinch: where inside tetrahedra meet along an edge only, four
+    (or more) faces share that edge, and the mesh is not a manifold there. All the
+    tetrahedra around such an edge are put on one side, the side that costs the smaller
+    volume of changed tetrahedra (filling the gaps between the meeting parts, or cutting
+    them apart there), so the edge leaves the surface; repeated while such edges remain
+    (a few on the bench's clouds), the second half of the ``rounds`` passes only filling
+    (filling one edge and cutting another can undo each other)."""
+    from recon.triangles import face_edges
+
+    def volume(t):
+        a, b, c, d = (p[tets[t, i]] for i in range(4))
+        return np.abs(np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a))
+
+    inside = inside.copy()
+    by_vertex = np.argsort(tets, axis=None, kind="stable") // 4  # tetrahedra listed by vertex
+    starts = np.searchsorted(np.sort(tets, axis=None), np.arange(len(p) + 1))
+    for round_ in range(rounds):
+        beyond = inside[np.maximum(neighbours, 0)]
+        tet_i, face_i = np.nonzero(inside[:, None] & np.where(neighbours >= 0, ~beyond, True))
+        if len(tet_i) == 0:
+            break
+        edges, key = face_edges(tets[tet_i[:, None], _OPPOSITE_FACES[face_i]])
+        _, first, where, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        pinched = edges[first[counts > 2]]
+        if len(pinched) == 0:
+            break
+        for u, v in pinched:
+            around = np.intersect1d(by_vertex[starts[u]:starts[u + 1]], by_vertex[starts[v]:starts[v + 1]])
+            ins = inside[around]
+            # the later passes only fill: filling and cutting can undo each other
+            inside[around] = round_ >= rounds // 2 or volume(around[~ins]).sum() < volume(around[ins]).sum()
+    return inside
 
 
 def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits) -> np.ndarray:
