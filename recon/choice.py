@@ -268,3 +268,7 @@ def occupancy_meshing(measures: CloudMeasures, *, rules: ChoiceRules = RULES) ->
     k = int(min(SNAP_MAX_NEIGHBORS, max(16, round((m.noise_spacings / SNAP_NOISE_LEFT) ** 2))))
     return MeshPlan(False, snap_neighbors=k, why=f"noise {m.noise_spacings:.2f} spacings: the field's 0.5 level, "
                     f"marched, its vertices snapped onto the planes of their {k} nearest points")
+
+
+MESH_PLANS = {"occupancy": occupancy_meshing}
+"Fitters whose mesh is planned from the cloud's measures when neither auto nor the caller says how to mesh (the others follow their FitterSpec.interpolates)."

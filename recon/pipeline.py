@@ -483,15 +483,17 @@ def _snapped(mesh: TriangleMesh, points: np.ndarray, neighbors: int) -> Triangle
 def _default_meshing(spec, cloud: Cloud, choice, decisions: list) -> tuple[bool, bool, int, dict]:
     """(through the points, denoised first, neighbours a marched mesh's vertices are snapped
     onto the planes of, config fields the plan sets) when the caller did not say: auto's
-    choice, else the fitter's ``mesh_rule`` on the cloud's measures (a
+    choice, else the fitter's plan (``recon.choice.MESH_PLANS``) from the cloud's measures (a
     :class:`recon.choice.MeshPlan`), else its ``interpolates``."""
+    from recon.choice import MESH_PLANS
+
     if choice is not None:
         return choice.interpolate, False, 0, {}
-    if spec.mesh_rule is None or len(cloud) < MIN_AUTO_POINTS:
+    if spec.name not in MESH_PLANS or len(cloud) < MIN_AUTO_POINTS:
         return spec.interpolates, False, 0, {}
     from recon.points.measure import measure_cloud
 
-    plan = spec.mesh_rule(measure_cloud(cloud.points))
+    plan = MESH_PLANS[spec.name](measure_cloud(cloud.points))
     decisions.append(Decision("mesh rule", "through the points" if plan.through else "grid", plan.why))
     return plan.through, plan.denoise, plan.snap_neighbors, dict(plan.settings)
 

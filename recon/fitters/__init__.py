@@ -52,8 +52,6 @@ class FitterSpec:
     "The method fits closed surfaces only: clouds on a plane or a line are refused before fitting."
     interpolates: bool = False
     "Its fields are meshed through the points by default (restricted Delaunay; --no-interpolate marches the grid)."
-    mesh_rule: Callable[..., Any] | None = None
-    "When neither auto nor the caller says how to mesh: ``mesh_rule(measures) -> (through the points, denoised first, why)`` from the cloud's :class:`~recon.points.measure.CloudMeasures`; None: ``interpolates`` decides."
     field_kind: str = "signed"
     "The kind of the fields it returns (signed, unsigned or occupancy): what can be done with them is known before fitting."
 

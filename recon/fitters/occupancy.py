@@ -29,7 +29,7 @@ What is changed, and why:
   (:class:`~recon.fields.occupancy_network.OccupancyField`); meshing and rendering bake it
   onto a grid (coarse to fine near the 0.5 level).
 - ``recon fit`` meshes it by a plan from the cloud's measures
-  (:func:`recon.choice.occupancy_meshing`): through the points where they are sparse or
+  (``recon.choice.occupancy_meshing``): through the points where they are sparse or
   clean (or denoised first where mildly noisy), the field telling the sides; else marched,
   the vertices then snapped onto the data's local planes.
 """
@@ -283,16 +283,10 @@ def _free_labels(prior_table, size, layers, box, u, normals, spacing, config: Oc
             torch.from_numpy(weight))
 
 
-def _mesh_rule(measures):
-    from recon.choice import occupancy_meshing
-
-    return occupancy_meshing(measures)
-
-
 register(FitterSpec(
     name="occupancy",
     config_cls=OccupancyConfig,
     fit=fit_occupancy,
     description="Occupancy: convolutional occupancy network (prior trained here) refined on the cloud; closed surfaces",
-    min_points=50, needs_volume=True, field_kind="occupancy", mesh_rule=_mesh_rule,
+    min_points=50, needs_volume=True, field_kind="occupancy",
 ))
