@@ -212,7 +212,6 @@ def choose_method(measures: CloudMeasures, *, rules: ChoiceRules = RULES) -> Cho
                   interpolate=interpolate, alternatives=alternatives, height_direction=height_direction)
 
 
-
 @dataclass(frozen=True)
 class MeshPlan:
     """How a field of a given cloud is meshed (see :func:`occupancy_meshing`)."""

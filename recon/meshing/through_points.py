@@ -210,18 +210,20 @@ def _without_pinched_edges(p: np.ndarray, tets: np.ndarray, inside: np.ndarray, 
         return np.abs(np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a))
 
     inside = inside.copy()
-    by_vertex = np.argsort(tets, axis=None, kind="stable") // 4  # tetrahedra listed by vertex
-    starts = np.searchsorted(np.sort(tets, axis=None), np.arange(len(p) + 1))
+    by_vertex = starts = None  # the tetrahedra listed by vertex, built once an edge pinches
     for round_ in range(rounds):
         beyond = inside[np.maximum(neighbours, 0)]
         tet_i, face_i = np.nonzero(inside[:, None] & np.where(neighbours >= 0, ~beyond, True))
         if len(tet_i) == 0:
             break
         edges, key = face_edges(tets[tet_i[:, None], _OPPOSITE_FACES[face_i]])
-        _, first, where, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        _, first, counts = np.unique(key, return_index=True, return_counts=True)
         pinched = edges[first[counts > 2]]
         if len(pinched) == 0:
             break
+        if by_vertex is None:
+            by_vertex = np.argsort(tets, axis=None, kind="stable") // 4
+            starts = np.concatenate([[0], np.cumsum(np.bincount(tets.ravel(), minlength=len(p)))])
         for u, v in pinched:
             around = np.intersect1d(by_vertex[starts[u]:starts[u + 1]], by_vertex[starts[v]:starts[v + 1]])
             ins = inside[around]
@@ -232,9 +234,9 @@ def _without_pinched_edges(p: np.ndarray, tets: np.ndarray, inside: np.ndarray, 
 
 def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits) -> np.ndarray:
     """(T,) bool: the tetrahedra ``tets`` (indices into the points ``p``) whose circumcentre
-    (the centroid for flat ones) is inside. A signed field decides far from the samples and
-    the samples' oriented tangent planes near them (see the module's notes); an occupancy
-    field decides everywhere. A circumcentre the field decides outside its bounds is outside."""
+    (the centroid for flat ones) is inside. The field (signed or occupancy) decides far from
+    the samples and the samples' oriented tangent planes near them (see the module's notes).
+    A circumcentre the field decides outside its bounds is outside."""
     probe, radius = _circumcentres(p, tets, limits)
     inside = np.zeros(len(tets), dtype=bool)
     by_field = np.ones(len(tets), dtype=bool)

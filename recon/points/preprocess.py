@@ -183,13 +183,13 @@ def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor
     from scipy.spatial import cKDTree
 
     p = np.asarray(points, dtype=np.float64)
+    moved = p if queries is None else np.asarray(queries, dtype=np.float64).reshape(-1, 3)
     k = min(int(neighbors), len(p))
     if k < 3:
-        return (p if queries is None else np.asarray(queries, dtype=np.float64).reshape(-1, 3)).copy()
+        return moved.copy()
     s = min(int(scale_neighbor), k - 1)
     tree = tree or cKDTree(p)
     step = max(1024, (1 << 20) // k)  # bounded scratch memory
-    moved = p if queries is None else np.asarray(queries, dtype=np.float64).reshape(-1, 3)
     out = np.empty_like(moved)
     for start in range(0, len(moved), step):
         q = moved[start:start + step]
