@@ -225,6 +225,8 @@ class MeshPlan:
     why: str = ""
     settings: dict = field(default_factory=dict)
     "Fields of the fitter's config the plan sets (options the caller gives win)."
+    limits: dict = field(default_factory=dict)
+    "Fields of recon.meshing.through_points.ThroughPointsLimits the plan sets (through the points)."
 
 
 SNAP_NOISE_LEFT = 0.125
@@ -255,8 +257,12 @@ def occupancy_meshing(measures: CloudMeasures, *, rules: ChoiceRules = RULES) ->
     # half the time; on dense clouds the labelled places lie near the surface, and there
     # the coarse field cost cow_clean and scorpion_noisy twice the error)
     coarse = {"upsample": 1, "iterations": 50}
+    # and the field seeds the planes' orientation at every sample: spread along a tree of so
+    # few samples, orientation jumps across thin parts (goathead_sparse 1.4e-3 seeded
+    # everywhere, 2.0e-3 seeded where the field is steep, as dense clouds are)
+    seeded = {"occupancy_seed_gradient": 0.0}
     if m.samples_across < rules.sparse_samples_across:
-        return MeshPlan(True, settings=coarse, why=f"sparse ({m.samples_across:.0f} samples across): the mesh "
+        return MeshPlan(True, settings=coarse, limits=seeded, why=f"sparse ({m.samples_across:.0f} samples across): the mesh "
                         "passes through the samples, the field telling its sides")
     if m.noise_spacings < rules.clean_spacings:
         return MeshPlan(True, why=f"clean (noise {m.noise_spacings:.2f} spacings): the mesh passes "

@@ -283,12 +283,16 @@ def reconstruct(
             log(choice.line())
         spec, config = prepare(choice.method, seed=seed, device=device, **{**choice.overrides, **options})
     used_device = resolve_device(_config_value(config, "device", device or "auto"))
-    denoise, snap = False, 0
+    from recon.meshing.through_points import LIMITS
+
+    denoise, snap, limits = False, 0, LIMITS
     if interpolate is None:
-        interpolate, denoise, snap, settings = _default_meshing(spec, cloud, choice, decisions)
+        plan = _default_meshing(spec, cloud, choice, decisions)
+        interpolate, denoise, snap = plan.through, plan.denoise, plan.snap_neighbors
+        limits = dataclasses.replace(LIMITS, **plan.limits)
         explicit = False
-        if given_config is None and settings:  # the plan's settings, where the caller set none
-            config = dataclasses.replace(config, **{k: v for k, v in settings.items() if k not in options})
+        if given_config is None and plan.settings:  # the plan's settings, where the caller set none
+            config = dataclasses.replace(config, **{k: v for k, v in plan.settings.items() if k not in options})
     else:
         explicit = choice is None
     # how the mesh is made is known before the fit (a refusal costs no fit); an unsigned
@@ -320,7 +324,8 @@ def reconstruct(
     if through == "delaunay":
         from recon.meshing.through_points import mesh_through_points
 
-        mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0, denoise=denoise)
+        mesh = mesh_through_points(field_, cloud.points, min_component_fraction=min_component or 0.0, denoise=denoise,
+                                   limits=limits)
         if choice is not None and choice.alternatives:
             spec, config, field_, mesh = _nearest_to_data(
                 cloud, (spec, config, field_, mesh), choice.alternatives, spacing=choice.evidence["spacing"],
@@ -344,7 +349,8 @@ def reconstruct(
     if through and subdivide and mesh.n_faces:
         if through == "delaunay":
             def remesh(p):
-                return mesh_through_points(field_, p, min_component_fraction=min_component or 0.0, denoise=denoise)
+                return mesh_through_points(field_, p, min_component_fraction=min_component or 0.0, denoise=denoise,
+                                           limits=limits)
         elif through == "open":
             remesh = mesh_open_through_points
         else:
@@ -480,22 +486,21 @@ def _snapped(mesh: TriangleMesh, points: np.ndarray, neighbors: int) -> Triangle
     return dataclasses.replace(mesh, vertices=v, vertex_normals=vertex_normals(v, mesh.faces))
 
 
-def _default_meshing(spec, cloud: Cloud, choice, decisions: list) -> tuple[bool, bool, int, dict]:
-    """(through the points, denoised first, neighbours a marched mesh's vertices are snapped
-    onto the planes of, config fields the plan sets) when the caller did not say: auto's
-    choice, else the fitter's plan (``recon.choice.MESH_PLANS``) from the cloud's measures (a
-    :class:`recon.choice.MeshPlan`), else its ``interpolates``."""
-    from recon.choice import MESH_PLANS
+def _default_meshing(spec, cloud: Cloud, choice, decisions: list):
+    """How to mesh when the caller did not say, as a :class:`recon.choice.MeshPlan`: auto's
+    choice, else the fitter's plan (``recon.choice.MESH_PLANS``) from the cloud's measures,
+    else its ``interpolates``."""
+    from recon.choice import MESH_PLANS, MeshPlan
 
     if choice is not None:
-        return choice.interpolate, False, 0, {}
+        return MeshPlan(choice.interpolate)
     if spec.name not in MESH_PLANS or len(cloud) < MIN_AUTO_POINTS:
-        return spec.interpolates, False, 0, {}
+        return MeshPlan(spec.interpolates)
     from recon.points.measure import measure_cloud
 
     plan = MESH_PLANS[spec.name](measure_cloud(cloud.points))
     decisions.append(Decision("mesh rule", "through the points" if plan.through else "grid", plan.why))
-    return plan.through, plan.denoise, plan.snap_neighbors, dict(plan.settings)
+    return plan
 
 
 def _through_points(kind: str, cloud: Cloud, *, choice, explicit: bool, decisions: list, denoise: bool = False):

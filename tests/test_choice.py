@@ -193,8 +193,10 @@ def test_occupancy_meshes_sparse_and_clean_clouds_through_the_points_and_noisy_o
     sparse = occupancy_meshing(measure_cloud(random_sphere(300)))
     assert sparse.through and not sparse.denoise and sparse.settings == {"upsample": 1, "iterations": 50}
     assert sparse.why.startswith("sparse")
+    assert sparse.limits == {"occupancy_seed_gradient": 0.0}  # the field seeds every sample's orientation
     clean = occupancy_meshing(measure_cloud(random_sphere(20_000) * 3.0))
     assert clean.through and not clean.denoise and clean.settings == {} and clean.why.startswith("clean")
+    assert clean.limits == {}
     rng = np.random.default_rng(5)
     p = random_sphere(20_000)
     mild = measure_cloud(p + rng.normal(scale=0.006, size=p.shape))  # about a quarter of a spacing

@@ -124,11 +124,21 @@ def test_without_torch_the_method_is_listed_and_refused_with_one_clear_message()
     assert "ERR" in out.stdout and "pip install" in out.stdout and "torch" in out.stdout
 
 
-def test_recon_fit_meshes_a_sparse_cloud_through_its_points_with_the_short_refinement():
+def test_recon_fit_meshes_a_sparse_cloud_through_its_points_with_the_short_refinement(monkeypatch):
+    import recon.meshing.through_points as through_points
     from recon.pipeline import reconstruct
 
+    seen = []
+    original = through_points.mesh_through_points
+
+    def spy(field, points, **kw):
+        seen.append(kw["limits"].occupancy_seed_gradient)
+        return original(field, points, **kw)
+
+    monkeypatch.setattr(through_points, "mesh_through_points", spy)
     pts = sphere_points(400, seed=4)
     r = reconstruct(Cloud(pts), method="occupancy", seed=0, subdivide=False)
+    assert seen == [0.0]  # the plan's limits reach the mesher: every sample seeds its orientation
     rule = next(d for d in r.decisions if d.name == "mesh rule")
     assert rule.value == "through the points" and rule.reason.startswith("sparse")
     assert r.field.params["upsample"] == 1 and r.field.params["iterations_used"] == 50

@@ -66,6 +66,14 @@ class ThroughPointsLimits:
     "A sample seeds the orientation where the field's gradient is at least this long (a distance field's is 1)..."
     seed_alignment: float = 0.8
     "... and its direction within this cosine of the plane's normal."
+    occupancy_seed_gradient: float = 0.8
+    "Occupancy fields: a sample seeds the orientation where the field's gradient is at least this share of its median over the samples (a steep transition; on dense clouds a coarse field's gentle slopes by thin parts pointed the wrong way: fish's nose, 465 of 50,000 samples turned inward at 0.5, none at 0.8)."
+    winding_spacing: float = 4.0
+    "Occupancy fields: the winding numbers that check the field far from the samples come from a fixed-seed subsample this many spacings apart (half ``tangent_reach``: at the nearest circumcentres checked the sum is still a fair quadrature)..."
+    winding_points: int = 20_000
+    "... of at most this many samples..."
+    winding_sure: float = 0.2
+    "... and decide where they are this far from a half (near a hole in the scan they are about a half, and the field's guess stays)."
     sliver_width: float = 0.02
     "Where the field is trusted, circumcentres within this many spacings of the tangent planes take the field's side (the planes' curvature error is larger than the field's there)."
     open_plane_neighbors: int = 16
@@ -109,7 +117,7 @@ def mesh_through_points(field, points, *, min_component_fraction: float = 0.0, d
         raise InputError(f"a mesh through the points needs a signed or occupancy field (sides), got {field.kind!r}")
     p, tri = _delaunay(points, limits, denoise=limits.open_plane_neighbors if denoise else 0)
     tets = tri.simplices.astype(np.int64)
-    inside = _without_pinched_edges(p, tets, _inside(field, p, tets, limits), tri.neighbors)
+    inside = _without_pinched_edges(p, tets, _inside(field, p, tets, limits, tri.neighbors), tri.neighbors)
     faces = _faces_between(p, tets, inside, tri.neighbors, hull_outside=True)
     if len(faces) == 0:
         return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.float32), surface="closed")
@@ -232,14 +240,18 @@ def _without_pinched_edges(p: np.ndarray, tets: np.ndarray, inside: np.ndarray, 
     return inside
 
 
-def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits) -> np.ndarray:
+def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits,
+            neighbours: np.ndarray | None = None) -> np.ndarray:
     """(T,) bool: the tetrahedra ``tets`` (indices into the points ``p``) whose circumcentre
     (the centroid for flat ones) is inside. The field (signed or occupancy) decides far from
     the samples and the samples' oriented tangent planes near them (see the module's notes).
-    A circumcentre the field decides outside its bounds is outside."""
+    A circumcentre the field decides outside its bounds is outside. With an occupancy field
+    and the tetrahedra's ``neighbours`` (T, 4), the field's surface far from the samples is
+    checked by their winding number (:func:`_far_by_winding`)."""
     probe, radius = _circumcentres(p, tets, limits)
     inside = np.zeros(len(tets), dtype=bool)
     by_field = np.ones(len(tets), dtype=bool)
+    planes = None
     if len(p) > limits.plane_neighbors:
         tree, spacing, on_level, planes = _oriented_tangent_planes(field, p, limits)
         near = np.flatnonzero(radius <= limits.tangent_reach * spacing)
@@ -257,6 +269,55 @@ def _inside(field, p: np.ndarray, tets: np.ndarray, limits: ThroughPointsLimits)
     if held.any():
         value = np.asarray(field.value(probe[held]), dtype=np.float64)
         inside[held] = value > field.level if field.kind == "occupancy" else value < field.level
+    if field.kind == "occupancy" and planes is not None and neighbours is not None:
+        far = by_field & (radius > limits.tangent_reach * spacing)
+        inside = _far_by_winding(planes, probe, inside, far, neighbours, limits)
+    return inside
+
+
+def _far_by_winding(planes, probe: np.ndarray, inside: np.ndarray, far: np.ndarray, neighbours: np.ndarray,
+                    limits: ThroughPointsLimits) -> np.ndarray:
+    """``inside`` (T,) bool with the labels of ``far`` tetrahedra (T,) bool changed where the
+    generalized winding number of the samples' oriented planes (Barill et al. 2018) is sure
+    of the other side.
+
+    An occupancy field's 0.5 level is smoother than clean samples (its features sit on a
+    coarse grid): by thin parts and in concavities it bulges away from the data, and
+    tetrahedra many spacings from every sample are labelled on the wrong side (on fish and
+    cow_clean these, not the labels near the samples, were nearly all of the error: Chamfer-L1
+    1.5e-4 and 4.9e-4, against 4.5e-5 and 9.7e-5 with the truth's labels there). A wrongly
+    labelled region meets a rightly labelled one at a change of label, so the winding number
+    is checked at every far tetrahedron next to one (about a third of them on fish), and
+    spread from each that it turns to its far neighbours until no turn is left. Near holes
+    in the scan the winding number is near a half, unsure, and the field's label (the
+    prior's guess) stays."""
+    from recon.kernels.occupancy_cpu import winding_numbers
+
+    tree, points, normals, _ = planes
+    if not far.any():
+        return inside
+    k = min(8, len(points) - 1)
+    dk, _ = tree.query(points, k=k + 1, workers=-1)
+    areas = np.pi * dk[:, -1] ** 2 / k  # the disc of each sample's k nearest, shared by k
+    n = int(min(len(points), max(min(1000, len(points)), len(points) / limits.winding_spacing ** 2),
+                limits.winding_points))
+    sub = np.sort(np.random.default_rng(0).choice(len(points), n, replace=False))
+    src, src_n = points[sub], np.ascontiguousarray(normals[sub], dtype=np.float64)
+    src_a = areas[sub] * (len(points) / len(sub))
+    inside = inside.copy()
+    beyond = inside[np.maximum(neighbours, 0)]
+    changes = np.where(neighbours >= 0, beyond != inside[:, None], inside[:, None]).any(axis=1)
+    checked = np.zeros(len(inside), dtype=bool)
+    todo = np.flatnonzero(far & changes)
+    while len(todo):
+        checked[todo] = True
+        w = np.empty(len(todo))
+        winding_numbers(probe[todo], src, src_n, src_a, w)
+        turn = (np.abs(w - 0.5) > limits.winding_sure) & ((w > 0.5) != inside[todo])
+        inside[todo[turn]] = ~inside[todo[turn]]
+        nxt = neighbours[todo[turn]].ravel()
+        nxt = np.unique(nxt[nxt >= 0])
+        todo = nxt[far[nxt] & ~checked[nxt]]
     return inside
 
 
@@ -298,7 +359,7 @@ def _oriented_tangent_planes(field, p: np.ndarray, limits: ThroughPointsLimits):
         # direction is compared with the planes
         on_level = np.ones(len(p), dtype=bool)
         gradient = -gradient
-        strong = length > 0.0
+        strong = length >= limits.occupancy_seed_gradient * np.median(length)
     else:
         on_level = np.abs(np.asarray(field.value(p), dtype=np.float64) - field.level) <= limits.tangent_reach * spacing
         strong = length >= limits.seed_gradient
