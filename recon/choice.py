@@ -254,8 +254,11 @@ def occupancy_meshing(measures: CloudMeasures, *, rules: ChoiceRules = RULES) ->
     # them, most of the volume: the field only labels the rest and seeds the planes'
     # orientation, for which the prior's node grid and a short refinement serve (on the
     # bench's five sparse clouds 50 steps on the prior's grid met 100 on the finer one, at
-    # half the time; on dense clouds the labelled places lie near the surface, and there
-    # the coarse field cost cow_clean and scorpion_noisy twice the error)
+    # half the time). So it does through mildly noisy dense samples, whose noise a finer grid
+    # only fits (hammer_4views 8.3e-4 either way, scorpion_noisy 3.8e-4 fine, 3.5e-4 coarse,
+    # the refinement in half the time). Through clean dense samples the field's gradient seeds the
+    # orientation by thin parts a coarse grid does not resolve (cow_clean 7.3e-5 fine,
+    # 1.3e-4 coarse).
     coarse = {"upsample": 1, "iterations": 50}
     # and the field seeds the planes' orientation at every sample: spread along a tree of so
     # few samples, orientation jumps across thin parts (goathead_sparse 1.4e-3 seeded
@@ -268,7 +271,7 @@ def occupancy_meshing(measures: CloudMeasures, *, rules: ChoiceRules = RULES) ->
         return MeshPlan(True, why=f"clean (noise {m.noise_spacings:.2f} spacings): the mesh passes "
                         "through the samples, the field telling its sides")
     if m.noise_spacings < rules.open_through_spacings:
-        return MeshPlan(True, denoise=True, why=f"noise {m.noise_spacings:.2f} spacings: the mesh "
+        return MeshPlan(True, denoise=True, settings=coarse, why=f"noise {m.noise_spacings:.2f} spacings: the mesh "
                         "passes through the points denoised onto their neighbours' planes, the field telling its sides")
     k = int(min(SNAP_MAX_NEIGHBORS, max(16, round((m.noise_spacings / SNAP_NOISE_LEFT) ** 2))))
     return MeshPlan(False, snap_neighbors=k, why=f"noise {m.noise_spacings:.2f} spacings: the field's 0.5 level, "

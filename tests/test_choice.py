@@ -203,6 +203,7 @@ def test_occupancy_meshes_sparse_and_clean_clouds_through_the_points_and_noisy_o
     assert RULES.clean_spacings <= mild.noise_spacings < RULES.open_through_spacings
     plan = occupancy_meshing(mild)
     assert plan.through and plan.denoise and plan.snap_neighbors == 0
+    assert plan.settings == {"upsample": 1, "iterations": 50}  # a finer grid would fit the noise
     heavy = measure_cloud(p + rng.normal(scale=0.03, size=p.shape))  # about a spacing
     plan = occupancy_meshing(heavy)
     assert not plan.through and not plan.denoise
