@@ -177,7 +177,7 @@ def _oriented_normals(cloud: Cloud, u: np.ndarray, prior, layers, arch):
     from recon.fitters._occupancy_model import decode_torch
     from recon.points.normals import estimate_normals
 
-    d, _ = cKDTree(u).query(u, k=2)
+    d, _ = cKDTree(u).query(u, k=2, workers=-1)
     spacing = float(np.median(d[:, 1]))
     n = estimate_normals(u.astype(np.float64), surface="closed", spacing=spacing).astype(np.float32)
     cell = float(arch.enc_box[1, 0] - arch.enc_box[0, 0]) / (arch.resolution - 1)
@@ -267,10 +267,10 @@ def _free_labels(prior_table, size, layers, box, u, normals, spacing, config: Oc
     with torch.no_grad():
         prior = torch.sigmoid(decode_table(prior_table, size, layers, torch.from_numpy(q.astype(np.float32)), box))
     tree = cKDTree(u)
-    near, _ = tree.query(q)
+    near, _ = tree.query(q, workers=-1)
     # area per point from its neighbourhood (k points within the k-th neighbour's disc)
     k = min(8, len(u) - 1)
-    dk, _ = tree.query(u, k=k + 1)
+    dk, _ = tree.query(u, k=k + 1, workers=-1)
     areas = np.pi * dk[:, -1] ** 2 / k
     sub = rng.choice(len(u), min(len(u), config.winding_points), replace=False)
     w = np.empty(len(q))
