@@ -149,3 +149,16 @@ def test_queries_are_moved_onto_the_planes_of_their_nearest_points():
     step = moved - q
     np.testing.assert_allclose(np.abs(step @ normal), np.linalg.norm(step, axis=1), atol=1e-9)  # along the normal
     assert np.array_equal(onto_local_planes(plane, neighbors=2, queries=q), q)  # too few to fit: unmoved
+
+
+def test_sample_areas_on_a_square_lattice_are_the_disc_to_the_eighth_neighbour_shared_by_eight():
+    from recon.points.preprocess import sample_areas
+
+    h = 0.1
+    i, j = np.meshgrid(np.arange(20), np.arange(20), indexing="ij")
+    points = np.stack([i.ravel() * h, j.ravel() * h, np.zeros(i.size)], axis=1)
+    areas = sample_areas(points)
+    interior = (i.ravel() > 1) & (i.ravel() < 18) & (j.ravel() > 1) & (j.ravel() < 18)
+    # the 8 nearest are the 4 edge and the 4 diagonal neighbours: the disc reaches sqrt(2) h
+    assert np.allclose(areas[interior], np.pi * 2 * h**2 / 8)
+    assert areas.shape == (len(points),) and np.all(areas > 0)

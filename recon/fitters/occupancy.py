@@ -262,16 +262,14 @@ def _free_labels(prior_table, size, layers, box, u, normals, spacing, config: Oc
 
     from recon.fitters._occupancy_model import decode_table
     from recon.kernels.occupancy_cpu import winding_numbers
+    from recon.points.preprocess import sample_areas
 
     q = rng.uniform(box[0], box[1], (config.free_samples, 3))
     with torch.no_grad():
         prior = torch.sigmoid(decode_table(prior_table, size, layers, torch.from_numpy(q.astype(np.float32)), box))
     tree = cKDTree(u)
     near, _ = tree.query(q, workers=-1)
-    # area per point from its neighbourhood (k points within the k-th neighbour's disc)
-    k = min(8, len(u) - 1)
-    dk, _ = tree.query(u, k=k + 1, workers=-1)
-    areas = np.pi * dk[:, -1] ** 2 / k
+    areas = sample_areas(u, tree=tree)
     sub = rng.choice(len(u), min(len(u), config.winding_points), replace=False)
     w = np.empty(len(q))
     winding_numbers(q.astype(np.float64), u[sub].astype(np.float64), normals[sub].astype(np.float64),

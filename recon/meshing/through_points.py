@@ -292,13 +292,12 @@ def _far_by_winding(planes, probe: np.ndarray, inside: np.ndarray, far: np.ndarr
     in the scan the winding number is near a half, unsure, and the field's label (the
     prior's guess) stays."""
     from recon.kernels.occupancy_cpu import winding_numbers
+    from recon.points.preprocess import sample_areas
 
     tree, points, normals, _ = planes
     if not far.any():
         return inside
-    k = min(8, len(points) - 1)
-    dk, _ = tree.query(points, k=k + 1, workers=-1)
-    areas = np.pi * dk[:, -1] ** 2 / k  # the disc of each sample's k nearest, shared by k
+    areas = sample_areas(points, tree=tree)
     n = int(min(len(points), max(min(1000, len(points)), len(points) / limits.winding_spacing ** 2),
                 limits.winding_points))
     sub = np.sort(np.random.default_rng(0).choice(len(points), n, replace=False))

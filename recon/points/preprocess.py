@@ -168,6 +168,17 @@ def local_planes(points: np.ndarray, neighbors: np.ndarray):
     return normals, centroids, spread
 
 
+def sample_areas(points: np.ndarray, *, tree=None, neighbors: int = 8) -> np.ndarray:
+    """(N,) float64 surface area per sample of (N, 3) points (its units squared): the disc
+    reaching its ``neighbors``-th nearest other sample, shared by that many (the weights of
+    a winding number summed over the samples). ``tree``: a cKDTree of the points already built."""
+    from scipy.spatial import cKDTree
+
+    k = min(int(neighbors), len(points) - 1)
+    dk, _ = (tree or cKDTree(points)).query(points, k=k + 1, workers=query_workers())
+    return np.pi * dk[:, -1] ** 2 / k
+
+
 def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor: int = 8, tree=None,
                       queries: np.ndarray | None = None) -> np.ndarray:
     """(N, 3) float64: each of the (N, 3) points moved, along the plane's normal, onto the
