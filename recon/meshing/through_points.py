@@ -297,7 +297,7 @@ def _far_by_winding(planes, probe: np.ndarray, inside: np.ndarray, far: np.ndarr
     tree, points, normals, _ = planes
     if not far.any():
         return inside
-    areas = sample_areas(points, tree=tree)
+    areas = sample_areas(points, normals, tree=tree)
     n = int(min(len(points), max(min(1000, len(points)), len(points) / limits.winding_spacing ** 2),
                 limits.winding_points))
     sub = np.sort(np.random.default_rng(0).choice(len(points), n, replace=False))

@@ -168,15 +168,36 @@ def local_planes(points: np.ndarray, neighbors: np.ndarray):
     return normals, centroids, spread
 
 
-def sample_areas(points: np.ndarray, *, tree=None, neighbors: int = 8) -> np.ndarray:
+def sample_areas(points: np.ndarray, normals: np.ndarray | None = None, *, tree=None, neighbors: int = 8,
+                 candidates: int = 24) -> np.ndarray:
     """(N,) float64 surface area per sample of (N, 3) points (its units squared): the disc
     reaching its ``neighbors``-th nearest other sample, shared by that many (the weights of
-    a winding number summed over the samples). ``tree``: a cKDTree of the points already built."""
+    a winding number summed over the samples). ``tree``: a cKDTree of the points already built.
+
+    With (N, 3) unit ``normals`` the distances are measured in each sample's tangent plane,
+    among its ``candidates`` nearest samples. Why: where the points are noisy, the noise
+    spreads them off the surface and the 3D distances overstate the spacing; on a scan whose
+    noise was a spacing (abc_00016513) the 3D discs summed to 1.58 times the true area, most
+    of the excess on its densely scanned outer wall, which outweighed the sparser bore until
+    the bore's winding number read 0.7; in the tangent plane they summed to 1.01 times it."""
     from scipy.spatial import cKDTree
 
     k = min(int(neighbors), len(points) - 1)
-    dk, _ = (tree or cKDTree(points)).query(points, k=k + 1, workers=query_workers())
-    return np.pi * dk[:, -1] ** 2 / k
+    tree = tree or cKDTree(points)
+    if normals is None:
+        dk, _ = tree.query(points, k=k + 1, workers=query_workers())
+        return np.pi * dk[:, -1] ** 2 / k
+    m = max(k, min(int(candidates), len(points) - 1))
+    _, idx = tree.query(points, k=m + 1, workers=query_workers())
+    radius = np.empty(len(points))
+    step = 65536  # bounds the (step, m, 3) offsets in memory
+    for start in range(0, len(points), step):
+        p = points[start:start + step]
+        n = np.asarray(normals[start:start + step], dtype=np.float64)
+        off = points[idx[start:start + step, 1:]] - p[:, None, :]
+        off -= np.einsum("nki,ni->nk", off, n)[:, :, None] * n[:, None, :]
+        radius[start:start + step] = np.partition(np.einsum("nki,nki->nk", off, off), k - 1, axis=1)[:, k - 1]
+    return np.pi * radius / k
 
 
 def onto_local_planes(points: np.ndarray, *, neighbors: int = 16, scale_neighbor: int = 8, tree=None,
