@@ -45,3 +45,15 @@ def query_workers() -> int:
     batch task on a Ray worker that owns one core), else -1 (every core)."""
     env = os.environ.get("RECON_TORCH_THREADS")
     return max(1, int(env)) if env else -1
+
+
+def cpu_threads() -> int:
+    """Threads for a CPU step whose result does not depend on their number: ``RECON_TORCH_THREADS``
+    when set, else every core this process may use."""
+    n = query_workers()
+    if n > 0:
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
