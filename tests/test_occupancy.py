@@ -192,6 +192,16 @@ def test_recon_fit_snaps_a_noisy_clouds_marched_vertices_onto_the_data():
     assert snapped < 0.01 < 0.04 and snapped < np.abs(np.linalg.norm(marched.mesh.vertices, axis=1) - 1.0).mean()
 
 
+def test_device_cuda_without_a_gpu_is_refused_with_one_clear_message():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA GPU here")
+    with pytest.raises(InputError) as err:
+        fit(Cloud(sphere_points(600)), "occupancy", device="cuda", iterations=2)
+    assert "no CUDA GPU" in str(err.value)
+
+
 def test_a_negative_label_noise_is_refused_with_one_clear_message():
     with pytest.raises(InputError) as err:
         fit(Cloud(sphere_points(600)), "occupancy", label_noise=-1.0)

@@ -4,6 +4,7 @@ plain NumPy references."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recon.kernels.occupancy_cpu import add_smoothness_grad, scatter_rows, winding_numbers
 
@@ -58,7 +59,7 @@ def test_scatter_rows_adds_like_numpy_add_at():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_smoothness_gradient_matches_finite_differences_and_vanishes_for_a_constant():
+def test_smoothness_gradient_matches_finite_differences_and_vanishes_for_a_constant_on_both_forms():
     rng = np.random.default_rng(6)
     dev = rng.normal(size=(4, 5, 3, 2)).astype(np.float32)
     scale = 0.7
@@ -80,3 +81,35 @@ def test_smoothness_gradient_matches_finite_differences_and_vanishes_for_a_const
     flat = np.zeros_like(dev)
     add_smoothness_grad(np.full_like(dev, 3.0), scale, flat)
     assert np.all(flat == 0)
+    # the torch form (the refinement's on a GPU), here on CPU tensors, accumulating into a start
+    torch = pytest.importorskip("torch")
+    from recon.kernels import occupancy_torch
+
+    start = rng.normal(size=dev.shape).astype(np.float32)
+    on_cpu = start.copy()
+    add_smoothness_grad(dev, scale, on_cpu)
+    by_torch = torch.from_numpy(start.copy())
+    occupancy_torch.add_smoothness_grad(torch.from_numpy(dev), scale, by_torch)
+    np.testing.assert_allclose(by_torch.numpy(), on_cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_the_feature_gather_backward_is_the_same_by_numba_and_by_index_add():
+    # float32 CPU tensors take the numba scatter, others (a GPU's, here float64) index_add_
+    torch = pytest.importorskip("torch")
+    from recon.fitters._occupancy_model import decode_table
+
+    rng = np.random.default_rng(7)
+    R, C = 5, 3
+    layers = [(torch.from_numpy(rng.normal(size=(4, C + 3))), torch.from_numpy(rng.normal(size=4))),
+              (torch.from_numpy(rng.normal(size=(1, 4))), torch.from_numpy(rng.normal(size=1)))]
+    box = np.array([[-0.6] * 3, [0.6] * 3])
+    table = rng.normal(size=(R**3, C))
+    u = rng.uniform(-0.6, 0.6, (200, 3))
+    grads = []
+    for dtype in (torch.float32, torch.float64):
+        t = torch.tensor(table, dtype=dtype, requires_grad=True)
+        z = decode_table(t, R, [(w.to(dtype), b.to(dtype)) for w, b in layers], torch.tensor(u, dtype=dtype), box)
+        z.sum().backward()
+        grads.append(t.grad.double().numpy())
+    assert np.abs(grads[1]).max() > 0
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-4)

@@ -124,8 +124,8 @@ def decode_table(table, R: int, layers, u, enc_box):
 
     from recon.fields.occupancy_network import cell_corners
 
-    lo = torch.as_tensor(enc_box[0], dtype=u.dtype)
-    ext = torch.as_tensor(enc_box[1] - enc_box[0], dtype=u.dtype)
+    lo = torch.as_tensor(enc_box[0], dtype=u.dtype, device=u.device)
+    ext = torch.as_tensor(enc_box[1] - enc_box[0], dtype=u.dtype, device=u.device)
     s = ((u - lo) / ext).clamp(0.0, 1.0)
     with torch.no_grad():
         pos = s * (R - 1)
@@ -171,8 +171,15 @@ def _gather():
 
                     scatter_rows(rows.numpy(), weights.contiguous().numpy(), grad.contiguous().numpy(), out.numpy())
                 else:
-                    out.index_add_(0, rows.reshape(-1),
-                                   (grad[:, None, :] * weights[:, :, None]).reshape(-1, grad.shape[1]))
+                    # on a GPU index_add_ sums in a fixed order only in deterministic mode
+                    mode = (torch.are_deterministic_algorithms_enabled(),
+                            torch.is_deterministic_algorithms_warn_only_enabled())
+                    torch.use_deterministic_algorithms(True)
+                    try:
+                        out.index_add_(0, rows.reshape(-1),
+                                       (grad[:, None, :] * weights[:, :, None]).reshape(-1, grad.shape[1]))
+                    finally:
+                        torch.use_deterministic_algorithms(mode[0], warn_only=mode[1])
                 return out, None, None
 
         _GATHER = Gather.apply

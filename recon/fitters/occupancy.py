@@ -82,7 +82,7 @@ class OccupancyConfig:
     seed: int = 0
     "Random seed (the refinement's batches and label places; the prior is fixed)."
     device: str = "auto"
-    "Where the network runs: auto, cpu or cuda (this version fits on the CPU whatever the choice)."
+    "Where the refinement runs: cpu, cuda (torch's GPU), or auto, which is the CPU until the GPU path has been measured (the prior's encoding and the labels are made on the CPU either way)."
 
 
 _PRIOR_CACHE: dict = {}
@@ -118,15 +118,14 @@ def fit_occupancy(cloud: Cloud, config: OccupancyConfig, *, progress=None, timin
     except ImportError:
         raise InputError("method 'occupancy' needs torch: pip install 'recon[csp]' (or pip install torch)") from None
 
-    from recon.device import cpu_threads, resolve_device
+    from recon.device import cpu_threads
     from recon.seeding import rng as make_rng
     from recon.seeding import seed_torch
 
     _check_config(config)
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
-    resolve_device(config.device)  # checks the choice; the fit itself runs on the CPU (small)
-    device = "cpu"
+    device = _refine_device(config.device, torch)
     model, arch, meta = load_prior()
     norm = Normalization.fit_unit_cube(cloud.points)
     u = norm.to_unit(cloud.points)
@@ -156,6 +155,18 @@ def fit_occupancy(cloud: Cloud, config: OccupancyConfig, *, progress=None, timin
                   spacing_median=float(spacing / norm.scale), prior_steps=meta.get("steps"),
                   prior_seed=meta.get("seed"), feature_resolution=int(features.shape[1]))
     return OccupancyField(arrays, normalization=norm, params=params)
+
+
+def _refine_device(choice: str, torch) -> str:
+    """"cpu" or "cuda" for the refinement; InputError when cuda is asked for and torch has no GPU."""
+    from recon.device import resolve_device
+
+    resolve_device(choice)  # checks the word
+    if choice != "cuda":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise InputError("--device cuda: torch sees no CUDA GPU (use --device cpu or auto)")
+    return "cuda"
 
 
 def _check_config(config: OccupancyConfig) -> None:
@@ -208,7 +219,7 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
     import torch.nn.functional as F
 
     from recon.fitters._occupancy_model import decode_table
-    from recon.kernels.occupancy_cpu import add_smoothness_grad
+    from recon.kernels import occupancy_cpu, occupancy_torch
     from recon.points.preprocess import roughness
 
     R = arch.resolution
@@ -220,39 +231,47 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
         return start.numpy().astype(np.float32), 0
     C = start.shape[0]
     prior_table = start.reshape(C, -1).T.contiguous()
-    table = prior_table.clone().requires_grad_(True)
-    opt = torch.optim.Adam([table], lr=config.learning_rate, fused=True)
     box = arch.enc_box
     reach = spacing * max(config.label_offset, config.label_noise * roughness(u.astype(np.float64), spacing))
-    free_all, free_target, free_weight = _free_labels(prior_table, size, layers, box, u, normals, spacing, config, rng)
-    pts, nrm = torch.from_numpy(u), torch.from_numpy(normals)
+    # the labels are made on the CPU (the winding numbers are a numba kernel), then moved
+    free_all, free_target, free_weight = (x.to(device) for x in _free_labels(
+        prior_table, size, layers, box, u, normals, spacing, config, rng))
+    prior_table = prior_table.to(device)
+    table = prior_table.clone().requires_grad_(True)
+    opt = torch.optim.Adam([table], lr=config.learning_rate, fused=True)
+    layers = [(w.to(device), b.to(device)) for w, b in layers]
+    pts, nrm = torch.from_numpy(u).to(device), torch.from_numpy(normals).to(device)
     N = len(u)
     B = min(config.batch_size, N)
     G = max(B // 2, 256)
+    half, ones, zeros = (torch.full((B,), v, device=device) for v in (0.5, 1.0, 0.0))
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     t0 = time.perf_counter()
     steps = 0
     for step in range(1, config.iterations + 1):
-        idx = torch.from_numpy(rng.choice(N, B, replace=B > N))
+        idx = torch.from_numpy(rng.choice(N, B, replace=B > N)).to(device)
         p, n = pts[idx], nrm[idx]
-        off = torch.from_numpy((reach * rng.uniform(0.25, 1.0, (B, 1))).astype(np.float32))
-        pick = torch.from_numpy(rng.choice(len(free_all), G, replace=G > len(free_all)))
+        off = torch.from_numpy((reach * rng.uniform(0.25, 1.0, (B, 1))).astype(np.float32)).to(device)
+        pick = torch.from_numpy(rng.choice(len(free_all), G, replace=G > len(free_all))).to(device)
         free, target, weight = free_all[pick], free_target[pick], free_weight[pick]
         queries = torch.cat([p, p - off * n, p + off * n, free])
         z = decode_table(table, size, layers, queries, box)
-        half = torch.full((B,), 0.5)
         loss_surface = bce(z[:B], half)
-        loss_inside = bce(z[B: 2 * B], torch.ones(B))
-        loss_outside = bce(z[2 * B: 3 * B], torch.zeros(B))
+        loss_inside = bce(z[B: 2 * B], ones)
+        loss_outside = bce(z[2 * B: 3 * B], zeros)
         loss_prior = bce(z[3 * B:], target, weight=weight)
         loss = loss_surface + 0.5 * (loss_inside + loss_outside) + loss_prior
         opt.zero_grad()
         loss.backward()
         if config.smooth_weight > 0:
             # the smoothness term's gradient in one kernel pass (as autograd ops it took most of a step)
-            dev = (table.detach() - prior_table).view(size, size, size, C).numpy()
-            add_smoothness_grad(dev, config.smooth_weight / ((size - 1) * size * size * C),
-                                table.grad.view(size, size, size, C).numpy())
+            scale = config.smooth_weight / ((size - 1) * size * size * C)
+            dev = (table.detach() - prior_table).view(size, size, size, C)
+            grad = table.grad.view(size, size, size, C)
+            if device == "cpu":
+                occupancy_cpu.add_smoothness_grad(dev.numpy(), scale, grad.numpy())
+            else:
+                occupancy_torch.add_smoothness_grad(dev, scale, grad)
         opt.step()
         steps = step
         if progress is not None:
@@ -260,7 +279,7 @@ def _refine(prior, layers, arch, u, normals, spacing, config: OccupancyConfig, r
                 ("surface", loss_surface), ("inside", loss_inside), ("outside", loss_outside), ("prior", loss_prior))})
         if config.max_seconds > 0 and time.perf_counter() - t0 > config.max_seconds:
             break
-    features = table.detach().T.reshape(C, size, size, size)
+    features = table.detach().T.reshape(C, size, size, size).cpu()
     return np.ascontiguousarray(features.numpy(), np.float32), steps
 
 
