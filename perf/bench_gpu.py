@@ -12,6 +12,8 @@ For each cloud, at the default settings:
 - GridPull on ``cpu`` and on ``cuda``: one warm-up fit each, then ``--repeats`` timed
   fits; the largest difference between the two devices' grids is printed as a check. The
   first cuda grid is saved to ``DIR/<name>.gridpull.npz`` unless ``--no-save-grid``.
+- occupancy the same way as csp (cold, warm, same-seed check, CPU ratio, saved field);
+  its refinement is the part on the GPU.
 - The csp field meshed once (``recon.meshing.marching_cubes.extract_mesh``; the mesher runs on the CPU and
   evaluates the field on the GPU).
 
@@ -64,17 +66,19 @@ def _max_array_difference(a, b) -> float:
     return max(float(np.max(np.abs(a.arrays[k] - b.arrays[k]))) if a.arrays[k].size else 0.0 for k in keys)
 
 
-def bench_csp(cloud, name: str, out: Path, repeats: int) -> dict:
+def bench_network(cloud, method: str, name: str, out: Path, repeats: int) -> dict:
+    """A torch fitter (csp, occupancy): one cold fit on the device, ``repeats`` warm ones
+    (compared array by array), one on the CPU; the first warm field saved and meshed."""
     from recon.meshing.marching_cubes import extract_mesh
 
-    _, cold = _timed_fit(cloud, "csp", device=DEVICE)
-    warm = [_timed_fit(cloud, "csp", device=DEVICE) for _ in range(repeats)]
+    _, cold = _timed_fit(cloud, method, device=DEVICE)
+    warm = [_timed_fit(cloud, method, device=DEVICE) for _ in range(repeats)]
     first = warm[0][0]
-    first.save(out / f"{name}.csp.npz")
+    first.save(out / f"{name}.{method}.npz")
     t = time.perf_counter()
     mesh = extract_mesh(first)
     mesh_s = time.perf_counter() - t
-    _, cpu_s = _timed_fit(cloud, "csp", device="cpu")
+    _, cpu_s = _timed_fit(cloud, method, device="cpu")
     secs = [s for _, s in warm]
     return {
         "cuda_cold_s": cold,
@@ -115,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("clouds", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--methods", default="csp,gridpull")
+    ap.add_argument("--methods", default="csp,gridpull,occupancy")
     ap.add_argument("--no-save-grid", action="store_true")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -142,8 +146,9 @@ def main(argv=None) -> int:
         name = path.parent.name if path.stem == "input" else path.stem
         cloud = read_cloud(path)
         case = {"points": len(cloud)}
-        if "csp" in methods:
-            case["csp"] = bench_csp(cloud, name, args.out, args.repeats)
+        for method in ("csp", "occupancy"):
+            if method in methods:
+                case[method] = bench_network(cloud, method, name, args.out, args.repeats)
         if "gridpull" in methods:
             case["gridpull"] = bench_gridpull(cloud, name, args.out, args.repeats, not args.no_save_grid)
         report["cases"][name] = case
@@ -152,14 +157,16 @@ def main(argv=None) -> int:
 
     print(f"\n{report['gpu']}, torch {report['torch']}, numba {report['numba']}, {report['cpu_count']} CPUs")
     print(f"{'case':14s} {'points':>8s} {'csp cuda med':>12s} {'cold':>6s} {'csp cpu':>8s} {'ratio':>6s} "
-          f"{'same seed':>10s} {'gp cuda':>8s} {'gp cpu':>7s} {'ratio':>6s}")
+          f"{'same seed':>10s} {'gp cuda':>8s} {'gp cpu':>7s} {'ratio':>6s} {'occ cuda':>8s} {'occ cpu':>7s} "
+          f"{'same seed':>10s}")
     for name, c in report["cases"].items():
-        cs, gp = c.get("csp", {}), c.get("gridpull", {})
+        cs, gp, oc = c.get("csp", {}), c.get("gridpull", {}), c.get("occupancy", {})
         print(f"{name:14s} {c['points']:8d} {cs.get('cuda_median_s', float('nan')):12.2f} "
               f"{cs.get('cuda_cold_s', float('nan')):6.1f} {cs.get('cpu_s', float('nan')):8.2f} "
               f"{cs.get('cpu_over_cuda', float('nan')):6.1f} {str(cs.get('same_seed_max_difference')):>10.10s} "
               f"{gp.get('cuda_median_s', float('nan')):8.2f} {gp.get('cpu_median_s', float('nan')):7.2f} "
-              f"{gp.get('cpu_over_cuda', float('nan')):6.1f}")
+              f"{gp.get('cpu_over_cuda', float('nan')):6.1f} {oc.get('cuda_median_s', float('nan')):8.2f} "
+              f"{oc.get('cpu_s', float('nan')):7.2f} {str(oc.get('same_seed_max_difference')):>10.10s}")
     return 0
 
 

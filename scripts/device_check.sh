@@ -22,7 +22,8 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 STEPS=" ${STEPS:-tests bench bake cold cli} "
 want() { [[ "$STEPS" == *" $1 "* ]]; }
 TESTS=${TESTS:-tests/test_cuda_sim_helper.py tests/test_trilinear.py tests/test_sphere_trace_kernels.py \
-  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py tests/test_torch_adam.py}
+  tests/test_gridpull.py tests/test_csp.py tests/test_sparse_closest_point_grid.py tests/test_torch_adam.py \
+  tests/test_occupancy.py tests/test_occupancy_kernels.py}
 
 step gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
