@@ -168,6 +168,10 @@ def test_sample_areas_in_the_tangent_plane_sum_to_the_area_of_a_noisy_plane():
     # without noise the two agree
     points[:, 2] = 0.0
     np.testing.assert_allclose(sample_areas(points, normals), sample_areas(points), rtol=1e-9)
+    # a subsample's areas are the full call's at those samples
+    sub = np.array([5, 17, 4000, 19999])
+    np.testing.assert_array_equal(sample_areas(points, normals, only=sub), sample_areas(points, normals)[sub])
+    np.testing.assert_array_equal(sample_areas(points, only=sub), sample_areas(points)[sub])
 
 
 def test_sample_areas_on_a_square_lattice_are_the_disc_to_the_eighth_neighbour_shared_by_eight():

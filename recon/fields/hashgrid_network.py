@@ -287,13 +287,11 @@ def cpu_thread_count() -> int:
     minus the 1-minute load average (at least 1), or ``RECON_TORCH_THREADS`` when set."""
     import os
 
-    env = os.environ.get("RECON_TORCH_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:
-        ncpu = os.cpu_count() or 1
+    from recon.device import cpu_threads
+
+    ncpu = cpu_threads()
+    if os.environ.get("RECON_TORCH_THREADS"):
+        return ncpu
     try:
         load = os.getloadavg()[0]
     except OSError:

@@ -297,12 +297,11 @@ def _far_by_winding(planes, probe: np.ndarray, inside: np.ndarray, far: np.ndarr
     tree, points, normals, _ = planes
     if not far.any():
         return inside
-    areas = sample_areas(points, normals, tree=tree)
     n = int(min(len(points), max(min(1000, len(points)), len(points) / limits.winding_spacing ** 2),
                 limits.winding_points))
     sub = np.sort(np.random.default_rng(0).choice(len(points), n, replace=False))
     src, src_n = points[sub], np.ascontiguousarray(normals[sub], dtype=np.float64)
-    src_a = areas[sub] * (len(points) / len(sub))
+    src_a = sample_areas(points, normals, tree=tree, only=sub) * (len(points) / len(sub))
     inside = inside.copy()
     beyond = inside[np.maximum(neighbours, 0)]
     changes = np.where(neighbours >= 0, beyond != inside[:, None], inside[:, None]).any(axis=1)

@@ -169,10 +169,12 @@ def local_planes(points: np.ndarray, neighbors: np.ndarray):
 
 
 def sample_areas(points: np.ndarray, normals: np.ndarray | None = None, *, tree=None, neighbors: int = 8,
-                 candidates: int = 24) -> np.ndarray:
+                 candidates: int = 24, only: np.ndarray | None = None) -> np.ndarray:
     """(N,) float64 surface area per sample of (N, 3) points (its units squared): the disc
     reaching its ``neighbors``-th nearest other sample, shared by that many (the weights of
     a winding number summed over the samples). ``tree``: a cKDTree of the points already built.
+    ``only``: indices of the samples wanted (a winding number's subsample), whose areas alone
+    are returned (the same values as the full call's at those indices).
 
     With (N, 3) unit ``normals`` the distances are measured in each sample's tangent plane,
     among its ``candidates`` nearest samples. Why: where the points are noisy, the noise
@@ -184,15 +186,17 @@ def sample_areas(points: np.ndarray, normals: np.ndarray | None = None, *, tree=
 
     k = min(int(neighbors), len(points) - 1)
     tree = tree or cKDTree(points)
+    at = points if only is None else points[only]
     if normals is None:
-        dk, _ = tree.query(points, k=k + 1, workers=query_workers())
+        dk, _ = tree.query(at, k=k + 1, workers=query_workers())
         return np.pi * dk[:, -1] ** 2 / k
+    normals = normals if only is None else normals[only]
     m = max(k, min(int(candidates), len(points) - 1))
-    _, idx = tree.query(points, k=m + 1, workers=query_workers())
-    radius = np.empty(len(points))
+    _, idx = tree.query(at, k=m + 1, workers=query_workers())
+    radius = np.empty(len(at))
     step = 65536  # bounds the (step, m, 3) offsets in memory
-    for start in range(0, len(points), step):
-        p = points[start:start + step]
+    for start in range(0, len(at), step):
+        p = at[start:start + step]
         n = np.asarray(normals[start:start + step], dtype=np.float64)
         off = points[idx[start:start + step, 1:]] - p[:, None, :]
         off -= np.einsum("nki,ni->nk", off, n)[:, :, None] * n[:, None, :]
